@@ -1,0 +1,368 @@
+package chatroom
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// leaveReason records why a client left the room. Logs, Stats and the
+// error ServeConn returns are all derived from it.
+type leaveReason uint8
+
+const (
+	reasonNone       leaveReason = iota
+	reasonExit                   // the client sent "exit"
+	reasonDisconnect             // the client hung up or its connection failed
+	reasonIdle                   // no whole line within the idle timeout
+	reasonSlow                   // its outbox filled, or a write missed its deadline
+	reasonShutdown               // Room.Shutdown
+	reasonClosed                 // Room.Close, or Shutdown's context ran out
+)
+
+func (r leaveReason) String() string {
+	switch r {
+	case reasonExit:
+		return "exit"
+	case reasonDisconnect:
+		return "disconnect"
+	case reasonIdle:
+		return "idle timeout"
+	case reasonSlow:
+		return "too slow"
+	case reasonShutdown:
+		return "shutdown"
+	case reasonClosed:
+		return "closed"
+	}
+	return "none"
+}
+
+// handshakeTimeout bounds a TLS handshake when the room has no write
+// timeout; a client is not admitted before its handshake completes.
+const handshakeTimeout = DefaultWriteTimeout
+
+// idleQueueCap is the largest outbox backing array a client keeps while it
+// has nothing to write. A burst may grow the queue far beyond it; once the
+// burst is written the memory goes back to the heap, so an idle client costs
+// little however busy it once was.
+const idleQueueCap = 64
+
+// client is one connection in the room. Its reader runs in ServeConn's
+// goroutine; its writer is a goroutine that exists only while its outbox has
+// something in it. The room goroutine fills the outbox; nothing else of
+// the client is the room's.
+type client struct {
+	room     *Room
+	conn     net.Conn
+	name     string    // what others see: the remote address
+	vectored bool      // conn turns net.Buffers into one writev
+	admitted chan bool // the room's answer to this client's join; buffered so the room never waits
+
+	slot int // index in the room's member list; owned by the room goroutine
+
+	// mu guards the outbox and the connection's end. The room goroutine
+	// appends under it; the writer swaps the whole queue out under it and
+	// writes without it, so queuing never waits for the network.
+	mu      sync.Mutex
+	queue   [][]byte    // lines waiting to be written, oldest first; shared, never modified
+	spare   [][]byte    // the writer's last batch, reused as the next queue
+	writing bool        // a writer goroutine is running
+	final   bool        // the last line is queued: close once it is written
+	closed  bool        // the connection is closed: nothing more is queued or written
+	reason  leaveReason // why the client is leaving; set once, by final or close
+	err     error       // the I/O error that ended the connection, if any
+
+	writers sync.WaitGroup // the writer goroutine, while one runs
+	done    chan struct{}  // closed when the connection is closed
+	bufs    net.Buffers    // the writer's batch in flight; a field so writev does not allocate
+}
+
+func newClient(r *Room, conn net.Conn) *client {
+	c := &client{
+		room:     r,
+		conn:     conn,
+		name:     conn.RemoteAddr().String(),
+		admitted: make(chan bool, 1),
+		done:     make(chan struct{}),
+	}
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		c.vectored = true
+	}
+	return c
+}
+
+// enqueue queues line for the client and makes sure a writer is on its way.
+// It never blocks on the network. It reports false if the outbox is full:
+// the caller then evicts the client. A client that is already leaving
+// takes no more lines and is not reported.
+func (c *client) enqueue(line []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.final {
+		return true
+	}
+	if len(c.queue) >= c.room.opts.outboxSize {
+		return false
+	}
+	c.queue = append(c.queue, line)
+	c.startWriter()
+	return true
+}
+
+// enqueueFinal queues the last line the client will get, whatever the
+// outbox holds, and closes the connection once it is written. reason is
+// why the client leaves.
+func (c *client) enqueueFinal(line []byte, reason leaveReason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.final {
+		return
+	}
+	c.final = true
+	c.reason = reason
+	c.queue = append(c.queue, line)
+	c.startWriter()
+}
+
+// startWriter starts the writer unless one is running. c.mu must be held.
+func (c *client) startWriter() {
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.write()
+	}
+}
+
+// shut closes the connection at once, discarding whatever is still queued,
+// and records reason and err unless a reason was recorded already. It is
+// safe to call from any goroutine, any number of times.
+func (c *client) shut(reason leaveReason, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.reason == reasonNone {
+		c.reason, c.err = reason, err
+	}
+	c.room.dropped.Add(uint64(len(c.queue)))
+	c.queue, c.spare = nil, nil
+	c.mu.Unlock()
+
+	// Outside the lock: closing a TLS connection may write an alert.
+	c.conn.Close()
+	close(c.done)
+}
+
+// write is the writer goroutine. It alone writes to the connection. Each
+// round takes everything queued and writes it in one go (one writev, or one
+// Write of a joined buffer) under one deadline, so a client that fell behind
+// catches up in a single system call. It exits when the outbox is empty,
+// and closes the connection once a final line is out.
+func (c *client) write() {
+	defer c.writers.Done()
+	var batch [][]byte
+	for {
+		c.mu.Lock()
+		if batch != nil {
+			clear(batch) // let the lines go; other outboxes may still hold them
+			c.spare = batch[:0]
+		}
+		if c.closed || len(c.queue) == 0 {
+			c.writing = false
+			finish, reason := c.final && !c.closed, c.reason
+			if cap(c.queue) > idleQueueCap {
+				c.queue = nil
+			}
+			if cap(c.spare) > idleQueueCap {
+				c.spare = nil
+			}
+			c.mu.Unlock()
+			if finish {
+				c.shut(reason, nil)
+			}
+			return
+		}
+		batch, c.queue, c.spare = c.queue, c.spare, nil
+		c.mu.Unlock()
+
+		written, err := c.writeBatch(batch)
+		c.room.delivered.Add(uint64(written))
+		if err != nil {
+			c.room.dropped.Add(uint64(len(batch) - written))
+			reason := reasonDisconnect
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				reason = reasonSlow
+			}
+			c.shut(reason, err)
+			return
+		}
+	}
+}
+
+// writeBatch writes lines to the connection under the write deadline and
+// returns how many were written whole.
+func (c *client) writeBatch(lines [][]byte) (int, error) {
+	if d := c.room.opts.writeTimeout; d > 0 {
+		c.conn.SetWriteDeadline(time.Now().Add(d))
+	}
+	var n int64
+	var err error
+	if c.vectored {
+		c.bufs = lines
+		n, err = c.bufs.WriteTo(c.conn)
+		c.bufs = nil
+	} else {
+		// A TLS or wrapped connection would turn each buffer into its own
+		// record and system call: join them first.
+		buf := getWriteBuffer()
+		for _, l := range lines {
+			*buf = append(*buf, l...)
+		}
+		var m int
+		m, err = c.conn.Write(*buf)
+		n = int64(m)
+		putWriteBuffer(buf)
+	}
+	if err == nil {
+		return len(lines), nil
+	}
+	written := 0
+	for _, l := range lines {
+		if n < int64(len(l)) {
+			break
+		}
+		n -= int64(len(l))
+		written++
+	}
+	return written, err
+}
+
+// writeBuffers holds the buffers that non-vectored writes join lines in.
+// Pooled rather than per client, so an idle client holds none.
+var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func getWriteBuffer() *[]byte { return writeBuffers.Get().(*[]byte) }
+
+func putWriteBuffer(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // a rare huge batch; do not pin its memory
+	}
+	*b = (*b)[:0]
+	writeBuffers.Put(b)
+}
+
+// handshake completes a TLS handshake, if conn is TLS, before the client is
+// admitted, so that a client that never finishes it holds no place in the
+// room and cannot stall its own writer forever.
+func (c *client) handshake() error {
+	hs, ok := c.conn.(interface {
+		HandshakeContext(context.Context) error
+	})
+	if !ok {
+		return nil
+	}
+	d := c.room.opts.writeTimeout
+	if d == 0 {
+		d = handshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return hs.HandshakeContext(ctx)
+}
+
+// read is the client's reader: it runs in ServeConn's goroutine until the
+// client leaves, and returns why. It frames lines with a buffer of the
+// longest accepted line, restarts the idle deadline at each whole line,
+// answers a line that is too long without involving the room, and hands
+// every other line, cleaned and formatted, to the room.
+func (c *client) read() (leaveReason, error) {
+	r := c.room
+	max := r.opts.bufferSize
+	// Room for the longest line plus "\r\n", so that exactly max bytes are
+	// accepted and anything longer fills the buffer.
+	br := bufio.NewReaderSize(c.conn, max+2)
+	for {
+		if d := r.opts.idleTimeout; d > 0 {
+			c.conn.SetReadDeadline(time.Now().Add(d))
+		}
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull { // discard the rest of the line
+				_, err = br.ReadSlice('\n')
+			}
+			if err == nil {
+				if !c.enqueue(r.lineTooLong) {
+					c.shut(reasonSlow, nil)
+				}
+				continue
+			}
+			line = nil // a line cut off by the end of input is dropped
+		}
+		if err != nil && (err != io.EOF || len(line) == 0) {
+			return c.readFailed(err)
+		}
+		// A final line without a newline, cut by the end of input, still
+		// counts: the client said it and hung up.
+		if n := len(line); n > 0 && line[n-1] == '\n' {
+			line = line[:n-1]
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) > max {
+			if !c.enqueue(r.lineTooLong) {
+				c.shut(reasonSlow, nil)
+			}
+		} else if reason, ok := c.say(line); !ok {
+			return reason, nil
+		}
+		if err != nil {
+			return reasonDisconnect, nil // the final, unterminated line
+		}
+	}
+}
+
+// say hands one received line to the room. It reports false, with a reason,
+// when the client is leaving: the line was "exit", or the room is closing.
+func (c *client) say(line []byte) (leaveReason, bool) {
+	r := c.room
+	msg, text := lineSay(r.opts.now(), c.name, line, r.opts.bufferSize)
+	switch {
+	case len(text) == 0:
+		return reasonNone, true // nothing left to say
+	case isExit(text):
+		return reasonExit, false
+	}
+	select {
+	case r.lines <- relay{from: c, line: msg}:
+		return reasonNone, true
+	case <-r.quit:
+		return reasonShutdown, false
+	}
+}
+
+// readFailed turns a read error into the reason the client leaves. If the
+// room or the writer closed the connection, their reason stands.
+func (c *client) readFailed(err error) (leaveReason, error) {
+	c.mu.Lock()
+	reason := c.reason
+	c.mu.Unlock()
+	switch {
+	case reason != reasonNone:
+		return reason, nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return reasonIdle, nil
+	case err == io.EOF:
+		return reasonDisconnect, nil
+	}
+	return reasonDisconnect, err
+}

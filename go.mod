@@ -1,0 +1,3 @@
+module github.com/chatroom-go/chatroom
+
+go 1.25

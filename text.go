@@ -1,0 +1,139 @@
+package chatroom
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// This file holds the wire protocol's text: how a received line is cleaned
+// and how every line the server sends is spelled. Each line is built once,
+// into a byte slice that is then shared by every recipient's outbox.
+
+// timeLayout stamps relayed lines and room notices.
+const timeLayout = "2006-01-02 15:04:05"
+
+// Lines sent to one client only. They are constant, so they are built once.
+var (
+	lineBye      = []byte("* bye\n")
+	lineIdle     = []byte("* idle timeout\n")
+	lineShutdown = []byte("* server shutting down\n")
+)
+
+func lineTooLong(max int) []byte {
+	return []byte("* error: message too long (max " + strconv.Itoa(max) + " bytes)\n")
+}
+
+func lineRoomFull(max int) []byte {
+	return []byte("* room is full (" + strconv.Itoa(max) + " clients)\n")
+}
+
+func lineWelcome(name string, online int) []byte {
+	return []byte("* welcome " + name + ", " + strconv.Itoa(online) + " online\n")
+}
+
+// lineSay formats "<ts> <name> say: <text>\n" in one allocation, where
+// text is raw cleaned by appendClean, and returns the line and the text
+// within it.
+func lineSay(now time.Time, name string, raw []byte, max int) (line, text []byte) {
+	b := make([]byte, 0, len(timeLayout)+1+len(name)+len(" say: ")+len(raw)+1)
+	b = now.AppendFormat(b, timeLayout)
+	b = append(b, ' ')
+	b = append(b, name...)
+	b = append(b, " say: "...)
+	start := len(b)
+	b = appendClean(b, raw, max)
+	end := len(b)
+	b = append(b, '\n')
+	return b, b[start:end]
+}
+
+// lineNotice formats a room notice, "<ts> * <text>\n". text must already
+// be clean.
+func lineNotice(now time.Time, text string) []byte {
+	b := make([]byte, 0, len(timeLayout)+len(" * ")+len(text)+1)
+	b = now.AppendFormat(b, timeLayout)
+	b = append(b, " * "...)
+	b = append(b, text...)
+	return append(b, '\n')
+}
+
+// appendClean appends src to dst with everything removed that could break
+// the framing or drive a terminal, and returns the extended slice:
+//
+//   - invalid UTF-8 bytes become U+FFFD;
+//   - control runes are dropped: C0 except tab, DEL, and C1;
+//   - the bidirectional overrides and isolates (U+202A–U+202E and
+//     U+2066–U+2069) are dropped, since they visually reorder a line and
+//     let one client forge what another seems to say.
+//
+// The result holds at most max bytes: a replacement character is three
+// bytes where the invalid byte was one, so a line that grows past max is cut
+// at the last whole rune that fits.
+func appendClean(dst, src []byte, max int) []byte {
+	start := len(dst)
+	// Fast path: printable ASCII and tabs pass through unchanged.
+	i := 0
+	for i < len(src) {
+		c := src[i]
+		if c < 0x20 && c != '\t' || c >= 0x7f {
+			break
+		}
+		i++
+	}
+	if i > max {
+		i = max
+	}
+	dst = append(dst, src[:i]...)
+	if i == max {
+		return dst
+	}
+	for i < len(src) {
+		r, size := utf8.DecodeRune(src[i:])
+		i += size
+		if dropRune(r) {
+			continue
+		}
+		if len(dst)-start+utf8.RuneLen(r) > max {
+			break
+		}
+		dst = utf8.AppendRune(dst, r)
+	}
+	return dst
+}
+
+// dropRune reports whether r is removed from relayed text. utf8.RuneError
+// is kept: it is what an invalid byte decodes to, and it is harmless.
+func dropRune(r rune) bool {
+	switch {
+	case r < 0x20:
+		return r != '\t'
+	case r >= 0x7f && r <= 0x9f: // DEL and C1
+		return true
+	case r >= 0x202a && r <= 0x202e: // LRE, RLE, PDF, LRO, RLO
+		return true
+	case r >= 0x2066 && r <= 0x2069: // LRI, RLI, FSI, PDI
+		return true
+	}
+	return false
+}
+
+// isExit reports whether a clean line is the exit command: "exit" in any
+// case, with surrounding spaces and tabs ignored.
+func isExit(line []byte) bool {
+	for len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		line = line[1:]
+	}
+	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+		line = line[:len(line)-1]
+	}
+	if len(line) != 4 {
+		return false
+	}
+	for i, c := range []byte("exit") {
+		if line[i]|0x20 != c {
+			return false
+		}
+	}
+	return true
+}
