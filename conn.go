@@ -99,21 +99,21 @@ func newClient(r *Room, conn net.Conn) *client {
 }
 
 // enqueue queues line for the client and makes sure a writer is on its way.
-// It never blocks on the network. It reports false if the outbox is full:
-// the caller then evicts the client. A client that is already leaving
-// takes no more lines and is not reported.
-func (c *client) enqueue(line []byte) bool {
+// It never blocks on the network. It returns how many lines are now
+// waiting, or -1 if the outbox is full: the caller then evicts the client.
+// A client that is already leaving takes no more lines and reports 0.
+func (c *client) enqueue(line []byte) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.final {
-		return true
+		return 0
 	}
 	if len(c.queue) >= c.room.opts.outboxSize {
-		return false
+		return -1
 	}
 	c.queue = append(c.queue, line)
 	c.startWriter()
-	return true
+	return len(c.queue)
 }
 
 // enqueueFinal queues the last line the client will get, whatever the
@@ -300,7 +300,7 @@ func (c *client) read() (leaveReason, error) {
 				_, err = br.ReadSlice('\n')
 			}
 			if err == nil {
-				if !c.enqueue(r.lineTooLong) {
+				if c.enqueue(r.lineTooLong) < 0 {
 					c.shut(reasonSlow, nil)
 				}
 				continue
@@ -319,7 +319,7 @@ func (c *client) read() (leaveReason, error) {
 			line = line[:n-1]
 		}
 		if len(line) > max {
-			if !c.enqueue(r.lineTooLong) {
+			if c.enqueue(r.lineTooLong) < 0 {
 				c.shut(reasonSlow, nil)
 			}
 		} else if reason, ok := c.say(line); !ok {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -549,10 +550,24 @@ func (m *members) remove(c *client, reason leaveReason) {
 // send queues line for every member but except (which may be nil), then
 // evicts whoever could not take it. Evictions are announced with send in
 // turn, which may evict more.
+//
+// If an outbox is more than half full, send yields the processor before it
+// returns. The room hands lines on faster than any writer can be scheduled:
+// readers wake it directly, so on a busy machine it could fill a healthy
+// client's outbox before that client's writer ever runs. Yielding lets the
+// writers catch up; a client that really stopped reading fills its outbox
+// all the same and is evicted, and nobody ever waits for it.
 func (m *members) send(line []byte, except *client) {
+	busy := false
 	for _, c := range m.list {
-		if c != except && !c.enqueue(line) {
+		if c == except {
+			continue
+		}
+		switch n := c.enqueue(line); {
+		case n < 0:
 			m.slow = append(m.slow, c)
+		case n > m.room.opts.outboxSize/2:
+			busy = true
 		}
 	}
 	for len(m.slow) > 0 {
@@ -562,6 +577,9 @@ func (m *members) send(line []byte, except *client) {
 			m.room.dropped.Add(1) // the line that did not fit
 			m.leave(c, reasonSlow)
 		}
+	}
+	if busy {
+		runtime.Gosched()
 	}
 }
 

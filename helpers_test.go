@@ -1,0 +1,218 @@
+package chatroom_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// waitLimit bounds every wait in the tests: a condition that has not come
+// true by then has failed, however slow the machine.
+const waitLimit = 10 * time.Second
+
+// testTime is the fixed clock of the tests, and ts how it is printed.
+var testTime = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
+
+const ts = "2026-11-28 09:30:00"
+
+func fixedClock() time.Time { return testTime }
+
+// startRoom serves a room on a fresh 127.0.0.1 port and closes it when the
+// test ends, checking that Serve then returns ErrRoomClosed.
+func startRoom(t testing.TB, opts ...chatroom.Option) (*chatroom.Room, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return serveOn(t, ln, opts...), ln.Addr().String()
+}
+
+// serveOn serves a room on ln until the test ends.
+func serveOn(t testing.TB, ln net.Listener, opts ...chatroom.Option) *chatroom.Room {
+	t.Helper()
+	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(fixedClock)}, opts...)...)
+	served := make(chan error, 1)
+	go func() { served <- room.Serve(ln) }()
+	t.Cleanup(func() {
+		assert.NoError(t, room.Close())
+		select {
+		case err := <-served:
+			assert.ErrorIs(t, err, chatroom.ErrRoomClosed)
+		case <-time.After(waitLimit):
+			t.Error("Serve did not return after Close")
+		}
+	})
+	return room
+}
+
+// client is a test's end of one connection.
+type client struct {
+	t    testing.TB
+	conn net.Conn
+	in   *bufio.Reader
+	name string // the name the room gives it
+}
+
+// dial connects to the room at addr and reads its welcome, which must say
+// that online clients are now in the room.
+func dial(t testing.TB, addr string, online int) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, waitLimit)
+	require.NoError(t, err)
+	return welcome(t, conn, conn.LocalAddr().String(), online)
+}
+
+// welcome wraps conn and expects the welcome line for name.
+func welcome(t testing.TB, conn net.Conn, name string, online int) *client {
+	t.Helper()
+	t.Cleanup(func() { conn.Close() })
+	c := &client{t: t, conn: conn, in: bufio.NewReader(conn), name: name}
+	c.expect("* welcome %s, %d online", name, online)
+	return c
+}
+
+// send writes raw bytes to the room.
+func (c *client) send(s string) {
+	c.t.Helper()
+	c.conn.SetWriteDeadline(time.Now().Add(waitLimit))
+	_, err := io.WriteString(c.conn, s)
+	require.NoError(c.t, err)
+}
+
+// line reads the next line, without its newline.
+func (c *client) line() string {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(waitLimit))
+	s, err := c.in.ReadString('\n')
+	require.NoError(c.t, err, "reading a line; got %q so far", s)
+	return strings.TrimSuffix(s, "\n")
+}
+
+// String is the client's name, so that "%s" of a client is its name.
+func (c *client) String() string { return c.name }
+
+// expect reads the next line and checks it is exactly the formatted want.
+func (c *client) expect(format string, args ...any) {
+	c.t.Helper()
+	want := format
+	if len(args) > 0 {
+		want = fmt.Sprintf(format, args...)
+	}
+	assert.Equal(c.t, want, c.line())
+}
+
+// expectClosed checks that the room closes the connection with nothing
+// more to read.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(waitLimit))
+	s, err := c.in.ReadString('\n')
+	assert.Empty(c.t, s)
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+		c.t.Errorf("want the connection closed, got %v", err)
+	}
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && !op.Timeout()
+}
+
+// waitFor reads lines until want arrives, skipping others, and returns how
+// many it skipped.
+func (c *client) waitFor(want string) int {
+	c.t.Helper()
+	for skipped := 0; ; skipped++ {
+		if c.line() == want {
+			return skipped
+		}
+	}
+}
+
+// eventually waits until cond holds, polling; the tests' stand-in for a
+// notification the room does not give.
+func eventually(t testing.TB, cond func() bool, msg string) {
+	t.Helper()
+	require.Eventually(t, cond, waitLimit, 5*time.Millisecond, msg)
+}
+
+// namedConn gives a connection a name: the room calls a client by its
+// RemoteAddr.
+type namedConn struct {
+	net.Conn
+	name string
+}
+
+func (c namedConn) RemoteAddr() net.Addr { return nameAddr(c.name) }
+
+type nameAddr string
+
+func (a nameAddr) Network() string { return "name" }
+func (a nameAddr) String() string  { return string(a) }
+
+// pipeClient joins room over net.Pipe under name, served by ServeConn, and
+// returns the client and a channel that gets ServeConn's result.
+func pipeClient(t testing.TB, room *chatroom.Room, name string, online int) (*client, <-chan error) {
+	t.Helper()
+	local, remote := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- room.ServeConn(namedConn{remote, name}) }()
+	return welcome(t, local, name, online), done
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and returns a server
+// config and a client config that trusts it.
+func selfSigned(t testing.TB) (server, clientCfg *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "chatroom test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	return server, &tls.Config{RootCAs: pool}
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd on this system")
+	}
+	return len(entries)
+}
