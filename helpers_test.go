@@ -184,10 +184,18 @@ func pipeClient(t testing.TB, room *chatroom.Room, name string, online int) (*cl
 
 // selfSigned makes a certificate for 127.0.0.1 and returns a server
 // config and a client config that trusts it.
-func selfSigned(t testing.TB) (server, clientCfg *tls.Config) {
+func selfSigned(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	server, client, err := selfSignedConfigs()
 	require.NoError(t, err)
+	return server, client
+}
+
+func selfSignedConfigs() (server, client *tls.Config, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "chatroom test"},
@@ -198,13 +206,17 @@ func selfSigned(t testing.TB) (server, clientCfg *tls.Config) {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	return server, &tls.Config{RootCAs: pool}
+	return server, &tls.Config{RootCAs: pool}, nil
 }
 
 // openFDs counts this process's open file descriptors.

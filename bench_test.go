@@ -1,0 +1,108 @@
+package chatroom_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// BenchmarkFanout measures the room's delivery path over loopback: one
+// sender, N-1 receivers, 64-byte lines. One op is one line sent, so ns/op
+// is the time to get a line to every receiver. The sender keeps at most
+// two windows of lines in flight, so no healthy receiver is ever evicted
+// and every delivery is counted.
+//
+// Reported besides ns/op: deliveries/s, and allocs/delivery: every
+// allocation in the process during the run, the test clients' included,
+// divided by the lines delivered.
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{10, 100, 500} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchmarkFanout(b, n) })
+	}
+}
+
+func benchmarkFanout(b *testing.B, clients int) {
+	const window = 128 // lines per batch; two batches may be in flight
+	_, addr := startRoom(b)
+
+	conns := make([]net.Conn, clients)
+	ins := make([]*bufio.Reader, clients)
+	for i := range conns {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(b, err)
+		b.Cleanup(func() { conn.Close() })
+		conns[i], ins[i] = conn, bufio.NewReaderSize(conn, 64<<10)
+		_, err = ins[i].ReadString('\n') // the welcome: joins are in order
+		require.NoError(b, err)
+	}
+	// Skip the joins: the last arrival's notice is the last line anyone
+	// gets before the run.
+	last := " * " + conns[clients-1].LocalAddr().String() + " joined\n"
+	for _, in := range ins[:clients-1] {
+		for {
+			line, err := in.ReadString('\n')
+			require.NoError(b, err)
+			if strings.HasSuffix(line, last) {
+				break
+			}
+		}
+	}
+
+	sender, receivers := conns[0], ins[1:]
+	batches := (b.N + window - 1) / window
+	done := make([]sync.WaitGroup, batches) // done[k]: every receiver has batch k
+	for k := range done {
+		done[k].Add(len(receivers))
+	}
+	var wg sync.WaitGroup
+	for _, in := range receivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range b.N {
+				if _, err := in.ReadSlice('\n'); err != nil {
+					b.Error(err)
+					return
+				}
+				if i%window == window-1 || i == b.N-1 {
+					done[i/window].Done()
+				}
+			}
+		}()
+	}
+
+	line := bytes.Repeat([]byte("x"), 63)
+	line = append(line, '\n')
+	batch := bytes.Repeat(line, window)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	start := time.Now()
+	for k := range batches {
+		if k >= 2 {
+			done[k-2].Wait()
+		}
+		n := min(window, b.N-k*window)
+		sender.SetWriteDeadline(time.Now().Add(waitLimit))
+		if _, err := sender.Write(batch[:n*len(line)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+
+	deliveries := float64(b.N) * float64(len(receivers))
+	b.ReportMetric(deliveries/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(elapsed.Nanoseconds())/deliveries, "ns/delivery")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
+}
