@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const waitLimit = 10 * time.Second
+
+// peer is a raw client in the room, to watch what the join client does.
+type peer struct {
+	t    *testing.T
+	conn net.Conn
+	in   *bufio.Reader
+}
+
+func newPeer(t *testing.T, conn net.Conn) *peer {
+	t.Cleanup(func() { conn.Close() })
+	return &peer{t, conn, bufio.NewReader(conn)}
+}
+
+func (p *peer) waitFor(suffix string) {
+	p.t.Helper()
+	p.conn.SetReadDeadline(time.Now().Add(waitLimit))
+	for {
+		line, err := p.in.ReadString('\n')
+		require.NoError(p.t, err)
+		if strings.HasSuffix(line, suffix+"\n") {
+			return
+		}
+	}
+}
+
+func startRoom(t *testing.T, wrap func(net.Listener) net.Listener) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	room := chatroom.NewRoom()
+	served := make(chan error, 1)
+	go func() { served <- room.Serve(wrap(ln)) }()
+	t.Cleanup(func() {
+		room.Close()
+		<-served
+	})
+	return ln.Addr().String()
+}
+
+func TestJoinSendsTypedLinesAndLeavesAtEndOfInput(t *testing.T) {
+	addr := startRoom(t, func(l net.Listener) net.Listener { return l })
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	other := newPeer(t, conn)
+	other.waitFor(", 1 online")
+
+	var out bytes.Buffer
+	require.NoError(t, join([]string{addr}, strings.NewReader("hello\nhow are you\n"), &out))
+	other.waitFor(" say: hello")
+	other.waitFor(" say: how are you")
+	other.waitFor(" left")
+	assert.Contains(t, out.String(), ", 2 online\n")
+	assert.True(t, strings.HasSuffix(out.String(), "* bye\n"), "output %q", out.String())
+}
+
+func TestJoinTLSWithCA(t *testing.T) {
+	serverCfg, certPEM := tlsConfig(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, certPEM, 0o600))
+	addr := startRoom(t, func(l net.Listener) net.Listener { return tls.NewListener(l, serverCfg) })
+
+	var out bytes.Buffer
+	// Flags after the address are accepted too.
+	require.NoError(t, join([]string{addr, "-tls", "-ca", caFile}, strings.NewReader("exit\n"), &out))
+	assert.Contains(t, out.String(), ", 1 online\n")
+	assert.True(t, strings.HasSuffix(out.String(), "* bye\n"), "output %q", out.String())
+
+	// Without the CA the certificate is not trusted.
+	err := join([]string{"-tls", addr}, strings.NewReader(""), io.Discard)
+	assert.ErrorAs(t, err, new(*tls.CertificateVerificationError))
+}
+
+func TestCommandLineMistakes(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"negative buffer", func() error { return serve([]string{"-buffer", "-1"}) }, "-buffer"},
+		{"zero outbox", func() error { return serve([]string{"-outbox", "0"}) }, "-outbox"},
+		{"negative idle", func() error { return serve([]string{"-idle", "-1s"}) }, "-idle"},
+		{"key without cert", func() error { return serve([]string{"-tls-key", "k.pem"}) }, "-tls-cert"},
+		{"stray argument", func() error { return serve([]string{"now"}) }, "now"},
+		{"join without address", func() error { return join(nil, strings.NewReader(""), io.Discard) }, "address"},
+		{"ca without tls", func() error { return join([]string{"-ca", "x", "h:1"}, strings.NewReader(""), io.Discard) }, "-tls"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			require.ErrorAs(t, err, new(usageError))
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+// TestServeShutsDownOnSIGTERM builds the demo, serves a room, connects two
+// clients and sends SIGTERM: both are told, and the program exits 0.
+func TestServeShutsDownOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the program")
+	}
+	bin := filepath.Join(t.TempDir(), "chatroom")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	logs := bufio.NewScanner(stderr)
+	addrRe := regexp.MustCompile(`msg=serving addr=(\S+)`)
+	var addr string
+	for addr == "" && logs.Scan() {
+		if m := addrRe.FindStringSubmatch(logs.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	require.NotEmpty(t, addr, "the program logs where it serves")
+	go func() {
+		io.Copy(io.Discard, stderr)
+		exited <- cmd.Wait()
+	}()
+
+	var peers []*peer
+	for i := range 2 {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		p := newPeer(t, conn)
+		p.waitFor(", " + string(rune('1'+i)) + " online")
+		peers = append(peers, p)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	for _, p := range peers {
+		p.waitFor("* server shutting down")
+	}
+	select {
+	case err := <-exited:
+		assert.NoError(t, err, "exit status 0")
+	case <-time.After(waitLimit):
+		cmd.Process.Kill()
+		t.Fatal("the program did not exit")
+	}
+}
+
+func tlsConfig(t *testing.T) (*tls.Config, []byte) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	return cfg, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
