@@ -47,11 +47,29 @@ func (r leaveReason) String() string {
 // timeout; a client is not admitted before its handshake completes.
 const handshakeTimeout = DefaultWriteTimeout
 
-// idleQueueCap is the largest outbox backing array a client keeps while it
-// has nothing to write. A burst may grow the queue far beyond it; once the
-// burst is written the memory goes back to the heap, so an idle client costs
-// little however busy it once was.
-const idleQueueCap = 64
+// lineQueue is the backing store of an outbox. Queues are pooled and a
+// client holds one only while it has lines to write, so an idle client
+// costs no queue however busy it once was, and a busy one allocates none.
+type lineQueue struct {
+	lines [][]byte // lines waiting to be written, oldest first; shared, never modified
+}
+
+// maxPooledQueue is the longest queue returned to the pool; a longer one,
+// left by a rare huge burst, goes back to the heap instead.
+const maxPooledQueue = 4 * DefaultOutboxSize
+
+var lineQueues = sync.Pool{New: func() any { return new(lineQueue) }}
+
+func getQueue() *lineQueue { return lineQueues.Get().(*lineQueue) }
+
+func putQueue(q *lineQueue) {
+	if cap(q.lines) > maxPooledQueue {
+		return
+	}
+	clear(q.lines) // let the lines go: other outboxes may still hold them
+	q.lines = q.lines[:0]
+	lineQueues.Put(q)
+}
 
 // client is one connection in the room. Its reader runs in ServeConn's
 // goroutine; its writer is a goroutine that exists only while its outbox has
@@ -70,17 +88,17 @@ type client struct {
 	// appends under it; the writer swaps the whole queue out under it and
 	// writes without it, so queuing never waits for the network.
 	mu      sync.Mutex
-	queue   [][]byte    // lines waiting to be written, oldest first; shared, never modified
-	spare   [][]byte    // the writer's last batch, reused as the next queue
+	queue   *lineQueue  // lines waiting to be written; nil while there are none
 	writing bool        // a writer goroutine is running
 	final   bool        // the last line is queued: close once it is written
 	closed  bool        // the connection is closed: nothing more is queued or written
 	reason  leaveReason // why the client is leaving; set once, by final or close
 	err     error       // the I/O error that ended the connection, if any
 
-	writers sync.WaitGroup // the writer goroutine, while one runs
-	done    chan struct{}  // closed when the connection is closed
-	bufs    net.Buffers    // the writer's batch in flight; a field so writev does not allocate
+	writers   sync.WaitGroup // the writer goroutine, while one runs
+	writeLoop func()         // c.write, bound once so that starting a writer does not allocate
+	done      chan struct{}  // closed when the connection is closed
+	bufs      net.Buffers    // the writer's batch in flight; a field so writev does not allocate
 }
 
 func newClient(r *Room, conn net.Conn) *client {
@@ -95,6 +113,7 @@ func newClient(r *Room, conn net.Conn) *client {
 	case *net.TCPConn, *net.UnixConn:
 		c.vectored = true
 	}
+	c.writeLoop = c.write
 	return c
 }
 
@@ -108,12 +127,15 @@ func (c *client) enqueue(line []byte) int {
 	if c.closed || c.final {
 		return 0
 	}
-	if len(c.queue) >= c.room.opts.outboxSize {
+	if c.queue == nil {
+		c.queue = getQueue()
+	}
+	if len(c.queue.lines) >= c.room.opts.outboxSize {
 		return -1
 	}
-	c.queue = append(c.queue, line)
+	c.queue.lines = append(c.queue.lines, line)
 	c.startWriter()
-	return len(c.queue)
+	return len(c.queue.lines)
 }
 
 // enqueueFinal queues the last line the client will get, whatever the
@@ -127,7 +149,10 @@ func (c *client) enqueueFinal(line []byte, reason leaveReason) {
 	}
 	c.final = true
 	c.reason = reason
-	c.queue = append(c.queue, line)
+	if c.queue == nil {
+		c.queue = getQueue()
+	}
+	c.queue.lines = append(c.queue.lines, line)
 	c.startWriter()
 }
 
@@ -136,7 +161,7 @@ func (c *client) startWriter() {
 	if !c.writing {
 		c.writing = true
 		c.writers.Add(1)
-		go c.write()
+		go c.writeLoop()
 	}
 }
 
@@ -153,8 +178,11 @@ func (c *client) shut(reason leaveReason, err error) {
 	if c.reason == reasonNone {
 		c.reason, c.err = reason, err
 	}
-	c.room.dropped.Add(uint64(len(c.queue)))
-	c.queue, c.spare = nil, nil
+	if c.queue != nil {
+		c.room.dropped.Add(uint64(len(c.queue.lines)))
+		putQueue(c.queue)
+		c.queue = nil
+	}
 	c.mu.Unlock()
 
 	// Outside the lock: closing a TLS connection may write an alert.
@@ -169,35 +197,33 @@ func (c *client) shut(reason leaveReason, err error) {
 // and closes the connection once a final line is out.
 func (c *client) write() {
 	defer c.writers.Done()
-	var batch [][]byte
+	var batch *lineQueue // the lines being written; the next queue once written
 	for {
 		c.mu.Lock()
-		if batch != nil {
-			clear(batch) // let the lines go; other outboxes may still hold them
-			c.spare = batch[:0]
-		}
-		if c.closed || len(c.queue) == 0 {
+		if c.closed || c.queue == nil || len(c.queue.lines) == 0 {
 			c.writing = false
 			finish, reason := c.final && !c.closed, c.reason
-			if cap(c.queue) > idleQueueCap {
+			if c.queue != nil {
+				putQueue(c.queue)
 				c.queue = nil
 			}
-			if cap(c.spare) > idleQueueCap {
-				c.spare = nil
-			}
 			c.mu.Unlock()
+			if batch != nil {
+				putQueue(batch)
+			}
 			if finish {
 				c.shut(reason, nil)
 			}
 			return
 		}
-		batch, c.queue, c.spare = c.queue, c.spare, nil
+		batch, c.queue = c.queue, batch
 		c.mu.Unlock()
 
-		written, err := c.writeBatch(batch)
+		written, err := c.writeBatch(batch.lines)
 		c.room.delivered.Add(uint64(written))
 		if err != nil {
-			c.room.dropped.Add(uint64(len(batch) - written))
+			c.room.dropped.Add(uint64(len(batch.lines) - written))
+			putQueue(batch)
 			reason := reasonDisconnect
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				reason = reasonSlow
@@ -205,6 +231,8 @@ func (c *client) write() {
 			c.shut(reason, err)
 			return
 		}
+		clear(batch.lines)
+		batch.lines = batch.lines[:0]
 	}
 }
 
