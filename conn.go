@@ -1,7 +1,6 @@
 package chatroom
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -308,53 +307,28 @@ func (c *client) handshake() error {
 }
 
 // read is the client's reader: it runs in ServeConn's goroutine until the
-// client leaves, and returns why. It frames lines with a buffer of the
-// longest accepted line, restarts the idle deadline at each whole line,
-// answers a line that is too long without involving the room, and hands
-// every other line, cleaned and formatted, to the room.
+// client leaves, and returns why. It restarts the idle deadline before each
+// line, answers a line that is too long without involving the room, and
+// hands every other line, cleaned and formatted, to the room.
 func (c *client) read() (leaveReason, error) {
 	r := c.room
-	max := r.opts.bufferSize
-	// Room for the longest line plus "\r\n", so that exactly max bytes are
-	// accepted and anything longer fills the buffer.
-	br := bufio.NewReaderSize(c.conn, max+2)
+	lr := newLineReader(c.conn, r.opts.bufferSize)
 	for {
 		if d := r.opts.idleTimeout; d > 0 {
 			c.conn.SetReadDeadline(time.Now().Add(d))
 		}
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			for err == bufio.ErrBufferFull { // discard the rest of the line
-				_, err = br.ReadSlice('\n')
-			}
-			if err == nil {
-				if c.enqueue(r.lineTooLong) < 0 {
-					c.shut(reasonSlow, nil)
-				}
-				continue
-			}
-			line = nil // a line cut off by the end of input is dropped
-		}
-		if err != nil && (err != io.EOF || len(line) == 0) {
+		line, tooLong, err := lr.next()
+		switch {
+		case err != nil:
 			return c.readFailed(err)
-		}
-		// A final line without a newline, cut by the end of input, still
-		// counts: the client said it and hung up.
-		if n := len(line); n > 0 && line[n-1] == '\n' {
-			line = line[:n-1]
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) > max {
+		case tooLong:
 			if c.enqueue(r.lineTooLong) < 0 {
 				c.shut(reasonSlow, nil)
 			}
-		} else if reason, ok := c.say(line); !ok {
-			return reason, nil
-		}
-		if err != nil {
-			return reasonDisconnect, nil // the final, unterminated line
+		default:
+			if reason, ok := c.say(line); !ok {
+				return reason, nil
+			}
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package chatroom
 
 import (
+	"bufio"
+	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -9,6 +11,52 @@ import (
 // This file holds the wire protocol's text: how a received line is cleaned
 // and how every line the server sends is spelled. Each line is built once,
 // into a byte slice that is then shared by every recipient's outbox.
+
+// lineReader frames a client's input into lines of at most max bytes, not
+// counting the "\n" or "\r\n" that ends them. Its buffer is just large
+// enough for the longest accepted line, so a longer one is never held whole.
+type lineReader struct {
+	br  *bufio.Reader
+	max int
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	// Room for the longest line plus "\r\n": exactly max bytes fit, and
+	// anything longer fills the buffer.
+	return &lineReader{br: bufio.NewReaderSize(r, max+2), max: max}
+}
+
+// next returns the next line, without its line ending. The slice is valid
+// until the next call. tooLong reports instead a line longer than max, which
+// has been discarded up to its newline. A last line that the end of input
+// cuts off without a newline counts as a line: the client said it, then
+// hung up. err is the read error, io.EOF at the end of input, once every
+// line before it has been returned.
+func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
+	line, err = lr.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		for err == bufio.ErrBufferFull { // discard the rest of the line
+			_, err = lr.br.ReadSlice('\n')
+		}
+		if err != nil && err != io.EOF {
+			return nil, false, err
+		}
+		return nil, true, nil // at io.EOF, the next call reports it
+	}
+	if err != nil && (err != io.EOF || len(line) == 0) {
+		return nil, false, err
+	}
+	if n := len(line); line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if len(line) > lr.max {
+		return nil, true, nil
+	}
+	return line, false, nil
+}
 
 // timeLayout stamps relayed lines and room notices.
 const timeLayout = "2006-01-02 15:04:05"
