@@ -137,22 +137,30 @@ func (c *client) enqueue(line []byte) int {
 	return len(c.queue.lines)
 }
 
-// enqueueFinal queues the last line the client will get, whatever the
-// outbox holds, and closes the connection once it is written. reason is
-// why the client leaves.
+// enqueueFinal queues the last line the client will get, if line is not
+// nil, whatever the outbox holds, and closes the connection once everything
+// queued is written. reason is why the client leaves.
 func (c *client) enqueueFinal(line []byte, reason leaveReason) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed || c.final {
+		c.mu.Unlock()
 		return
 	}
 	c.final = true
 	c.reason = reason
-	if c.queue == nil {
-		c.queue = getQueue()
+	if line != nil {
+		if c.queue == nil {
+			c.queue = getQueue()
+		}
+		c.queue.lines = append(c.queue.lines, line)
 	}
-	c.queue.lines = append(c.queue.lines, line)
-	c.startWriter()
+	if c.queue == nil && !c.writing {
+		c.mu.Unlock()
+		c.shut(reason, nil) // nothing to flush, and no writer to close it
+		return
+	}
+	c.startWriter() // or the running writer closes it when done
+	c.mu.Unlock()
 }
 
 // startWriter starts the writer unless one is running. c.mu must be held.

@@ -229,8 +229,8 @@ func (r *Room) ServeConn(conn net.Conn) error {
 	}
 
 	reason, err := c.read()
-	if reason == reasonDisconnect {
-		c.shut(reasonDisconnect, err) // nothing more can reach it
+	if err != nil {
+		c.shut(reasonDisconnect, err) // a broken connection: nothing more can reach it
 	}
 	if reason != reasonShutdown { // on shutdown the room says goodbye itself
 		select {
@@ -518,6 +518,10 @@ func (m *members) leave(c *client, reason leaveReason) {
 		c.enqueueFinal(lineBye, reason)
 	case reasonIdle:
 		c.enqueueFinal(lineIdle, reason)
+	case reasonDisconnect:
+		// The client hung up, or at least closed its half: what it was
+		// owed (an error reply to its last line, say) still goes out.
+		c.enqueueFinal(nil, reason)
 	default:
 		c.shut(reason, nil)
 	}
