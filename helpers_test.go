@@ -151,11 +151,19 @@ func (c *client) waitFor(want string) int {
 	}
 }
 
-// eventually waits until cond holds, polling; the tests' stand-in for a
-// notification the room does not give.
+// eventually waits until cond holds, polling, and fails the test if it
+// does not within waitLimit: the tests' stand-in for a notification the
+// room does not give. Unlike testify's Eventually it runs cond in the
+// caller's goroutine, so cond may count goroutines.
 func eventually(t testing.TB, cond func() bool, msg string) {
 	t.Helper()
-	require.Eventually(t, cond, waitLimit, 5*time.Millisecond, msg)
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %s", waitLimit, msg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // namedConn gives a connection a name: the room calls a client by its
