@@ -1,0 +1,432 @@
+// Command chatbench is the load tool for chatroom. It runs the same
+// workloads against a chat room, a redis-server (pub/sub) and a
+// nats-server on this machine, side by side, and reports deliveries per
+// second, latency, lost and duplicated messages, and each server's own CPU
+// time per delivery and memory per idle client, read from /proc.
+//
+// Usage:
+//
+//	chatbench [flags] fanout|latency|idle|ramp|all
+//
+// Run "chatbench -h" for the workloads and flags.
+package main
+
+import (
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+const usage = `Usage: chatbench [flags] WORKLOAD...
+
+Runs workloads against a chat room (this module's room, served by this
+program in a child process), redis-server (SUBSCRIBE/PUBLISH) and
+nats-server (SUB/PUB, echo off), each started fresh on a free 127.0.0.1
+port for every run. A peer that is not installed is skipped with a note.
+
+Workloads:
+  fanout   -clients receivers, the first -senders of which each send
+           -messages of -size bytes, at most -window in flight per sender;
+           reports deliveries/s, latency, lost, duplicated, and the
+           server's CPU time per delivery
+  latency  one sender at -rate messages/s to -clients receivers
+  idle     -idle-clients connected clients that say nothing: the server's
+           resident memory per client
+  ramp     fan-out at each of -ramp client counts (-ramp-senders,
+           -ramp-messages); writes -csv and plots -plot
+  all      every workload above, then the ramp
+
+Every figure is the median of -runs runs. Install the peers with
+  apt-get install redis-server
+  go install github.com/nats-io/nats-server/v2@v2.15.2
+
+Flags:
+`
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve-room" {
+		fs := flag.NewFlagSet("serve-room", flag.ExitOnError)
+		addr := fs.String("addr", "127.0.0.1:0", "address")
+		outbox := fs.Int("outbox", 1024, "outbox size")
+		fs.Parse(os.Args[2:])
+		if err := serveRoom(*addr, *outbox); err != nil {
+			fmt.Fprintln(os.Stderr, "serve-room:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "chatbench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// config is the command line.
+type config struct {
+	servers      []string
+	runs         int
+	clients      int
+	senders      int
+	messages     int
+	size         int
+	window       int
+	rate         int
+	latencyMsgs  int
+	idleClients  []int
+	ramp         []int
+	rampSenders  int
+	rampMessages int
+	outbox       int
+	csvPath      string
+	plotPath     string
+	quiet        bool
+	paths        serverPaths
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	var cfg config
+	servers := fs.String("servers", "room,redis,nats", "comma-separated `list` of servers to run against: room, redis, nats")
+	fs.IntVar(&cfg.runs, "runs", 3, "runs per figure; the median is reported")
+	fs.IntVar(&cfg.clients, "clients", 100, "fanout and latency: connected clients")
+	fs.IntVar(&cfg.senders, "senders", 10, "fanout: how many of the clients send")
+	fs.IntVar(&cfg.messages, "messages", 2000, "fanout: messages per sender")
+	fs.IntVar(&cfg.size, "size", 64, "message payload in `bytes` (at least 40: it carries sender, sequence and time)")
+	fs.IntVar(&cfg.window, "window", 64, "fanout: messages per sender sent but not yet received by everyone")
+	fs.IntVar(&cfg.rate, "rate", 500, "latency: messages per second from the one sender")
+	fs.IntVar(&cfg.latencyMsgs, "latency-messages", 5000, "latency: messages to send")
+	idle := fs.String("idle-clients", "2000,10000", "idle: comma-separated client `counts`")
+	ramp := fs.String("ramp", "100,1000,5000,10000", "ramp: comma-separated client `counts`")
+	fs.IntVar(&cfg.rampSenders, "ramp-senders", 4, "ramp: senders at each count")
+	fs.IntVar(&cfg.rampMessages, "ramp-messages", 200, "ramp: messages per sender at each count")
+	fs.IntVar(&cfg.outbox, "outbox", 1024, "the room's outbox size (chatroom.WithOutboxSize)")
+	fs.StringVar(&cfg.csvPath, "csv", "ramp.csv", "ramp: write the figures to this CSV `file`")
+	fs.StringVar(&cfg.plotPath, "plot", "ramp.png", "ramp: plot deliveries/s and CPU per delivery to this PNG `file`")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines")
+	redisPath := fs.String("redis-server", "", "path of redis-server (default: found in PATH)")
+	natsPath := fs.String("nats-server", "", "path of nats-server (default: found in PATH or $GOPATH/bin)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.servers = strings.Split(*servers, ",")
+	var err error
+	if cfg.idleClients, err = parseCounts(*idle); err != nil {
+		return fmt.Errorf("-idle-clients: %w", err)
+	}
+	if cfg.ramp, err = parseCounts(*ramp); err != nil {
+		return fmt.Errorf("-ramp: %w", err)
+	}
+	switch {
+	case cfg.size < 40:
+		return errors.New("-size must be at least 40")
+	case cfg.senders < 1 || cfg.senders > cfg.clients:
+		return errors.New("-senders must be between 1 and -clients")
+	case cfg.runs < 1:
+		return errors.New("-runs must be at least 1")
+	case fs.NArg() == 0:
+		fs.Usage()
+		return errors.New("name a workload")
+	}
+	for _, s := range cfg.servers {
+		if protocolFor(s) == nil {
+			return fmt.Errorf("-servers: unknown server %q", s)
+		}
+	}
+	cfg.paths = serverPaths{redis: findBinary("redis-server", *redisPath), nats: findBinary("nats-server", *natsPath)}
+
+	b := &bench{cfg: cfg, out: stdout, progress: &progress{w: stderr, quiet: cfg.quiet}}
+	for _, w := range fs.Args() {
+		var err error
+		switch w {
+		case "fanout":
+			err = b.fanout()
+		case "latency":
+			err = b.latency()
+		case "idle":
+			err = b.idle()
+		case "ramp":
+			err = b.ramp()
+		case "all":
+			err = errors.Join(b.fanout(), b.latency(), b.idle(), b.ramp())
+		default:
+			return fmt.Errorf("unknown workload %q", w)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func protocolFor(name string) protocol {
+	switch name {
+	case "room":
+		return roomProto{}
+	case "redis":
+		return redisProto{}
+	case "nats":
+		return natsProto{}
+	}
+	return nil
+}
+
+type bench struct {
+	cfg      config
+	out      io.Writer
+	progress *progress
+}
+
+// medianRuns runs f cfg.runs times on a fresh server each time and returns
+// the run with the median deliveries/s (or memory), and the medians of
+// every figure.
+func (b *bench) medianRuns(kind string, f func(protocol, *server) (result, error)) (result, error) {
+	var rs []result
+	for range b.cfg.runs {
+		srv, err := startServer(kind, b.cfg.paths, b.cfg.outbox)
+		if err != nil {
+			return result{}, err
+		}
+		r, err := f(protocolFor(kind), srv)
+		srv.stop()
+		if err != nil {
+			return result{}, fmt.Errorf("%s: %w", kind, err)
+		}
+		rs = append(rs, r)
+	}
+	return median(rs), nil
+}
+
+// median takes each figure's median across runs, independently.
+func median(rs []result) result {
+	m := rs[0]
+	pick := func(get func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	m.throughputs = pick(func(r result) float64 { return r.throughputs })
+	m.serverCPU = time.Duration(pick(func(r result) float64 { return float64(r.serverCPU) }))
+	m.deliveries = int64(pick(func(r result) float64 { return float64(r.deliveries) }))
+	m.lost = int64(pick(func(r result) float64 { return float64(r.lost) }))
+	m.dups = int64(pick(func(r result) float64 { return float64(r.dups) }))
+	m.rssPerConn = pick(func(r result) float64 { return r.rssPerConn })
+	// Latency: the run with the median p99 stands for all.
+	slices.SortFunc(rs, func(a, b result) int { return int(a.latency.quantile(0.99) - b.latency.quantile(0.99)) })
+	m.latency = rs[len(rs)/2].latency
+	// Worst case for losses: any run's loss is reported.
+	for _, r := range rs {
+		m.lost = max(m.lost, r.lost)
+		m.dups = max(m.dups, r.dups)
+	}
+	return m
+}
+
+func (b *bench) skip(kind string, err error) bool {
+	if errors.Is(err, errMissing) {
+		fmt.Fprintf(b.out, "| %s | skipped: %v |\n", kind, err)
+		return true
+	}
+	return false
+}
+
+func (b *bench) fanoutTable(title string, spec fanoutSpec) ([]result, error) {
+	fmt.Fprintf(b.out, "\n### %s\n\n", title)
+	fmt.Fprintln(b.out, "| server | deliveries/s | server CPU per delivery | vs redis | p50 | p99 | max | lost | duplicated |")
+	fmt.Fprintln(b.out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	var out []result
+	var redisCPU time.Duration
+	for _, kind := range b.cfg.servers {
+		r, err := b.medianRuns(kind, func(p protocol, s *server) (result, error) { return runFanout(p, s, spec, b.progress) })
+		if b.skip(kind, err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if kind == "redis" {
+			redisCPU = r.cpuPerDelivery()
+		}
+		out = append(out, r)
+	}
+	for _, r := range out {
+		ratio := "–"
+		if redisCPU > 0 {
+			ratio = fmt.Sprintf("%.2fx", float64(r.cpuPerDelivery())/float64(redisCPU))
+		}
+		fmt.Fprintf(b.out, "| %s | %.0f | %.3f µs | %s | %v | %v | %v | %d | %d |\n", r.server, r.throughputs,
+			float64(r.cpuPerDelivery())/1e3, ratio, round(r.latency.quantile(0.5)), round(r.latency.quantile(0.99)),
+			round(r.latency.max), r.lost, r.dups)
+	}
+	return out, nil
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d > time.Second:
+		return d.Round(time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+func (b *bench) fanout() error {
+	c := b.cfg
+	_, err := b.fanoutTable(fmt.Sprintf("fanout: %d clients, %d senders x %d messages of %d bytes, window %d (median of %d)",
+		c.clients, c.senders, c.messages, c.size, c.window, c.runs),
+		fanoutSpec{clients: c.clients, senders: c.senders, messages: c.messages, size: c.size, window: c.window})
+	return err
+}
+
+func (b *bench) latency() error {
+	c := b.cfg
+	_, err := b.fanoutTable(fmt.Sprintf("latency: 1 sender at %d msg/s to %d receivers, %d messages (median of %d)",
+		c.rate, c.clients, c.latencyMsgs, c.runs),
+		fanoutSpec{clients: c.clients, senders: 1, messages: c.latencyMsgs, size: c.size, window: c.latencyMsgs, rate: c.rate})
+	return err
+}
+
+func (b *bench) idle() error {
+	fmt.Fprintf(b.out, "\n### idle: server resident memory per connected client (median of %d)\n\n", b.cfg.runs)
+	fmt.Fprintln(b.out, "| server | clients | RSS per client |")
+	fmt.Fprintln(b.out, "| --- | --- | --- |")
+	for _, n := range b.cfg.idleClients {
+		for _, kind := range b.cfg.servers {
+			r, err := b.medianRuns(kind, func(p protocol, s *server) (result, error) { return runIdle(p, s, n, b.progress) })
+			if b.skip(kind, err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(b.out, "| %s | %d | %.1f KiB |\n", kind, n, r.rssPerConn/1024)
+		}
+	}
+	return nil
+}
+
+func (b *bench) ramp() error {
+	c := b.cfg
+	var all []result
+	for _, n := range c.ramp {
+		rs, err := b.fanoutTable(fmt.Sprintf("ramp: %d clients, %d senders x %d messages (median of %d)", n, c.rampSenders, c.rampMessages, c.runs),
+			fanoutSpec{clients: n, senders: min(c.rampSenders, n), messages: c.rampMessages, size: c.size, window: c.window})
+		if err != nil {
+			return err
+		}
+		all = append(all, rs...)
+	}
+	if err := writeCSV(c.csvPath, all); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "\nwrote %s\n", c.csvPath)
+	if err := plotRamp(c.plotPath, all); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "wrote %s\n", c.plotPath)
+	return nil
+}
+
+func writeCSV(path string, rs []result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"server", "clients", "deliveries_per_s", "cpu_ns_per_delivery", "p50_us", "p99_us", "max_us", "lost", "duplicated"})
+	for _, r := range rs {
+		w.Write([]string{r.server, strconv.Itoa(r.clients), fmt.Sprintf("%.0f", r.throughputs),
+			strconv.FormatInt(int64(r.cpuPerDelivery()), 10),
+			strconv.FormatInt(r.latency.quantile(0.5).Microseconds(), 10),
+			strconv.FormatInt(r.latency.quantile(0.99).Microseconds(), 10),
+			strconv.FormatInt(r.latency.max.Microseconds(), 10),
+			strconv.FormatInt(r.lost, 10), strconv.FormatInt(r.dups, 10)})
+	}
+	w.Flush()
+	return errors.Join(w.Error(), f.Close())
+}
+
+// progress prints a line to stderr, at most once a second, for long steps.
+type progress struct {
+	w     io.Writer
+	quiet bool
+	label string
+	total int64
+	done  atomic.Int64
+	began time.Time
+}
+
+func (p *progress) start(label string, total int64) {
+	p.label, p.total, p.began = label, total, time.Now()
+	p.done.Store(0)
+}
+
+func (p *progress) add(n int64) {
+	if p.done.Add(n)%1000 == 0 {
+		p.print(p.done.Load())
+	}
+}
+
+func (p *progress) print(done int64) {
+	if p.quiet || time.Since(p.began) < time.Second {
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s: %d/%d (%.0f%%) after %v   ", p.label, done, p.total,
+		100*float64(done)/float64(max(p.total, 1)), time.Since(p.began).Round(time.Second))
+}
+
+// follow prints counter's progress every second until the returned stop
+// is called.
+func (p *progress) follow(counter *atomic.Int64) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				if !p.quiet && time.Since(p.began) >= time.Second {
+					p.print(counter.Load())
+					fmt.Fprintln(p.w)
+				}
+				return
+			case <-tick.C:
+				p.print(counter.Load())
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}

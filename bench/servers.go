@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+// server is a server process under test, on this machine's loopback.
+type server struct {
+	kind string
+	addr string
+	cmd  *exec.Cmd
+}
+
+// serverPaths says where to find the peers' binaries.
+type serverPaths struct {
+	redis string // redis-server
+	nats  string // nats-server
+}
+
+// findBinary looks a peer up in PATH, then in $GOPATH/bin, where
+// "go install" puts nats-server.
+func findBinary(name, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, _ := os.UserHomeDir()
+		gopath = filepath.Join(home, "go")
+	}
+	p := filepath.Join(gopath, "bin", name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+// errMissing marks a peer that is not installed.
+var errMissing = errors.New("not installed")
+
+// startServer starts a fresh server of kind on a free loopback port and
+// waits until it accepts connections. A room is served by this program
+// itself, re-executed, so that its CPU and memory are its own.
+func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var cmd *exec.Cmd
+	switch kind {
+	case "room":
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(self, "serve-room", "-addr", addr, "-outbox", strconv.Itoa(outbox))
+	case "redis":
+		if paths.redis == "" {
+			return nil, fmt.Errorf("redis-server: %w (apt-get install redis-server)", errMissing)
+		}
+		cmd = exec.Command(paths.redis, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--maxclients", "20000", "--protected-mode", "no",
+			"--logfile", "")
+	case "nats":
+		if paths.nats == "" {
+			return nil, fmt.Errorf("nats-server: %w (go install github.com/nats-io/nats-server/v2@v2.15.2)", errMissing)
+		}
+		cmd = exec.Command(paths.nats, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	default:
+		return nil, fmt.Errorf("unknown server %q", kind)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", kind, err)
+	}
+	s := &server{kind: kind, addr: addr, cmd: cmd}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("%s did not come up on %s: %v\n%s", kind, addr, err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// clockTick is the unit of utime and stime in /proc/PID/stat: USER_HZ,
+// which Linux fixes at 100 for user space.
+const clockTick = 10 * time.Millisecond
+
+// cpu returns the CPU time the server has used so far, user and system,
+// all threads, from /proc/PID/stat.
+func (s *server) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces: fields count from after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// rss returns the server's resident memory in bytes, from /proc/PID/status.
+func (s *server) rss() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// serveRoom is the "serve-room" subcommand: the room under test, in its own
+// process, until SIGTERM.
+func serveRoom(addr string, outbox int) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	room := chatroom.NewRoom(chatroom.WithOutboxSize(outbox))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		room.Close()
+	}()
+	if err := room.Serve(ln); !errors.Is(err, chatroom.ErrRoomClosed) {
+		return err
+	}
+	return nil
+}

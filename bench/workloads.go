@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// result is what one run of a workload measured.
+type result struct {
+	server      string
+	clients     int
+	deliveries  int64         // messages received, all receivers together
+	expected    int64         // messages that should have been received
+	lost, dups  int64         // expected minus delivered; repeats of a sender's sequence
+	elapsed     time.Duration // first send to last delivery
+	serverCPU   time.Duration // the server's CPU time over the run
+	latency     histogram     // send to receipt
+	rssPerConn  float64       // idle workload: server RSS per client, bytes
+	throughputs float64       // deliveries per second
+}
+
+func (r result) cpuPerDelivery() time.Duration {
+	if r.deliveries == 0 {
+		return 0
+	}
+	return r.serverCPU / time.Duration(r.deliveries)
+}
+
+// fanoutSpec describes a fan-out run: clients receivers, the first senders
+// of which also send messages payloads of size bytes each, with at most
+// window messages per sender not yet received by everyone.
+type fanoutSpec struct {
+	clients, senders, messages, size, window int
+	rate                                     int // messages per second per sender; 0: as fast as the window allows
+}
+
+// payload layout: "<sender> <seq> <unix nanos> " then padding to size.
+func encode(buf []byte, sender, seq int, size int) []byte {
+	buf = strconv.AppendInt(buf[:0], int64(sender), 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, int64(seq), 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
+	buf = append(buf, ' ')
+	for len(buf) < size {
+		buf = append(buf, 'x')
+	}
+	return buf
+}
+
+func decode(p []byte) (sender, seq int, sent int64, ok bool) {
+	f := [3]int64{}
+	for i := range f {
+		sp := bytes.IndexByte(p, ' ')
+		if sp < 0 {
+			return 0, 0, 0, false
+		}
+		n, err := strconv.ParseInt(string(p[:sp]), 10, 64)
+		if err != nil {
+			return 0, 0, 0, false
+		}
+		f[i], p = n, p[sp+1:]
+	}
+	return int(f[0]), int(f[1]), f[2], true
+}
+
+// connectAll joins n clients to addr, a few at a time, reporting progress.
+func connectAll(p protocol, addr string, n int, progress *progress) ([]client, error) {
+	clients := make([]client, n)
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				c, err := p.join(addr)
+				if err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, fmt.Errorf("client %d: %w", i, err))
+					mu.Unlock()
+					return
+				}
+				clients[i] = c
+				progress.add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		closeAll(clients)
+		return nil, firstErr
+	}
+	return clients, nil
+}
+
+func closeAll(clients []client) {
+	for _, c := range clients {
+		if c != nil {
+			c.conn().Close()
+		}
+	}
+}
+
+// runFanout runs one fan-out against srv and returns what it measured.
+func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (result, error) {
+	res := result{server: p.name(), clients: spec.clients}
+	progress.start(fmt.Sprintf("%s: connecting %d clients", p.name(), spec.clients), int64(spec.clients))
+	clients, err := connectAll(p, srv.addr, spec.clients, progress)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(clients)
+	pubs := make([]client, spec.senders)
+	for s := range pubs {
+		if pubs[s], err = p.publisher(srv.addr, clients[s]); err != nil {
+			return res, err
+		}
+		if pubs[s] != clients[s] {
+			defer pubs[s].conn().Close()
+		}
+	}
+
+	// Who should get what: every client hears every sender, except that a
+	// sender does not hear itself unless the server echoes.
+	hears := func(receiver, sender int) bool { return receiver != sender || p.selfDelivery() }
+	audience := make([]int64, spec.senders) // receivers per sender
+	for s := range audience {
+		for r := range spec.clients {
+			if hears(r, s) {
+				audience[s]++
+				res.expected += int64(spec.messages)
+			}
+		}
+	}
+
+	// Flow control: slots[s][seq%window] counts receivers of seq; the
+	// sender reuses a slot only once everyone has the message in it.
+	window := max(spec.window, 1)
+	slots := make([][]atomic.Int64, spec.senders)
+	wake := make([]chan struct{}, spec.senders)
+	for s := range slots {
+		slots[s] = make([]atomic.Int64, window)
+		wake[s] = make(chan struct{}, 1)
+	}
+
+	var delivered, dups atomic.Int64
+	hists := make([]histogram, spec.clients)
+	var lastDelivery atomic.Int64
+	var readers sync.WaitGroup
+	deadline := time.Now().Add(time.Duration(spec.messages)*time.Millisecond*10 + 60*time.Second)
+	for r, c := range clients {
+		want := 0
+		for s := range spec.senders {
+			if hears(r, s) {
+				want += spec.messages
+			}
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c.conn().SetReadDeadline(deadline)
+			nextSeq := make([]int, spec.senders)
+			for got := 0; got < want; {
+				payload, err := c.next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
+						fmt.Fprintf(os.Stderr, "%s receiver %d: %v\n", p.name(), r, err)
+					}
+					return
+				}
+				s, seq, sent, ok := decode(payload)
+				if !ok || s < 0 || s >= spec.senders {
+					continue
+				}
+				now := time.Now().UnixNano()
+				hists[r].record(time.Duration(now - sent))
+				if seq < nextSeq[s] { // a gap (seq above next) shows as a loss at the end
+					dups.Add(1)
+					continue
+				}
+				nextSeq[s] = seq + 1
+				got++
+				delivered.Add(1)
+				lastDelivery.Store(now)
+				if slots[s][seq%window].Add(1) == audience[s] {
+					select {
+					case wake[s] <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+
+	cpu0, err := srv.cpu()
+	if err != nil {
+		return res, err
+	}
+	progress.start(fmt.Sprintf("%s: %d clients, %d senders x %d messages", p.name(), spec.clients, spec.senders, spec.messages), res.expected)
+	stopProgress := progress.follow(&delivered)
+	start := time.Now()
+	var senders sync.WaitGroup
+	for s, pub := range pubs {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			buf := make([]byte, 0, spec.size)
+			var tick *time.Ticker
+			if spec.rate > 0 {
+				tick = time.NewTicker(time.Second / time.Duration(spec.rate))
+				defer tick.Stop()
+			}
+			pub.conn().SetWriteDeadline(deadline)
+			for seq := range spec.messages {
+				slot := &slots[s][seq%window]
+				if seq >= window {
+					for slot.Load() < audience[s] {
+						if err := pub.flush(); err != nil {
+							return
+						}
+						select {
+						case <-wake[s]:
+						case <-time.After(time.Until(deadline)):
+							return
+						}
+					}
+					slot.Store(0)
+				}
+				if tick != nil {
+					<-tick.C
+				}
+				if err := pub.publish(encode(buf, s, seq, spec.size)); err != nil {
+					return
+				}
+				if tick != nil || seq%16 == 15 {
+					if err := pub.flush(); err != nil {
+						return
+					}
+				}
+			}
+			pub.flush()
+		}()
+	}
+	senders.Wait()
+	readers.Wait()
+	stopProgress()
+	cpu1, err := srv.cpu()
+	if err != nil {
+		return res, err
+	}
+
+	res.deliveries = delivered.Load()
+	res.lost = res.expected - res.deliveries // gaps and missing tails alike
+	res.dups = dups.Load()
+	res.elapsed = time.Unix(0, lastDelivery.Load()).Sub(start)
+	res.serverCPU = cpu1 - cpu0
+	for i := range hists {
+		res.latency.merge(&hists[i])
+	}
+	if res.elapsed > 0 {
+		res.throughputs = float64(res.deliveries) / res.elapsed.Seconds()
+	}
+	return res, nil
+}
+
+// runIdle connects n clients that then stay silent, and measures how much
+// resident memory the server gained per client once it has settled.
+func runIdle(p protocol, srv *server, n int, progress *progress) (result, error) {
+	res := result{server: p.name(), clients: n}
+	base, err := srv.rss()
+	if err != nil {
+		return res, err
+	}
+	progress.start(fmt.Sprintf("%s: connecting %d idle clients", p.name(), n), int64(n))
+	clients, err := connectAll(p, srv.addr, n, progress)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(clients)
+	// Keep reading, as a live client does: the room announces each arrival
+	// to everyone already there.
+	for _, c := range clients {
+		go func() {
+			for {
+				if _, err := c.next(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Settle: memory is sampled until it stops falling for two seconds
+	// (what a join storm left for the collector is given back), at most 20 s.
+	rss, err := srv.rss()
+	low, since := rss, time.Now()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && time.Since(since) < 2*time.Second; {
+		time.Sleep(250 * time.Millisecond)
+		if rss, err = srv.rss(); err != nil {
+			return res, err
+		}
+		if rss < low*99/100 {
+			low, since = rss, time.Now()
+		}
+	}
+	res.rssPerConn = float64(low-base) / float64(n)
+	return res, nil
+}
+
+// histogram is a log-linear latency histogram: 16 buckets per power of
+// two, so every figure is within 1/16 of the truth. Recording allocates
+// nothing and takes no lock: each receiver has its own.
+type histogram struct {
+	counts [64 * 16]int64
+	n      int64
+	max    time.Duration
+}
+
+func (h *histogram) record(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	h.counts[bucket(uint64(d))]++
+	h.n++
+	h.max = max(h.max, d)
+}
+
+func bucket(v uint64) int {
+	if v < 16 {
+		return int(v)
+	}
+	e := bits.Len64(v) - 5 // the top five bits pick exponent and sub-bucket
+	return (e+1)*16 + int(v>>uint(e)&15)
+}
+
+// bucketValue is the upper end of bucket i.
+func bucketValue(i int) time.Duration {
+	if i < 16 {
+		return time.Duration(i)
+	}
+	e := i/16 - 1
+	return time.Duration(uint64(16+i%16+1)<<uint(e) - 1)
+}
+
+func (h *histogram) merge(o *histogram) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+}
+
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := int64(q*float64(h.n-1)) + 1
+	var seen int64
+	for i, c := range h.counts {
+		if seen += c; seen >= rank {
+			return min(bucketValue(i), h.max)
+		}
+	}
+	return h.max
+}
