@@ -446,16 +446,25 @@ func (r *Room) run() {
 		close(r.ran)
 	}()
 	for {
+		// Relay every line that is already waiting before waking any
+		// writer, so that each writer finds all of them queued and writes
+		// them at once: the room's version of an event loop's "before
+		// sleep" flush.
+		select {
+		case rl := <-r.lines:
+			m.relay(rl)
+			continue
+		default:
+		}
+		m.wakeWriters()
+
 		select {
 		case c := <-r.joins:
 			m.join(c)
 		case d := <-r.leaves:
 			m.leave(d.c, d.reason)
 		case rl := <-r.lines:
-			if m.has(rl.from) { // an evicted sender's last line is dropped
-				m.stats.Messages++
-				m.send(rl.line, rl.from)
-			}
+			m.relay(rl)
 		case line := <-r.notes:
 			m.stats.Messages++
 			m.send(line, nil)
@@ -476,10 +485,31 @@ func (r *Room) run() {
 // members is the room's state: who is in it, and the counters. Only the
 // room goroutine touches it.
 type members struct {
-	room  *Room
-	list  []*client // everyone in the room; a client's slot is its index
-	stats Stats
-	slow  []*client // clients whose outbox filled during a send, to evict after it
+	room   *Room
+	list   []*client // everyone in the room; a client's slot is its index
+	stats  Stats
+	slow   []*client // clients whose outbox filled during a send, to evict after it
+	asleep []*client // clients with lines queued and their writer not yet woken
+}
+
+// relay sends a client's line to everyone else. The line of a sender that
+// was evicted while it was on its way is dropped.
+func (m *members) relay(rl relay) {
+	if m.has(rl.from) {
+		m.stats.Messages++
+		m.send(rl.line, rl.from)
+	}
+}
+
+// wakeWriters starts the writers of every client that was queued lines
+// since the last call.
+func (m *members) wakeWriters() {
+	for i, c := range m.asleep {
+		c.asleep = false
+		c.wake()
+		m.asleep[i] = nil
+	}
+	m.asleep = m.asleep[:0]
 }
 
 func (m *members) has(c *client) bool {
@@ -500,7 +530,7 @@ func (m *members) join(c *client) {
 	m.stats.Joined++
 	m.stats.Clients = len(m.list)
 	c.admitted <- true
-	c.enqueue(lineWelcome(c.name, len(m.list)))
+	c.enqueue(lineWelcome(c.name, len(m.list)), true)
 	r.opts.logger.Info("joined", "client", c.name, "online", len(m.list))
 	m.send(lineNotice(r.opts.now(), c.name+" joined"), c)
 }
@@ -553,25 +583,30 @@ func (m *members) remove(c *client, reason leaveReason) {
 
 // send queues line for every member but except (which may be nil), then
 // evicts whoever could not take it. Evictions are announced with send in
-// turn, which may evict more.
+// turn, which may evict more. Writers are woken later, by wakeWriters, except
+// for a client whose outbox is already half full: its writer starts now.
 //
-// If an outbox is more than half full, send yields the processor before it
-// returns. The room hands lines on faster than any writer can be scheduled:
-// readers wake it directly, so on a busy machine it could fill a healthy
-// client's outbox before that client's writer ever runs. Yielding lets the
-// writers catch up; a client that really stopped reading fills its outbox
-// all the same and is evicted, and nobody ever waits for it.
+// If an outbox is more than half full, send also yields the processor
+// before it returns. Readers hand lines to the room faster than writers can
+// be scheduled, so on a busy machine the room could fill a healthy client's
+// outbox before that client's writer ever ran. Yielding lets the writers
+// catch up; a client that really stopped reading fills its outbox all the
+// same and is evicted, and nobody ever waits for it.
 func (m *members) send(line []byte, except *client) {
 	busy := false
 	for _, c := range m.list {
 		if c == except {
 			continue
 		}
-		switch n := c.enqueue(line); {
+		switch n := c.enqueue(line, false); {
 		case n < 0:
 			m.slow = append(m.slow, c)
 		case n > m.room.opts.outboxSize/2:
 			busy = true
+			c.wake()
+		case n > 0 && !c.asleep:
+			c.asleep = true
+			m.asleep = append(m.asleep, c)
 		}
 	}
 	for len(m.slow) > 0 {

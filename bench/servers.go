@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -167,10 +168,26 @@ func freePort() (int, error) {
 
 // serveRoom is the "serve-room" subcommand: the room under test, in its own
 // process, until SIGTERM.
+//
+// With CHATBENCH_ROOM_CPUPROFILE=FILE in the environment it writes a CPU
+// profile of the room to FILE, for "go tool pprof".
 func serveRoom(addr string, outbox int) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if path := os.Getenv("CHATBENCH_ROOM_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	room := chatroom.NewRoom(chatroom.WithOutboxSize(outbox))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
