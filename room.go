@@ -581,10 +581,15 @@ func (m *members) remove(c *client, reason leaveReason) {
 	}
 }
 
+// wakeBatch is how many queued lines make a batch worth writing at once,
+// without waiting for the room to run out of lines to relay: beyond it,
+// bigger batches save little, and waiting longer only risks the outbox.
+const wakeBatch = 64
+
 // send queues line for every member but except (which may be nil), then
 // evicts whoever could not take it. Evictions are announced with send in
-// turn, which may evict more. Writers are woken later, by wakeWriters, except
-// for a client whose outbox is already half full: its writer starts now.
+// turn, which may evict more. Writers are woken later, by wakeWriters,
+// unless a client's queue has reached wakeBatch lines.
 //
 // If an outbox is more than half full, send also yields the processor
 // before it returns. Readers hand lines to the room faster than writers can
@@ -604,6 +609,8 @@ func (m *members) send(line []byte, except *client) {
 		case n > m.room.opts.outboxSize/2:
 			busy = true
 			c.wake()
+		case n == wakeBatch:
+			c.wake() // a batch worth a write already: no need to wait
 		case n > 0 && !c.asleep:
 			c.asleep = true
 			m.asleep = append(m.asleep, c)

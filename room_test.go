@@ -570,7 +570,10 @@ func TestTwoListenersOneRoom(t *testing.T) {
 // sender's lines in the order sent.
 func TestOrderPerSender(t *testing.T) {
 	const senders, receivers, lines = 6, 6, 300
-	room, addr := startRoom(t)
+	// Every sender sends all its lines in one write, with no flow control:
+	// the outbox must hold the whole burst, since this test is about order,
+	// not about slow clients.
+	room, addr := startRoom(t, chatroom.WithOutboxSize(senders*lines))
 	var all []*client
 	for i := range senders + receivers {
 		c := dial(t, addr, i+1)

@@ -99,10 +99,11 @@ func TestSoak(t *testing.T) {
 
 	// Steady senders stream at a steady pace until stopped.
 	sent := make([]atomic.Int64, senders)
+	var sending sync.WaitGroup
 	for s, c := range steady[:senders] {
-		wg.Add(1)
+		sending.Add(1)
 		go func() {
-			defer wg.Done()
+			defer sending.Done()
 			go func() { // hear the others, so this outbox stays short
 				for {
 					if _, err := c.in.ReadString('\n'); err != nil {
@@ -117,6 +118,11 @@ func TestSoak(t *testing.T) {
 				case <-stop:
 					return
 				case <-tick.C:
+				}
+				select {
+				case <-stop: // stop wins over a tick that came at once
+					return
+				default:
 				}
 				c.conn.SetWriteDeadline(time.Now().Add(waitLimit))
 				if _, err := fmt.Fprintf(c.conn, "%d\n", i); !assert.NoError(t, err) {
@@ -148,6 +154,7 @@ func TestSoak(t *testing.T) {
 
 	time.Sleep(duration) // the soak itself: no condition to wait for
 	close(stop)
+	sending.Wait()
 	// Wait for every steady line to land, then close everything.
 	eventually(t, func() bool {
 		for r := range receivers {
