@@ -330,7 +330,7 @@ func (c *client) handshake() error {
 // hands every other line, cleaned and formatted, to the room.
 func (c *client) read() (leaveReason, error) {
 	r := c.room
-	lr := newLineReader(c.conn, r.opts.bufferSize)
+	lr := newLineReader(c.conn, r.opts.bufferSize, r.readBuffers)
 	for {
 		if d := r.opts.idleTimeout; d > 0 {
 			c.conn.SetReadDeadline(time.Now().Add(d))
@@ -338,6 +338,7 @@ func (c *client) read() (leaveReason, error) {
 		line, tooLong, err := lr.next()
 		switch {
 		case err != nil:
+			lr.release()
 			return c.readFailed(err)
 		case tooLong:
 			if c.enqueue(r.lineTooLong, true) < 0 {

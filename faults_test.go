@@ -80,7 +80,8 @@ func TestResetMidFlush(t *testing.T) {
 	reader.expect(ts+" * %s left", stuck)
 	sender.waitFor(ts + " * " + stuck.name + " left")
 	eventually(t, func() bool { return room.Stats().Clients == 2 }, "the stuck client is gone")
-	assert.NotZero(t, room.Stats().Dropped, "its backlog was discarded")
+	// Its writer counts the backlog it could not write once its write fails.
+	eventually(t, func() bool { return room.Stats().Dropped > 0 }, "its backlog was discarded")
 }
 
 // TestVanishedPeer: a peer that vanishes without closing (it never reads

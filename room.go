@@ -73,6 +73,8 @@ type Room struct {
 	lineTooLong  []byte
 	lineRoomFull []byte
 
+	readBuffers *sync.Pool // read buffers of bufferSize+2 bytes, lent to readers with unread input
+
 	// Requests to the room goroutine. Unbuffered: a reader waits until
 	// the room takes its line, which is what keeps a sender's lines in
 	// order and a flooding sender from outrunning the room.
@@ -122,6 +124,7 @@ func NewRoom(opts ...Option) *Room {
 		opts:         o,
 		lineTooLong:  lineTooLong(o.bufferSize),
 		lineRoomFull: lineRoomFull(o.maxClients),
+		readBuffers:  newReadBuffers(o.bufferSize),
 		joins:        make(chan *client),
 		leaves:       make(chan departure),
 		lines:        make(chan relay),

@@ -1,9 +1,10 @@
 package chatroom
 
 import (
-	"bufio"
+	"bytes"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -14,16 +15,34 @@ import (
 
 // lineReader frames a client's input into lines of at most max bytes, not
 // counting the "\n" or "\r\n" that ends them. Its buffer is just large
-// enough for the longest accepted line, so a longer one is never held whole.
+// enough for the longest accepted line, so a longer one is never held
+// whole; and it holds the buffer only while it has unread input. Between
+// lines it gives the buffer back to a pool shared by the room and, where
+// the connection allows, waits for input without one, so that an idle
+// client costs no read buffer.
 type lineReader struct {
-	br  *bufio.Reader
-	max int
+	src      io.Reader
+	ready    func() error // blocks until src has input, holding no buffer; nil if src cannot
+	pool     *sync.Pool   // of *[]byte, each max+2 long
+	max      int
+	buf      *[]byte // nil while there is no unread input
+	r, w     int     // the unread input is (*buf)[r:w]
+	skipping bool    // the rest of a line that is too long is being discarded
+	err      error   // the read error to report once the input before it is used
 }
 
-func newLineReader(r io.Reader, max int) *lineReader {
-	// Room for the longest line plus "\r\n": exactly max bytes fit, and
-	// anything longer fills the buffer.
-	return &lineReader{br: bufio.NewReaderSize(r, max+2), max: max}
+func newLineReader(src io.Reader, max int, pool *sync.Pool) *lineReader {
+	return &lineReader{src: src, ready: readiness(src), pool: pool, max: max}
+}
+
+// newReadBuffers returns a pool of read buffers for lines of at most max
+// bytes: room for the longest line plus "\r\n", so that exactly max bytes
+// are accepted and anything longer fills the buffer.
+func newReadBuffers(max int) *sync.Pool {
+	return &sync.Pool{New: func() any {
+		b := make([]byte, max+2)
+		return &b
+	}}
 }
 
 // next returns the next line, without its line ending. The slice is valid
@@ -33,21 +52,38 @@ func newLineReader(r io.Reader, max int) *lineReader {
 // hung up. err is the read error, io.EOF at the end of input, once every
 // line before it has been returned.
 func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
-	line, err = lr.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		for err == bufio.ErrBufferFull { // discard the rest of the line
-			_, err = lr.br.ReadSlice('\n')
+	for {
+		if lr.buf != nil {
+			unread := (*lr.buf)[lr.r:lr.w]
+			if i := bytes.IndexByte(unread, '\n'); i >= 0 {
+				lr.r += i + 1
+				return lr.frame(unread[:i])
+			}
+			if lr.skipping || len(unread) == len(*lr.buf) {
+				lr.skipping = true // full, and no newline: too long
+				lr.r = lr.w
+			}
 		}
-		if err != nil && err != io.EOF {
-			return nil, false, err
+		if lr.err != nil {
+			if lr.err == io.EOF && (lr.skipping || lr.r < lr.w) {
+				tail := (*lr.buf)[lr.r:lr.w]
+				lr.r = lr.w
+				return lr.frame(tail)
+			}
+			lr.release()
+			return nil, false, lr.err
 		}
-		return nil, true, nil // at io.EOF, the next call reports it
+		if err := lr.fill(); err != nil {
+			lr.err = err
+		}
 	}
-	if err != nil && (err != io.EOF || len(line) == 0) {
-		return nil, false, err
-	}
-	if n := len(line); line[n-1] == '\n' {
-		line = line[:n-1]
+}
+
+// frame turns the bytes of one line into next's result.
+func (lr *lineReader) frame(line []byte) ([]byte, bool, error) {
+	if lr.skipping {
+		lr.skipping = false
+		return nil, true, nil
 	}
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
@@ -56,6 +92,34 @@ func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 		return nil, true, nil
 	}
 	return line, false, nil
+}
+
+// fill reads more input after what is unread, first waiting for it without
+// a buffer if there is nothing unread.
+func (lr *lineReader) fill() error {
+	if lr.buf == nil || lr.r == lr.w {
+		lr.release()
+		if lr.ready != nil {
+			if err := lr.ready(); err != nil {
+				return err
+			}
+		}
+		lr.buf = lr.pool.Get().(*[]byte)
+	} else if lr.r > 0 {
+		lr.w = copy(*lr.buf, (*lr.buf)[lr.r:lr.w])
+		lr.r = 0
+	}
+	n, err := lr.src.Read((*lr.buf)[lr.w:])
+	lr.w += n
+	return err
+}
+
+// release gives the buffer back to the pool; nothing unread may be in it.
+func (lr *lineReader) release() {
+	if lr.buf != nil {
+		lr.pool.Put(lr.buf)
+		lr.buf, lr.r, lr.w = nil, 0, 0
+	}
 }
 
 // timeLayout stamps relayed lines and room notices.
