@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -114,7 +115,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	idle := fs.String("idle-clients", "2000,10000", "idle: comma-separated client `counts`")
 	ramp := fs.String("ramp", "100,1000,5000,10000", "ramp: comma-separated client `counts`")
 	fs.IntVar(&cfg.rampSenders, "ramp-senders", 4, "ramp: senders at each count")
-	fs.IntVar(&cfg.rampMessages, "ramp-messages", 200, "ramp: messages per sender at each count")
+	fs.IntVar(&cfg.rampMessages, "ramp-messages", 500, "ramp: messages per sender at each count")
 	fs.IntVar(&cfg.outbox, "outbox", 1024, "the room's outbox size (chatroom.WithOutboxSize)")
 	fs.StringVar(&cfg.csvPath, "csv", "ramp.csv", "ramp: write the figures to this CSV `file`")
 	fs.StringVar(&cfg.plotPath, "plot", "ramp.png", "ramp: plot deliveries/s and CPU per delivery to this PNG `file`")
@@ -253,6 +254,7 @@ func median(rs []result) result {
 }
 
 func (b *bench) skip(kind string, err error) bool {
+	b.progress.end()
 	if errors.Is(err, errMissing) {
 		fmt.Fprintf(b.out, "| %s | skipped: %v |\n", kind, err)
 		return true
@@ -279,6 +281,7 @@ func (b *bench) fanoutTable(title string, spec fanoutSpec) ([]result, error) {
 		}
 		out = append(out, r)
 	}
+	b.progress.end()
 	for _, r := range out {
 		ratio := "–"
 		if redisCPU > 0 {
@@ -330,6 +333,7 @@ func (b *bench) idle() error {
 			if err != nil {
 				return err
 			}
+			b.progress.end()
 			fmt.Fprintf(b.out, "| %s | %d | %.1f KiB |\n", kind, n, r.rssPerConn/1024)
 		}
 	}
@@ -383,13 +387,26 @@ type progress struct {
 	quiet bool
 	label string
 	total int64
-	done  atomic.Int64
-	began time.Time
+	done    atomic.Int64
+	began   time.Time
+	mu      sync.Mutex // serializes printing
+	printed bool       // a progress line is on the screen, unfinished
 }
 
 func (p *progress) start(label string, total int64) {
+	p.end()
 	p.label, p.total, p.began = label, total, time.Now()
 	p.done.Store(0)
+}
+
+// end finishes the current progress line, if one was printed.
+func (p *progress) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.printed {
+		fmt.Fprintln(p.w)
+		p.printed = false
+	}
 }
 
 func (p *progress) add(n int64) {
@@ -402,8 +419,15 @@ func (p *progress) print(done int64) {
 	if p.quiet || time.Since(p.began) < time.Second {
 		return
 	}
-	fmt.Fprintf(p.w, "\r%s: %d/%d (%.0f%%) after %v   ", p.label, done, p.total,
-		100*float64(done)/float64(max(p.total, 1)), time.Since(p.began).Round(time.Second))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.total == 0 {
+		fmt.Fprintf(p.w, "\r%s: %v   ", p.label, time.Since(p.began).Round(time.Second))
+	} else {
+		fmt.Fprintf(p.w, "\r%s: %d/%d (%.0f%%) after %v   ", p.label, done, p.total,
+			100*float64(done)/float64(max(p.total, 1)), time.Since(p.began).Round(time.Second))
+	}
+	p.printed = true
 }
 
 // follow prints counter's progress every second until the returned stop
@@ -418,10 +442,8 @@ func (p *progress) follow(counter *atomic.Int64) (stop func()) {
 		for {
 			select {
 			case <-done:
-				if !p.quiet && time.Since(p.began) >= time.Second {
-					p.print(counter.Load())
-					fmt.Fprintln(p.w)
-				}
+				p.print(counter.Load())
+				p.end()
 				return
 			case <-tick.C:
 				p.print(counter.Load())

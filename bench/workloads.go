@@ -305,11 +305,28 @@ func runIdle(p protocol, srv *server, n int, progress *progress) (result, error)
 			}
 		}()
 	}
-	// Settle: memory is sampled until it stops falling for two seconds
-	// (what a join storm left for the collector is given back), at most 20 s.
-	// The room, a Go program, is asked to collect first (see serveRoom).
+	// Quiet: the room announces each arrival to everyone already there, so
+	// 10 000 arrivals are 50 million lines; wait until the server has sent
+	// them all and uses no more CPU (under 2% for a second), at most 5 min.
+	progress.start(fmt.Sprintf("%s: waiting for %d clients to go quiet", p.name(), n), 0)
+	for end := time.Now().Add(5 * time.Minute); time.Now().Before(end); {
+		before, err := srv.cpu()
+		if err != nil {
+			return res, err
+		}
+		time.Sleep(time.Second)
+		after, err := srv.cpu()
+		if err != nil {
+			return res, err
+		}
+		if after-before < 20*time.Millisecond {
+			break
+		}
+	}
+	// Settle: memory is sampled until it stops falling for two seconds, at
+	// most 20 s. The room, a Go program, is first asked to collect what the
+	// arrivals left (see serveRoom).
 	if srv.kind == "room" {
-		time.Sleep(time.Second) // let the last notices go out
 		srv.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	rss, err := srv.rss()
