@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -92,6 +93,9 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
+		cmd.Stderr = os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", kind, err)
 	}
@@ -191,7 +195,11 @@ func serveRoom(addr string, outbox int) error {
 			f.Close()
 		}()
 	}
-	room := chatroom.NewRoom(chatroom.WithOutboxSize(outbox))
+	opts := []chatroom.Option{chatroom.WithOutboxSize(outbox)}
+	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
+		opts = append(opts, chatroom.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	}
+	room := chatroom.NewRoom(opts...)
 	// SIGUSR1 runs the collector twice (the second empties the sync.Pools,
 	// which keep what the first leaves them for one more cycle) and returns
 	// free memory to the system: what the runtime's own forced collection,

@@ -74,8 +74,12 @@ func decode(p []byte) (sender, seq int, sent int64, ok bool) {
 	return int(f[0]), int(f[1]), f[2], true
 }
 
-// connectAll joins n clients to addr, a few at a time, reporting progress.
-func connectAll(p protocol, addr string, n int, progress *progress) ([]client, error) {
+// connectAll joins n clients to addr, a few at a time, reporting progress,
+// and calls onJoin with each as soon as it is in. onJoin must start reading
+// at once: the room announces every arrival to everyone already there, and
+// a client that reads nothing while thousands arrive is rightly evicted as
+// too slow.
+func connectAll(p protocol, addr string, n int, progress *progress, onJoin func(i int, c client)) ([]client, error) {
 	clients := make([]client, n)
 	var next atomic.Int64
 	var firstErr error
@@ -98,6 +102,7 @@ func connectAll(p protocol, addr string, n int, progress *progress) ([]client, e
 					return
 				}
 				clients[i] = c
+				onJoin(i, c)
 				progress.add(1)
 			}
 		}()
@@ -121,21 +126,6 @@ func closeAll(clients []client) {
 // runFanout runs one fan-out against srv and returns what it measured.
 func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (result, error) {
 	res := result{server: p.name(), clients: spec.clients}
-	progress.start(fmt.Sprintf("%s: connecting %d clients", p.name(), spec.clients), int64(spec.clients))
-	clients, err := connectAll(p, srv.addr, spec.clients, progress)
-	if err != nil {
-		return res, err
-	}
-	defer closeAll(clients)
-	pubs := make([]client, spec.senders)
-	for s := range pubs {
-		if pubs[s], err = p.publisher(srv.addr, clients[s]); err != nil {
-			return res, err
-		}
-		if pubs[s] != clients[s] {
-			defer pubs[s].conn().Close()
-		}
-	}
 
 	// Who should get what: every client hears every sender, except that a
 	// sender does not hear itself unless the server echoes.
@@ -164,8 +154,10 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 	hists := make([]histogram, spec.clients)
 	var lastDelivery atomic.Int64
 	var readers sync.WaitGroup
-	deadline := time.Now().Add(time.Duration(spec.messages)*time.Millisecond*10 + 60*time.Second)
-	for r, c := range clients {
+	// Connecting 10 000 clients to a room takes a minute or two (50 million
+	// arrival notices); the run itself gets a minute more than its pace.
+	deadline := time.Now().Add(time.Duration(spec.messages)*time.Millisecond*10 + 5*time.Minute)
+	startReader := func(r int, c client) {
 		want := 0
 		for s := range spec.senders {
 			if hears(r, s) {
@@ -207,6 +199,21 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 				}
 			}
 		}()
+	}
+	progress.start(fmt.Sprintf("%s: connecting %d clients", p.name(), spec.clients), int64(spec.clients))
+	clients, err := connectAll(p, srv.addr, spec.clients, progress, startReader)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(clients)
+	pubs := make([]client, spec.senders)
+	for s := range pubs {
+		if pubs[s], err = p.publisher(srv.addr, clients[s]); err != nil {
+			return res, err
+		}
+		if pubs[s] != clients[s] {
+			defer pubs[s].conn().Close()
+		}
 	}
 
 	cpu0, err := srv.cpu()
@@ -289,22 +296,26 @@ func runIdle(p protocol, srv *server, n int, progress *progress) (result, error)
 		return res, err
 	}
 	progress.start(fmt.Sprintf("%s: connecting %d idle clients", p.name(), n), int64(n))
-	clients, err := connectAll(p, srv.addr, n, progress)
-	if err != nil {
-		return res, err
-	}
-	defer closeAll(clients)
-	// Keep reading, as a live client does: the room announces each arrival
-	// to everyone already there.
-	for _, c := range clients {
+	// Each client keeps reading, as a live one does, and counts if the
+	// server cuts it off: a figure over clients that are gone means nothing.
+	var cutOff atomic.Int64
+	drain := func(_ int, c client) {
 		go func() {
 			for {
 				if _, err := c.next(); err != nil {
+					if errors.Is(err, io.EOF) {
+						cutOff.Add(1)
+					}
 					return
 				}
 			}
 		}()
 	}
+	clients, err := connectAll(p, srv.addr, n, progress, drain)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(clients)
 	// Quiet: the room announces each arrival to everyone already there, so
 	// 10 000 arrivals are 50 million lines; wait until the server has sent
 	// them all and uses no more CPU (under 2% for a second), at most 5 min.
@@ -339,6 +350,9 @@ func runIdle(p protocol, srv *server, n int, progress *progress) (result, error)
 		if rss < low*99/100 {
 			low, since = rss, time.Now()
 		}
+	}
+	if k := cutOff.Load(); k > 0 {
+		return res, fmt.Errorf("the server cut off %d of %d idle clients", k, n)
 	}
 	res.rssPerConn = float64(low-base) / float64(n)
 	return res, nil
