@@ -383,10 +383,10 @@ func writeCSV(path string, rs []result) error {
 
 // progress prints a line to stderr, at most once a second, for long steps.
 type progress struct {
-	w     io.Writer
-	quiet bool
-	label string
-	total int64
+	w       io.Writer
+	quiet   bool
+	label   string
+	total   int64
 	done    atomic.Int64
 	began   time.Time
 	mu      sync.Mutex // serializes printing
