@@ -121,8 +121,9 @@ type redisConn struct {
 	c    net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
-	head []byte // the fixed start of a PUBLISH command
-	buf  []byte // the message being read
+	head []byte   // the fixed start of a PUBLISH command
+	buf  []byte   // the message being read; the reader's alone
+	num  [20]byte // scratch for a length being written; the publisher's alone
 }
 
 func (rc *redisConn) conn() net.Conn { return rc.c }
@@ -174,7 +175,7 @@ func (rc *redisConn) drainReplies() {
 func (rc *redisConn) publish(payload []byte) error {
 	rc.w.Write(rc.head)
 	rc.w.WriteByte('$')
-	rc.w.Write(strconv.AppendInt(rc.buf[:0], int64(len(payload)), 10))
+	rc.w.Write(strconv.AppendInt(rc.num[:0], int64(len(payload)), 10))
 	rc.w.WriteString("\r\n")
 	rc.w.Write(payload)
 	_, err := rc.w.WriteString("\r\n")
@@ -261,7 +262,8 @@ type natsConn struct {
 	c    net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
-	buf  []byte
+	buf  []byte   // the message being read; the reader's alone
+	num  [20]byte // scratch for a length being written; the publisher's alone
 	head []byte
 }
 
@@ -311,7 +313,7 @@ func (natsProto) publisher(_ string, self client) (client, error) { return self,
 
 func (nc *natsConn) publish(payload []byte) error {
 	nc.w.Write(nc.head)
-	nc.w.Write(strconv.AppendInt(nc.buf[:0], int64(len(payload)), 10))
+	nc.w.Write(strconv.AppendInt(nc.num[:0], int64(len(payload)), 10))
 	nc.w.WriteString("\r\n")
 	nc.w.Write(payload)
 	_, err := nc.w.WriteString("\r\n")
