@@ -23,7 +23,8 @@ func readiness(src io.Reader) func() error {
 	}
 	peek := func(fd uintptr) bool {
 		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// The runtime keeps the socket non-blocking: no input is EAGAIN.
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
 		// Input, the end of input (0 bytes), or an error: Read reports it.
 		return err != syscall.EAGAIN && err != syscall.EINTR
 	}
