@@ -33,9 +33,7 @@ func reset(t *testing.T, c *client) {
 
 func TestResetMidLine(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	b.send("half a line, never fini")
 	reset(t, b)
@@ -272,9 +270,7 @@ func TestShutdownRacesJoinsAndMessages(t *testing.T) {
 
 func TestMegabyteLine(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	go a.conn.Write([]byte(strings.Repeat("m", 1<<20) + "\nafter\n"))
 	a.expect("* error: message too long (max %d bytes)", chatroom.DefaultBufferSize)
@@ -283,9 +279,7 @@ func TestMegabyteLine(t *testing.T) {
 
 func TestOnlyCarriageReturns(t *testing.T) {
 	_, addr := startRoom(t, chatroom.WithBufferSize(64))
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	a.send("\r\n\r\r\r\n") // empty once the ending and the controls go
 	a.send(strings.Repeat("\r", 5000) + "\n")

@@ -84,6 +84,16 @@ func dial(t testing.TB, addr string, online int) *client {
 	return welcome(t, conn, conn.LocalAddr().String(), online)
 }
 
+// dialPair connects two clients, a then b, to an empty room at addr, and
+// returns once a has heard b arrive.
+func dialPair(t testing.TB, addr string) (a, b *client) {
+	t.Helper()
+	a = dial(t, addr, 1)
+	b = dial(t, addr, 2)
+	a.expect(ts+" * %s joined", b)
+	return a, b
+}
+
 // welcome wraps conn and expects the welcome line for name.
 func welcome(t testing.TB, conn net.Conn, name string, online int) *client {
 	t.Helper()

@@ -32,9 +32,7 @@ func TestJoinWelcomesAndAnnounces(t *testing.T) {
 
 func TestRelayGoesToEveryoneButTheSender(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	a.send("hello\n")
 	b.expect(ts+" %s say: hello", a)
@@ -45,9 +43,7 @@ func TestRelayGoesToEveryoneButTheSender(t *testing.T) {
 
 func TestEmptyLinesAreIgnored(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	a.send("\n\r\n\x00\x1b\r\n") // empty, or empty once cleaned
 	a.send("after\n")
@@ -58,9 +54,7 @@ func TestExitSaysByeAndCloses(t *testing.T) {
 	for _, line := range []string{"exit\n", "EXIT\n", "  Exit \t\r\n", "eXiT\n"} {
 		t.Run(strconv.Quote(line), func(t *testing.T) {
 			room, addr := startRoom(t)
-			a := dial(t, addr, 1)
-			b := dial(t, addr, 2)
-			a.expect(ts+" * %s joined", b)
+			a, b := dialPair(t, addr)
 
 			a.send(line)
 			a.expect("* bye")
@@ -73,9 +67,7 @@ func TestExitSaysByeAndCloses(t *testing.T) {
 
 func TestNotExitIsRelayed(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 	for _, text := range []string{"exit now", "exits", "ex it"} {
 		a.send(text + "\n")
 		b.expect(ts+" %s say: %s", a, text)
@@ -84,18 +76,14 @@ func TestNotExitIsRelayed(t *testing.T) {
 
 func TestDisconnectIsAnnounced(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 	require.NoError(t, b.conn.Close())
 	a.expect(ts+" * %s left", b)
 }
 
 func TestUnterminatedLastLineIsRelayed(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 	b.send("last words")
 	require.NoError(t, b.conn.(*net.TCPConn).CloseWrite())
 	a.expect(ts+" %s say: last words", b)
@@ -105,9 +93,7 @@ func TestUnterminatedLastLineIsRelayed(t *testing.T) {
 func TestLineTooLong(t *testing.T) {
 	const max = 16
 	_, addr := startRoom(t, chatroom.WithBufferSize(max))
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	exact := strings.Repeat("x", max)
 	tests := []struct {
@@ -137,9 +123,7 @@ func TestLineTooLong(t *testing.T) {
 
 func TestHostileTextIsCleaned(t *testing.T) {
 	_, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	tests := []struct{ name, send, want string }{
 		{"tab kept", "a\tb", "a\tb"},
@@ -170,9 +154,7 @@ func TestHostileTextIsCleaned(t *testing.T) {
 
 func TestRoomFull(t *testing.T) {
 	room, addr := startRoom(t, chatroom.WithMaxClients(2))
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
@@ -197,9 +179,7 @@ func TestRoomFull(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	room, addr := startRoom(t, chatroom.WithIdleTimeout(300*time.Millisecond))
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 	// a keeps talking, and stays; b says nothing and is cut off.
 	stop := make(chan struct{})
 	talking := make(chan struct{})
@@ -265,9 +245,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			room, addr := startRoom(t, tt.opts...)
-			a := dial(t, addr, 1)
-			b := dial(t, addr, 2)
-			a.expect(ts+" * %s joined", b)
+			a, b := dialPair(t, addr)
 
 			local, remote := net.Pipe()
 			defer local.Close()
@@ -376,9 +354,7 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 
 func TestBroadcast(t *testing.T) {
 	room, addr := startRoom(t)
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	require.NoError(t, room.Broadcast("maintenance at noon"))
 	a.expect(ts + " * maintenance at noon")
@@ -398,9 +374,7 @@ func TestShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- room.Serve(ln) }()
 	addr := ln.Addr().String()
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 
 	require.NoError(t, room.Shutdown(context.Background()))
 	for _, c := range []*client{a, b} {
@@ -638,9 +612,7 @@ func TestOrderPerSender(t *testing.T) {
 // TestStats checks every counter after a scenario whose numbers are known.
 func TestStats(t *testing.T) {
 	room, addr := startRoom(t, chatroom.WithMaxClients(3))
-	a := dial(t, addr, 1)
-	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a, b := dialPair(t, addr)
 	c := dial(t, addr, 3)
 	a.expect(ts+" * %s joined", c)
 	b.expect(ts+" * %s joined", c)
