@@ -73,8 +73,8 @@ func putQueue(q *lineQueue) {
 
 // client is one connection in the room. Its reader runs in ServeConn's
 // goroutine; its writer is a goroutine that exists only while its outbox has
-// something in it. The room goroutine fills the outbox; nothing else of
-// the client is the room's.
+// something in it. The room goroutine fills the outbox, and the reader adds
+// its own replies (a line too long); slot and asleep are the room's alone.
 type client struct {
 	room     *Room
 	conn     net.Conn

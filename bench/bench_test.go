@@ -166,10 +166,10 @@ func TestHistogramQuantiles(t *testing.T) {
 func TestRampWritesCSVAndPlot(t *testing.T) {
 	dir := t.TempDir()
 	rs := []result{
-		{server: "room", clients: 10, throughputs: 1e6, deliveries: 1000, serverCPU: time.Millisecond},
-		{server: "room", clients: 100, throughputs: 2e6, deliveries: 1000, serverCPU: time.Millisecond},
-		{server: "redis", clients: 10, throughputs: 5e5, deliveries: 1000, serverCPU: 2 * time.Millisecond},
-		{server: "redis", clients: 100, throughputs: 7e5, deliveries: 1000, serverCPU: 2 * time.Millisecond},
+		{server: "room", clients: 10, throughput: 1e6, deliveries: 1000, serverCPU: time.Millisecond},
+		{server: "room", clients: 100, throughput: 2e6, deliveries: 1000, serverCPU: time.Millisecond},
+		{server: "redis", clients: 10, throughput: 5e5, deliveries: 1000, serverCPU: 2 * time.Millisecond},
+		{server: "redis", clients: 100, throughput: 7e5, deliveries: 1000, serverCPU: 2 * time.Millisecond},
 	}
 	csvPath, pngPath := filepath.Join(dir, "r.csv"), filepath.Join(dir, "r.png")
 	require.NoError(t, writeCSV(csvPath, rs))

@@ -205,9 +205,8 @@ type bench struct {
 	progress *progress
 }
 
-// medianRuns runs f cfg.runs times on a fresh server each time and returns
-// the run with the median deliveries/s (or memory), and the medians of
-// every figure.
+// medianRuns runs f cfg.runs times, on a fresh server each time, and
+// returns the figures of median.
 func (b *bench) medianRuns(kind string, f func(protocol, *server) (result, error)) (result, error) {
 	var rs []result
 	for range b.cfg.runs {
@@ -225,7 +224,9 @@ func (b *bench) medianRuns(kind string, f func(protocol, *server) (result, error
 	return median(rs), nil
 }
 
-// median takes each figure's median across runs, independently.
+// median takes each figure's median across runs, independently, except
+// latency (the histogram of the run with the median p99) and losses and
+// repeats (the worst run's: one lossy run is worth reporting).
 func median(rs []result) result {
 	m := rs[0]
 	pick := func(get func(result) float64) float64 {
@@ -236,16 +237,13 @@ func median(rs []result) result {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
-	m.throughputs = pick(func(r result) float64 { return r.throughputs })
+	m.throughput = pick(func(r result) float64 { return r.throughput })
 	m.serverCPU = time.Duration(pick(func(r result) float64 { return float64(r.serverCPU) }))
 	m.deliveries = int64(pick(func(r result) float64 { return float64(r.deliveries) }))
-	m.lost = int64(pick(func(r result) float64 { return float64(r.lost) }))
-	m.dups = int64(pick(func(r result) float64 { return float64(r.dups) }))
 	m.rssPerConn = pick(func(r result) float64 { return r.rssPerConn })
 	// Latency: the run with the median p99 stands for all.
 	slices.SortFunc(rs, func(a, b result) int { return int(a.latency.quantile(0.99) - b.latency.quantile(0.99)) })
 	m.latency = rs[len(rs)/2].latency
-	// Worst case for losses: any run's loss is reported.
 	for _, r := range rs {
 		m.lost = max(m.lost, r.lost)
 		m.dups = max(m.dups, r.dups)
@@ -287,7 +285,7 @@ func (b *bench) fanoutTable(title string, spec fanoutSpec) ([]result, error) {
 		if redisCPU > 0 {
 			ratio = fmt.Sprintf("%.2fx", float64(r.cpuPerDelivery())/float64(redisCPU))
 		}
-		fmt.Fprintf(b.out, "| %s | %.0f | %.3f µs | %s | %v | %v | %v | %d | %d |\n", r.server, r.throughputs,
+		fmt.Fprintf(b.out, "| %s | %.0f | %.3f µs | %s | %v | %v | %v | %d | %d |\n", r.server, r.throughput,
 			float64(r.cpuPerDelivery())/1e3, ratio, round(r.latency.quantile(0.5)), round(r.latency.quantile(0.99)),
 			round(r.latency.max), r.lost, r.dups)
 	}
@@ -370,7 +368,7 @@ func writeCSV(path string, rs []result) error {
 	w := csv.NewWriter(f)
 	w.Write([]string{"server", "clients", "deliveries_per_s", "cpu_ns_per_delivery", "p50_us", "p99_us", "max_us", "lost", "duplicated"})
 	for _, r := range rs {
-		w.Write([]string{r.server, strconv.Itoa(r.clients), fmt.Sprintf("%.0f", r.throughputs),
+		w.Write([]string{r.server, strconv.Itoa(r.clients), fmt.Sprintf("%.0f", r.throughput),
 			strconv.FormatInt(int64(r.cpuPerDelivery()), 10),
 			strconv.FormatInt(r.latency.quantile(0.5).Microseconds(), 10),
 			strconv.FormatInt(r.latency.quantile(0.99).Microseconds(), 10),

@@ -47,7 +47,7 @@ func plotRamp(path string, rs []result) error {
 		var tp, cp plotter.XYs
 		for _, r := range rs {
 			if r.server == s {
-				tp = append(tp, plotter.XY{X: float64(r.clients), Y: r.throughputs / 1e6})
+				tp = append(tp, plotter.XY{X: float64(r.clients), Y: r.throughput / 1e6})
 				cp = append(cp, plotter.XY{X: float64(r.clients), Y: float64(r.cpuPerDelivery()) / 1e3})
 			}
 		}

@@ -346,6 +346,9 @@ func (nc *natsConn) next() ([]byte, error) {
 			}
 			return nc.buf[:size], nil
 		case bytes.HasPrefix(line, []byte("PING")):
+			// Written straight to the socket, beside the publisher's
+			// buffered writes: a PONG could split a PUB in two. The server
+			// pings every two minutes, longer than any run here.
 			nc.c.Write([]byte("PONG\r\n"))
 		case bytes.HasPrefix(line, []byte("-ERR")):
 			return nil, errors.New("nats: " + string(trimCRLF(line)))

@@ -17,16 +17,16 @@ import (
 
 // result is what one run of a workload measured.
 type result struct {
-	server      string
-	clients     int
-	deliveries  int64         // messages received, all receivers together
-	expected    int64         // messages that should have been received
-	lost, dups  int64         // expected minus delivered; repeats of a sender's sequence
-	elapsed     time.Duration // first send to last delivery
-	serverCPU   time.Duration // the server's CPU time over the run
-	latency     histogram     // send to receipt
-	rssPerConn  float64       // idle workload: server RSS per client, bytes
-	throughputs float64       // deliveries per second
+	server     string
+	clients    int
+	deliveries int64         // messages received, all receivers together
+	expected   int64         // messages that should have been received
+	lost, dups int64         // expected minus delivered; repeats of a sender's sequence
+	elapsed    time.Duration // first send to last delivery
+	serverCPU  time.Duration // the server's CPU time over the run
+	latency    histogram     // send to receipt
+	rssPerConn float64       // idle workload: server RSS per client, bytes
+	throughput float64       // deliveries per second
 }
 
 func (r result) cpuPerDelivery() time.Duration {
@@ -282,7 +282,7 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 		res.latency.merge(&hists[i])
 	}
 	if res.elapsed > 0 {
-		res.throughputs = float64(res.deliveries) / res.elapsed.Seconds()
+		res.throughput = float64(res.deliveries) / res.elapsed.Seconds()
 	}
 	return res, nil
 }
@@ -341,6 +341,9 @@ func runIdle(p protocol, srv *server, n int, progress *progress) (result, error)
 		srv.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	rss, err := srv.rss()
+	if err != nil {
+		return res, err
+	}
 	low, since := rss, time.Now()
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && time.Since(since) < 2*time.Second; {
 		time.Sleep(250 * time.Millisecond)
