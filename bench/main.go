@@ -239,6 +239,7 @@ func median(rs []result) result {
 	}
 	m.throughput = pick(func(r result) float64 { return r.throughput })
 	m.serverCPU = time.Duration(pick(func(r result) float64 { return float64(r.serverCPU) }))
+	m.writeCalls = int64(pick(func(r result) float64 { return float64(r.writeCalls) }))
 	m.deliveries = int64(pick(func(r result) float64 { return float64(r.deliveries) }))
 	m.rssPerConn = pick(func(r result) float64 { return r.rssPerConn })
 	// Latency: the run with the median p99 stands for all.
@@ -262,8 +263,8 @@ func (b *bench) skip(kind string, err error) bool {
 
 func (b *bench) fanoutTable(title string, spec fanoutSpec) ([]result, error) {
 	fmt.Fprintf(b.out, "\n### %s\n\n", title)
-	fmt.Fprintln(b.out, "| server | deliveries/s | server CPU per delivery | vs redis | p50 | p99 | max | lost | duplicated |")
-	fmt.Fprintln(b.out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(b.out, "| server | deliveries/s | server CPU per delivery | vs redis | deliveries per write call | p50 | p99 | max | lost | duplicated |")
+	fmt.Fprintln(b.out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	var out []result
 	var redisCPU time.Duration
 	for _, kind := range b.cfg.servers {
@@ -285,8 +286,8 @@ func (b *bench) fanoutTable(title string, spec fanoutSpec) ([]result, error) {
 		if redisCPU > 0 {
 			ratio = fmt.Sprintf("%.2fx", float64(r.cpuPerDelivery())/float64(redisCPU))
 		}
-		fmt.Fprintf(b.out, "| %s | %.0f | %.3f µs | %s | %v | %v | %v | %d | %d |\n", r.server, r.throughput,
-			float64(r.cpuPerDelivery())/1e3, ratio, round(r.latency.quantile(0.5)), round(r.latency.quantile(0.99)),
+		fmt.Fprintf(b.out, "| %s | %.0f | %.3f µs | %s | %.1f | %v | %v | %v | %d | %d |\n", r.server, r.throughput,
+			float64(r.cpuPerDelivery())/1e3, ratio, r.perWrite(), round(r.latency.quantile(0.5)), round(r.latency.quantile(0.99)),
 			round(r.latency.max), r.lost, r.dups)
 	}
 	return out, nil
@@ -366,10 +367,11 @@ func writeCSV(path string, rs []result) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"server", "clients", "deliveries_per_s", "cpu_ns_per_delivery", "p50_us", "p99_us", "max_us", "lost", "duplicated"})
+	w.Write([]string{"server", "clients", "deliveries_per_s", "cpu_ns_per_delivery", "deliveries_per_write", "p50_us", "p99_us", "max_us", "lost", "duplicated"})
 	for _, r := range rs {
 		w.Write([]string{r.server, strconv.Itoa(r.clients), fmt.Sprintf("%.0f", r.throughput),
 			strconv.FormatInt(int64(r.cpuPerDelivery()), 10),
+			strconv.FormatFloat(r.perWrite(), 'f', 1, 64),
 			strconv.FormatInt(r.latency.quantile(0.5).Microseconds(), 10),
 			strconv.FormatInt(r.latency.quantile(0.99).Microseconds(), 10),
 			strconv.FormatInt(r.latency.max.Microseconds(), 10),

@@ -148,6 +148,21 @@ func (s *server) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
+// writeCalls returns how many write system calls (write, writev, send and
+// the like) the server has made so far, all threads, from /proc/PID/io.
+func (s *server) writeCalls() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		}
+	}
+	return 0, errors.New("no syscw")
+}
+
 // rss returns the server's resident memory in bytes, from /proc/PID/status.
 func (s *server) rss() (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))

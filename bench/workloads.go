@@ -24,9 +24,19 @@ type result struct {
 	lost, dups int64         // expected minus delivered; repeats of a sender's sequence
 	elapsed    time.Duration // first send to last delivery
 	serverCPU  time.Duration // the server's CPU time over the run
+	writeCalls int64         // the server's write system calls over the run
 	latency    histogram     // send to receipt
 	rssPerConn float64       // idle workload: server RSS per client, bytes
 	throughput float64       // deliveries per second
+}
+
+// perWrite is how many deliveries the server made per write system call:
+// its batching, which decides most of its CPU time per delivery.
+func (r result) perWrite() float64 {
+	if r.writeCalls == 0 {
+		return 0
+	}
+	return float64(r.deliveries) / float64(r.writeCalls)
 }
 
 func (r result) cpuPerDelivery() time.Duration {
@@ -220,6 +230,10 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 	if err != nil {
 		return res, err
 	}
+	writes0, err := srv.writeCalls()
+	if err != nil {
+		return res, err
+	}
 	progress.start(fmt.Sprintf("%s: %d clients, %d senders x %d messages", p.name(), spec.clients, spec.senders, spec.messages), res.expected)
 	stopProgress := progress.follow(&delivered)
 	start := time.Now()
@@ -272,6 +286,11 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 	if err != nil {
 		return res, err
 	}
+	writes1, err := srv.writeCalls()
+	if err != nil {
+		return res, err
+	}
+	res.writeCalls = writes1 - writes0
 
 	res.deliveries = delivered.Load()
 	res.lost = res.expected - res.deliveries // gaps and missing tails alike
