@@ -112,14 +112,15 @@ func newClient(r *Room, conn net.Conn) *client {
 	return c
 }
 
-// enqueue queues line for the client without ever blocking on the network.
-// It returns how many lines are now waiting, or -1 if the outbox is full:
-// the caller then evicts the client. A client that is already leaving takes
-// no more lines and reports 0. With wake, it also makes sure a writer is on
-// its way; without, the caller must call wake later (the room does, once
-// it has queued everything that is waiting, so that one write carries it
-// all).
-func (c *client) enqueue(line []byte, wake bool) int {
+// enqueue queues lines for the client, in order, without ever blocking on
+// the network. It returns how many lines are now waiting, or -1 if the
+// outbox could not take them all: those that did not fit are counted as
+// dropped, and the caller evicts the client. A client that is already
+// leaving takes no more lines and reports 0. With wake, it also makes sure
+// a writer is on its way; without, the caller must call wake later (the
+// room does, once it has queued everything that is waiting, so that one
+// write carries it all).
+func (c *client) enqueue(lines [][]byte, wake bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.final {
@@ -128,14 +129,23 @@ func (c *client) enqueue(line []byte, wake bool) int {
 	if c.queue == nil {
 		c.queue = getQueue()
 	}
-	if len(c.queue.lines) >= c.room.opts.outboxSize {
+	space := c.room.opts.outboxSize - len(c.queue.lines)
+	if len(lines) > space {
+		c.queue.lines = append(c.queue.lines, lines[:space]...)
+		c.room.dropped.Add(uint64(len(lines) - space))
 		return -1
 	}
-	c.queue.lines = append(c.queue.lines, line)
+	c.queue.lines = append(c.queue.lines, lines...)
 	if wake {
 		c.startWriter()
 	}
 	return len(c.queue.lines)
+}
+
+// reply queues one line for the client alone, and wakes its writer. It
+// reports false if the outbox was full.
+func (c *client) reply(line []byte) bool {
+	return c.enqueue([][]byte{line}, true) >= 0
 }
 
 // wake starts a writer if lines are waiting and none is running.
@@ -328,45 +338,71 @@ func (c *client) handshake() error {
 // client leaves, and returns why. It restarts the idle deadline before each
 // line, answers a line that is too long without involving the room, and
 // hands every other line, cleaned and formatted, to the room.
+//
+// Lines are handed over in batches: every whole line the last read brought
+// in, up to maxRelay, goes to the room in one relay, and nothing is kept
+// back while the reader waits for input. The room then queues the batch on
+// each outbox at once, and the writers find it all there: a sender whose
+// client flushes sixteen lines at a time costs sixteen times fewer room
+// turns, outbox locks and writes than one relayed line by line.
 func (c *client) read() (leaveReason, error) {
 	r := c.room
 	lr := newLineReader(c.conn, r.opts.bufferSize, r.readBuffers)
+	var said *lineQueue // formatted lines not yet handed to the room
+	defer func() {
+		if said != nil {
+			putQueue(said)
+		}
+	}()
 	for {
+		if said != nil && (len(said.lines) >= r.maxRelay || !lr.buffered()) {
+			if reason, ok := c.handOver(said); !ok {
+				return reason, nil
+			}
+			said = nil // the room's now; it returns it to the pool
+		}
 		if d := r.opts.idleTimeout; d > 0 {
 			c.conn.SetReadDeadline(time.Now().Add(d))
 		}
 		line, tooLong, err := lr.next()
 		switch {
-		case err != nil:
+		case err != nil: // nothing is left in said: it was handed over before next could read
 			lr.release()
 			return c.readFailed(err)
 		case tooLong:
-			if c.enqueue(r.lineTooLong, true) < 0 {
+			if !c.reply(r.lineTooLong) {
 				c.shut(reasonSlow, nil)
 			}
-		default:
-			if reason, ok := c.say(line); !ok {
-				return reason, nil
-			}
+			continue
 		}
+		msg, text := lineSay(r.opts.now(), c.name, line, r.opts.bufferSize)
+		switch {
+		case len(text) == 0:
+			continue // nothing left to say
+		case isExit(text):
+			if said != nil { // what it said before it left comes first
+				if reason, ok := c.handOver(said); !ok {
+					return reason, nil
+				}
+				said = nil
+			}
+			return reasonExit, nil
+		}
+		if said == nil {
+			said = getQueue()
+		}
+		said.lines = append(said.lines, msg)
 	}
 }
 
-// say hands one received line to the room. It reports false, with a reason,
-// when the client is leaving: the line was "exit", or the room is closing.
-func (c *client) say(line []byte) (leaveReason, bool) {
-	r := c.room
-	msg, text := lineSay(r.opts.now(), c.name, line, r.opts.bufferSize)
-	switch {
-	case len(text) == 0:
-		return reasonNone, true // nothing left to say
-	case isExit(text):
-		return reasonExit, false
-	}
+// handOver gives the room a batch of lines to relay. It reports false, with
+// a reason, if the room is closing instead; the batch is then still the
+// caller's.
+func (c *client) handOver(said *lineQueue) (leaveReason, bool) {
 	select {
-	case r.lines <- relay{from: c, line: msg}:
+	case c.room.lines <- relay{from: c, said: said}:
 		return reasonNone, true
-	case <-r.quit:
+	case <-c.room.quit:
 		return reasonShutdown, false
 	}
 }

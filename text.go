@@ -79,6 +79,12 @@ func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 	}
 }
 
+// buffered reports whether a whole line is already in the buffer, so that
+// next returns it without reading.
+func (lr *lineReader) buffered() bool {
+	return lr.buf != nil && bytes.IndexByte((*lr.buf)[lr.r:lr.w], '\n') >= 0
+}
+
 // frame turns the bytes of one line into next's result.
 func (lr *lineReader) frame(line []byte) ([]byte, bool, error) {
 	if lr.skipping {
