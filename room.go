@@ -187,13 +187,23 @@ func (r *Room) Serve(ln net.Listener) error {
 		}
 		r.wg.Add(1)
 		r.mu.Unlock()
-		go func() {
-			defer r.wg.Done()
-			if err := r.ServeConn(conn); err != nil {
-				r.opts.logger.Debug("connection ended", "client", conn.RemoteAddr().String(), "err", err)
-			}
-		}()
+		go r.serveAccepted(conn)
 	}
+}
+
+// serveAccepted is the goroutine Serve starts for each connection.
+func (r *Room) serveAccepted(conn net.Conn) {
+	defer r.wg.Done()
+	if err := r.ServeConn(conn); err != nil {
+		r.logEnded(conn, err)
+	}
+}
+
+// logEnded logs why a connection from Serve ended. It is not part of
+// serveAccepted so that the logging call's frame is not on the stack of
+// every parked reader.
+func (r *Room) logEnded(conn net.Conn, err error) {
+	r.opts.logger.Debug("connection ended", "client", conn.RemoteAddr().String(), "err", err)
 }
 
 // ServeConn serves one connection that the caller has already accepted (a
@@ -215,54 +225,11 @@ func (r *Room) ServeConn(conn net.Conn) error {
 	defer r.trackConn(c, false)
 	defer c.writers.Wait()
 
-	if err := c.handshake(); err != nil {
-		c.shut(reasonDisconnect, err)
-		return fmt.Errorf("chatroom: handshake with %s: %w", c.name, err)
+	if err := c.join(); err != nil {
+		return err
 	}
-	select {
-	case r.joins <- c:
-	case <-r.quit:
-		c.shut(reasonClosed, nil)
-		return ErrRoomClosed
-	}
-	if !<-c.admitted {
-		if d := r.opts.writeTimeout; d > 0 {
-			conn.SetWriteDeadline(time.Now().Add(d))
-		}
-		conn.Write(r.lineRoomFull)
-		c.shut(reasonClosed, nil)
-		return ErrRoomFull
-	}
-
 	reason, err := c.read()
-	if err != nil {
-		c.shut(reasonDisconnect, err) // a broken connection: nothing more can reach it
-	}
-	if reason != reasonShutdown { // on shutdown the room says goodbye itself
-		select {
-		case r.leaves <- departure{c, reason}:
-		case <-r.quit: // the room is closing; it ends this client itself
-		}
-	}
-	<-c.done
-
-	c.mu.Lock()
-	reason, err = c.reason, c.err
-	c.mu.Unlock()
-	switch reason {
-	case reasonExit:
-		return nil
-	case reasonIdle:
-		return ErrIdleTimeout
-	case reasonSlow:
-		return ErrTooSlow
-	case reasonShutdown, reasonClosed:
-		return ErrRoomClosed
-	}
-	if err != nil {
-		return fmt.Errorf("chatroom: client %s: %w", c.name, err)
-	}
-	return nil
+	return c.leave(reason, err)
 }
 
 // Broadcast sends "<ts> * text" to every client in the room. The text is
