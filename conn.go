@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -73,23 +74,29 @@ func putQueue(q *lineQueue) {
 }
 
 // client is one connection in the room. Its reader runs in ServeConn's
-// goroutine; its writer is a goroutine that exists only while its outbox has
-// something in it. The room goroutine fills the outbox, and the reader adds
-// its own replies (a line too long); slot and asleep are the room's alone.
+// goroutine. Its writer is whoever holds writing: the room goroutine, for
+// the one non-blocking write it makes to a socket in flush, or else a
+// writer goroutine that exists only while the outbox has something in it
+// that the socket would not take at once. The room goroutine fills the
+// outbox, and the reader adds its own replies (a line too long); slot and
+// asleep are the room's alone.
 type client struct {
 	room     *Room
 	conn     net.Conn
-	name     string    // what others see: the remote address
-	admitted chan bool // the room's answer to this client's join; buffered so the room never waits
+	raw      syscall.RawConn // conn's socket, or nil if it is not a plain one (see rawSocket)
+	name     string          // what others see: the remote address
+	admitted chan bool       // the room's answer to this client's join; buffered so the room never waits
 
 	slot   int  // index in the room's member list; owned by the room goroutine
-	asleep bool // in the room's list of writers to wake; owned by the room goroutine
+	asleep bool // in the room's list of clients to flush; owned by the room goroutine
 
 	// mu guards the outbox and the connection's end. The room goroutine
-	// appends under it; the writer swaps the whole queue out under it and
-	// writes without it, so queuing never waits for the network.
+	// appends under it, and makes its non-blocking writes under it; a
+	// writer goroutine swaps the whole queue out under it and writes
+	// without it, so queuing never waits for the network.
 	mu      sync.Mutex
 	queue   *lineQueue  // lines waiting to be written; nil while there are none
+	skip    int         // bytes of the first queued line already written
 	writing bool        // a writer goroutine is running
 	final   bool        // the last line is queued: close once it is written
 	closed  bool        // the connection is closed: nothing more is queued or written
@@ -105,6 +112,7 @@ func newClient(r *Room, conn net.Conn) *client {
 	c := &client{
 		room:     r,
 		conn:     conn,
+		raw:      rawSocket(conn),
 		name:     conn.RemoteAddr().String(),
 		admitted: make(chan bool, 1),
 		done:     make(chan struct{}),
@@ -149,13 +157,37 @@ func (c *client) reply(line []byte) bool {
 	return c.enqueue([][]byte{line}, true) >= 0
 }
 
-// wake starts a writer if lines are waiting and none is running.
-func (c *client) wake() {
+// flush writes what is queued, unless a writer goroutine is at it already.
+// The room goroutine calls it, once it has queued everything that was
+// waiting. To a socket it writes straight away, in one non-blocking system
+// call under c.mu, the way an event loop writes each client once per turn:
+// no goroutine is woken for a client whose socket takes it all, which is
+// nearly every client nearly always. Whatever the socket does not take, and
+// everything for a connection that is not a plain socket, is left to a
+// writer goroutine, which can wait for the socket under the write deadline.
+func (c *client) flush(w *socketWriter) {
 	c.mu.Lock()
-	if !c.closed && c.queue != nil && len(c.queue.lines) > 0 {
-		c.startWriter()
+	defer c.mu.Unlock()
+	if c.closed || c.writing || c.queue == nil || len(c.queue.lines) == 0 {
+		return
 	}
-	c.mu.Unlock()
+	if c.raw != nil && !c.final {
+		lines := c.queue.lines
+		buf := getWriteBuffer()
+		*buf = appendLines(*buf, lines, c.skip)
+		n := w.tryWrite(c.raw, *buf)
+		putWriteBuffer(buf)
+		whole, skip := advance(lines, c.skip, n)
+		c.room.delivered.Add(uint64(whole))
+		if whole == len(lines) {
+			putQueue(c.queue)
+			c.queue, c.skip = nil, 0
+			return
+		}
+		clear(lines[copy(lines, lines[whole:]):])
+		c.queue.lines, c.skip = lines[:len(lines)-whole], skip
+	}
+	c.startWriter()
 }
 
 // enqueueFinal queues the last line the client will get, if line is not
@@ -218,9 +250,9 @@ func (c *client) shut(reason leaveReason, err error) {
 	close(c.done)
 }
 
-// write is the writer goroutine. It alone writes to the connection. Each
-// round takes everything queued and writes it in one go, one Write of a
-// joined buffer under one deadline, so a client that fell behind
+// write is the writer goroutine. It alone writes to the connection while
+// it runs. Each round takes everything queued and writes it in one go, one
+// Write of a joined buffer under one deadline, so a client that fell behind
 // catches up in a single system call. It exits when the outbox is empty,
 // and closes the connection once a final line is out.
 func (c *client) write() {
@@ -228,15 +260,25 @@ func (c *client) write() {
 	// Let the goroutines that are already runnable (readers with lines for
 	// the room) go first: the batch this writer takes is then bigger, and
 	// the room's fan-out costs fewer system calls. Measured with chatbench
-	// fanout (100 clients, 10 senders): 0.27 µs of server CPU per delivery
-	// with this yield, 0.72 µs without.
+	// fanout (100 clients, 10 senders), when every write was a writer
+	// goroutine's: 0.27 µs of server CPU per delivery with this yield,
+	// 0.72 µs without.
 	runtime.Gosched()
 	var batch *lineQueue // the lines being written; the next queue once written
+	deadline := false    // a write deadline is set
 	for {
 		c.mu.Lock()
 		if c.closed || c.queue == nil || len(c.queue.lines) == 0 {
-			c.writing = false
 			finish, reason := c.final && !c.closed, c.reason
+			if deadline && c.raw != nil && !c.final && !c.closed {
+				// The room's own writes would stop at a deadline left
+				// behind; lift it, outside the lock, before handing back.
+				c.mu.Unlock()
+				c.conn.SetWriteDeadline(time.Time{})
+				deadline = false
+				continue
+			}
+			c.writing = false
 			if c.queue != nil {
 				putQueue(c.queue)
 				c.queue = nil
@@ -251,9 +293,15 @@ func (c *client) write() {
 			return
 		}
 		batch, c.queue = c.queue, batch
+		skip := c.skip
+		c.skip = 0
 		c.mu.Unlock()
 
-		written, err := c.writeBatch(batch.lines)
+		if d := c.room.opts.writeTimeout; d > 0 {
+			c.conn.SetWriteDeadline(time.Now().Add(d))
+			deadline = true
+		}
+		written, err := c.writeBatch(batch.lines, skip)
 		c.room.delivered.Add(uint64(written))
 		if err != nil {
 			c.room.dropped.Add(uint64(len(batch.lines) - written))
@@ -270,36 +318,51 @@ func (c *client) write() {
 	}
 }
 
-// writeBatch writes lines to the connection, joined into one buffer, in one
-// Write under the write deadline, and returns how many were written whole.
+// writeBatch writes lines to the connection, the first from skip bytes in,
+// joined into one buffer in one Write, and returns how many were written
+// whole.
 //
 // Joining costs a copy of bytes that are about to be copied into the kernel
 // anyway. net.Buffers would hand them over with one writev instead, for the
 // same CPU in chatbench's fan-out, but the runtime then keeps an iovec array
 // per connection as long as its largest burst ever was (up to 16 KiB), which
 // every idle client would carry; and on TLS it would make one record per line.
-func (c *client) writeBatch(lines [][]byte) (int, error) {
-	if d := c.room.opts.writeTimeout; d > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(d))
-	}
+func (c *client) writeBatch(lines [][]byte, skip int) (int, error) {
 	buf := getWriteBuffer()
 	defer putWriteBuffer(buf)
-	for _, l := range lines {
-		*buf = append(*buf, l...)
-	}
+	*buf = appendLines(*buf, lines, skip)
 	n, err := c.conn.Write(*buf)
 	if err == nil {
 		return len(lines), nil
 	}
-	written := 0
-	for _, l := range lines {
-		if n < len(l) {
-			break
-		}
-		n -= len(l)
-		written++
-	}
+	written, _ := advance(lines, skip, n)
 	return written, err
+}
+
+// appendLines appends lines to buf, the first from skip bytes in.
+func appendLines(buf []byte, lines [][]byte, skip int) []byte {
+	for i, l := range lines {
+		if i == 0 {
+			l = l[skip:]
+		}
+		buf = append(buf, l...)
+	}
+	return buf
+}
+
+// advance reports how many of lines a write of n bytes completed, the first
+// line from skip bytes in, and how many bytes into the next line it got.
+func advance(lines [][]byte, skip, n int) (whole, rest int) {
+	for whole < len(lines) {
+		left := len(lines[whole]) - skip
+		if n < left {
+			return whole, skip + n
+		}
+		n -= left
+		skip = 0
+		whole++
+	}
+	return whole, 0
 }
 
 // writeBuffers holds the buffers that batches are joined in. Pooled rather
@@ -409,7 +472,11 @@ func (c *client) leave(reason leaveReason, err error) error {
 // turns, outbox locks and writes than one relayed line by line.
 func (c *client) read() (leaveReason, error) {
 	r := c.room
-	lr := newLineReader(c.conn, r.opts.bufferSize, r.readBuffers)
+	var ready func() error
+	if c.raw != nil {
+		ready = readiness(c.raw)
+	}
+	lr := newLineReader(c.conn, ready, r.opts.bufferSize, r.readBuffers)
 	var said *lineQueue // formatted lines not yet handed to the room
 	for {
 		if said != nil && (len(said.lines) >= r.maxRelay || !lr.buffered()) {

@@ -411,25 +411,42 @@ func (r *Room) trackConn(c *client, add bool) bool {
 // queues lines on outboxes, which either take them at once or report full.
 func (r *Room) run() {
 	defer r.wg.Done()
-	m := &members{room: r}
+	m := &members{room: r, out: newSocketWriter()}
 	defer func() {
 		r.mu.Lock()
 		r.final = m.stats
 		r.mu.Unlock()
 		close(r.ran)
 	}()
+	yielded := false
 	for {
-		// Relay every line that is already waiting before waking any
-		// writer, so that each writer finds all of them queued and writes
-		// them at once: the room's version of an event loop's "before
-		// sleep" flush.
+		// Take everything that is already waiting before writing
+		// anything, so that each client gets all of it in one write: the
+		// room's version of an event loop's "before sleep" flush.
 		select {
+		case c := <-r.joins:
+			m.join(c)
+			continue
+		case d := <-r.leaves:
+			m.leave(d.c, d.reason)
+			continue
 		case rl := <-r.lines:
 			m.relay(rl)
 			continue
+		case line := <-r.notes:
+			m.notice(line)
+			continue
 		default:
 		}
-		m.wakeWriters()
+		if len(m.asleep) > 0 && !yielded {
+			// A reader the room just took lines from is runnable, and
+			// has likely read more: let it hand them over first.
+			yielded = true
+			runtime.Gosched()
+			continue
+		}
+		yielded = false
+		m.flushAll()
 
 		select {
 		case c := <-r.joins:
@@ -439,8 +456,7 @@ func (r *Room) run() {
 		case rl := <-r.lines:
 			m.relay(rl)
 		case line := <-r.notes:
-			m.stats.Messages++
-			m.sendLine(line, nil)
+			m.notice(line)
 		case reply := <-r.stats:
 			s := m.stats
 			s.Delivered, s.Dropped = r.delivered.Load(), r.dropped.Load()
@@ -461,8 +477,9 @@ type members struct {
 	room   *Room
 	list   []*client // everyone in the room; a client's slot is its index
 	stats  Stats
-	slow   []*client // clients whose outbox filled during a send, to evict after it
-	asleep []*client // clients with lines queued and their writer not yet woken
+	slow   []*client     // clients whose outbox filled during a send, to evict after it
+	asleep []*client     // clients with lines queued since the last flushAll
+	out    *socketWriter // the room's non-blocking writes (see client.flush)
 }
 
 // relay sends a client's lines to everyone else. The lines of a sender
@@ -475,12 +492,18 @@ func (m *members) relay(rl relay) {
 	putQueue(rl.said)
 }
 
-// wakeWriters starts the writers of every client that was queued lines
-// since the last call.
-func (m *members) wakeWriters() {
+// notice sends a Broadcast notice to everyone.
+func (m *members) notice(line []byte) {
+	m.stats.Messages++
+	m.sendLine(line, nil)
+}
+
+// flushAll writes, or has written, what every client was queued since the
+// last call.
+func (m *members) flushAll() {
 	for i, c := range m.asleep {
 		c.asleep = false
-		c.wake()
+		c.flush(m.out)
 		m.asleep[i] = nil
 	}
 	m.asleep = m.asleep[:0]
@@ -504,7 +527,7 @@ func (m *members) join(c *client) {
 	m.stats.Joined++
 	m.stats.Clients = len(m.list)
 	c.admitted <- true
-	c.reply(lineWelcome(c.name, len(m.list)))
+	m.queue(c, [][]byte{lineWelcome(c.name, len(m.list))})
 	r.opts.logger.Info("joined", "client", c.name, "online", len(m.list))
 	m.sendLine(lineNotice(r.opts.now(), c.name+" joined"), c)
 }
@@ -577,32 +600,20 @@ func (m *members) sendLine(line []byte, except *client) {
 
 // send queues lines for every member but except (which may be nil), then
 // evicts whoever could not take them. Evictions are announced with send in
-// turn, which may evict more. Writers are woken later, by wakeWriters,
-// unless a client's queue has reached wakeBatch lines.
+// turn, which may evict more.
 //
 // If an outbox is more than half full, send also yields the processor
-// before it returns. Readers hand lines to the room faster than writers can
-// be scheduled, so on a busy machine the room could fill a healthy client's
-// outbox before that client's writer ever ran. Yielding lets the writers
-// catch up; a client that really stopped reading fills its outbox all the
-// same and is evicted, and nobody ever waits for it.
+// before it returns. That client's writer goroutine is at work (its socket
+// is full), and readers hand lines to the room faster than writers can be
+// scheduled, so on a busy machine the room could fill a healthy client's
+// outbox before its writer ran again. Yielding lets the writers catch up; a
+// client that really stopped reading fills its outbox all the same and is
+// evicted, and nobody ever waits for it.
 func (m *members) send(lines [][]byte, except *client) {
 	busy := false
 	for _, c := range m.list {
-		if c == except {
-			continue
-		}
-		switch n := c.enqueue(lines, false); {
-		case n < 0:
-			m.slow = append(m.slow, c)
-		case n > m.room.opts.outboxSize/2:
+		if c != except && m.queue(c, lines) > m.room.opts.outboxSize/2 {
 			busy = true
-			c.wake()
-		case n >= wakeBatch && n-len(lines) < wakeBatch:
-			c.wake() // a batch worth a write already: no need to wait
-		case n > 0 && !c.asleep:
-			c.asleep = true
-			m.asleep = append(m.asleep, c)
 		}
 	}
 	for len(m.slow) > 0 {
@@ -615,6 +626,25 @@ func (m *members) send(lines [][]byte, except *client) {
 	if busy {
 		runtime.Gosched()
 	}
+}
+
+// queue queues lines for c, to be written by the next flushAll, or at once
+// if c's queue has reached wakeBatch lines or half its outbox. It returns
+// how many lines c has waiting; a client that could not take them all is
+// put on the list to evict.
+func (m *members) queue(c *client, lines [][]byte) int {
+	n := c.enqueue(lines, false)
+	switch {
+	case n < 0:
+		m.slow = append(m.slow, c)
+	case n > m.room.opts.outboxSize/2,
+		n >= wakeBatch && n-len(lines) < wakeBatch: // a batch worth a write already
+		c.flush(m.out)
+	case n > 0 && !c.asleep:
+		c.asleep = true
+		m.asleep = append(m.asleep, c)
+	}
+	return n
 }
 
 // closeAll ends the room for every member: on Shutdown each gets a last

@@ -31,8 +31,10 @@ type lineReader struct {
 	err      error   // the read error to report once the input before it is used
 }
 
-func newLineReader(src io.Reader, max int, pool *sync.Pool) *lineReader {
-	return &lineReader{src: src, ready: readiness(src), pool: pool, max: max}
+// newLineReader returns a lineReader over src. ready, if not nil, blocks
+// until src has input, holding no buffer (see readiness).
+func newLineReader(src io.Reader, ready func() error, max int, pool *sync.Pool) *lineReader {
+	return &lineReader{src: src, ready: ready, pool: pool, max: max}
 }
 
 // newReadBuffers returns a pool of read buffers for lines of at most max
