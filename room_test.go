@@ -342,6 +342,37 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 	assert.Equal(t, 1+receivers, s.Clients)
 }
 
+// TestStalledReaderGetsEveryLineWhole has a client stop reading until its
+// socket is full, so that the room's non-blocking writes to it end part way
+// through a line and a writer goroutine takes over from there; when it reads
+// again, every line must arrive whole and in order, and nobody is evicted.
+func TestStalledReaderGetsEveryLineWhole(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	room := serveOn(t, smallBufferListener{ln}, chatroom.WithWriteTimeout(time.Minute))
+	addr := ln.Addr().String()
+	sender, stalled := dialPair(t, addr)
+
+	// 1 000 lines of about 1 000 bytes: far more than the server's 4 KiB
+	// send buffer and the client's default receive buffer hold, and fewer
+	// than the outbox does (1 024 lines).
+	const lines = 1000
+	payload := strings.Repeat("0123456789", 99)
+	var all strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&all, "%03d %s\n", i, payload)
+	}
+	sender.send(all.String())
+	eventually(t, func() bool { return room.Stats().Messages == lines }, "the room relayed every line")
+
+	for i := range lines {
+		require.Equal(t, fmt.Sprintf("%s %s say: %03d %s", ts, sender.name, i, payload), stalled.line(), "line %d", i)
+	}
+	s := room.Stats()
+	assert.Zero(t, s.Evicted)
+	assert.Equal(t, 2, s.Clients)
+}
+
 type smallBufferListener struct{ net.Listener }
 
 func (l smallBufferListener) Accept() (net.Conn, error) {
