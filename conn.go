@@ -126,9 +126,9 @@ func newClient(r *Room, conn net.Conn) *client {
 // outbox could not take them all: those that did not fit are counted as
 // dropped, and the caller evicts the client. A client that is already
 // leaving takes no more lines and reports 0. With wake, it also makes sure
-// a writer is on its way; without, the caller must call wake later (the
-// room does, once it has queued everything that is waiting, so that one
-// write carries it all).
+// a writer goroutine is on its way; without, the caller must flush later
+// (the room does, once it has queued everything that is waiting, so that
+// one write carries it all).
 func (c *client) enqueue(lines [][]byte, wake bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -7,10 +7,13 @@
 // connection has a reader, running in [Room.ServeConn], that frames, cleans
 // and formats the client's lines and hands them to the room; the room
 // queues each formatted line, built once and shared, on every other
-// client's bounded outbox; a writer goroutine, alive only while its outbox
-// is not empty, writes everything queued in one system call. A client whose
-// outbox fills, or whose write misses its deadline, is evicted: the room
-// never waits for anybody.
+// client's bounded outbox, and once nothing else is waiting it writes each
+// outbox to its socket in one system call that cannot block, as an event
+// loop does. What a socket will not take at once, and everything for a TLS
+// or wrapped connection, goes to a writer goroutine that lives only while
+// that client has something left to write. A client whose outbox fills, or
+// whose write misses its deadline, is evicted: the room never waits for
+// anybody.
 package chatroom
 
 import (
@@ -407,8 +410,9 @@ func (r *Room) trackConn(c *client, add bool) bool {
 
 // run is the room goroutine, the Go form of the select() loop. It alone
 // owns the member list and the counters in members; everything else
-// reaches it through its channels. It never blocks on a client: it only
-// queues lines on outboxes, which either take them at once or report full.
+// reaches it through its channels. It never blocks on a client: outboxes
+// take a line at once or report full, and its writes to sockets take what
+// the kernel takes at once and leave the rest to a writer goroutine.
 func (r *Room) run() {
 	defer r.wg.Done()
 	m := &members{room: r, out: newSocketWriter()}
@@ -586,11 +590,11 @@ const (
 	// most an eighth of the outbox, so one relay cannot fill a healthy
 	// client's outbox by itself).
 	relayBatch = 64
-	// wakeBatch is how many queued lines make a batch worth writing at
-	// once, without waiting for the room to run out of lines to relay:
-	// beyond it, bigger batches save little, and waiting longer only
-	// risks the outbox.
-	wakeBatch = 256
+	// flushBatch is how many queued lines make a batch worth writing at
+	// once, without waiting for the room to run out of work: beyond it,
+	// bigger batches save little, and waiting longer only risks the
+	// outbox.
+	flushBatch = 256
 )
 
 // sendLine sends one line to every member but except (which may be nil).
@@ -629,7 +633,7 @@ func (m *members) send(lines [][]byte, except *client) {
 }
 
 // queue queues lines for c, to be written by the next flushAll, or at once
-// if c's queue has reached wakeBatch lines or half its outbox. It returns
+// if c's queue has reached flushBatch lines or half its outbox. It returns
 // how many lines c has waiting; a client that could not take them all is
 // put on the list to evict.
 func (m *members) queue(c *client, lines [][]byte) int {
@@ -638,7 +642,7 @@ func (m *members) queue(c *client, lines [][]byte) int {
 	case n < 0:
 		m.slow = append(m.slow, c)
 	case n > m.room.opts.outboxSize/2,
-		n >= wakeBatch && n-len(lines) < wakeBatch: // a batch worth a write already
+		n >= flushBatch && n-len(lines) < flushBatch: // a batch worth a write already
 		c.flush(m.out)
 	case n > 0 && !c.asleep:
 		c.asleep = true

@@ -137,6 +137,7 @@ func TestFanoutCountsEveryDelivery(t *testing.T) {
 			assert.Zero(t, res.lost)
 			assert.Zero(t, res.dups)
 			assert.Positive(t, res.latency.n)
+			assert.Positive(t, res.writeCalls, "the server's write system calls, from /proc")
 		})
 	}
 }
@@ -167,7 +168,7 @@ func TestRampWritesCSVAndPlot(t *testing.T) {
 	dir := t.TempDir()
 	rs := []result{
 		{server: "room", clients: 10, throughput: 1e6, deliveries: 1000, serverCPU: time.Millisecond},
-		{server: "room", clients: 100, throughput: 2e6, deliveries: 1000, serverCPU: time.Millisecond},
+		{server: "room", clients: 100, throughput: 2e6, deliveries: 1000, serverCPU: time.Millisecond, writeCalls: 100},
 		{server: "redis", clients: 10, throughput: 5e5, deliveries: 1000, serverCPU: 2 * time.Millisecond},
 		{server: "redis", clients: 100, throughput: 7e5, deliveries: 1000, serverCPU: 2 * time.Millisecond},
 	}
@@ -176,7 +177,7 @@ func TestRampWritesCSVAndPlot(t *testing.T) {
 	require.NoError(t, plotRamp(pngPath, rs))
 	b, err := os.ReadFile(csvPath)
 	require.NoError(t, err)
-	assert.Contains(t, string(b), "room,100,2000000,1000,")
+	assert.Contains(t, string(b), "room,100,2000000,1000,10.0,")
 	png, err := os.ReadFile(pngPath)
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(png, []byte("\x89PNG")), "a PNG")

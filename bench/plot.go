@@ -35,6 +35,7 @@ func plotRamp(path string, rs []result) error {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 		p.Legend.Top = true
+		p.Legend.Left = true // the lines end high on the right: the room's throughput, NATS's CPU
 		p.Add(plotter.NewGrid())
 	}
 	var servers []string

@@ -151,31 +151,36 @@ func (s *server) cpu() (time.Duration, error) {
 // writeCalls returns how many write system calls (write, writev, send and
 // the like) the server has made so far, all threads, from /proc/PID/io.
 func (s *server) writeCalls() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", s.cmd.Process.Pid))
+	v, err := s.procField("io", "syscw:")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
-			return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-		}
-	}
-	return 0, errors.New("no syscw")
+	return strconv.ParseInt(v, 10, 64)
 }
 
 // rss returns the server's resident memory in bytes, from /proc/PID/status.
 func (s *server) rss() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	v, err := s.procField("status", "VmRSS:")
 	if err != nil {
 		return 0, err
 	}
+	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	return kb << 10, err
+}
+
+// procField returns the value of the line that starts with name in the
+// server's /proc/PID/file, spaces trimmed.
+func (s *server) procField(file, name string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", s.cmd.Process.Pid, file))
+	if err != nil {
+		return "", err
+	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			return strings.TrimSpace(rest), nil
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return "", fmt.Errorf("no %s in /proc/%d/%s", name, s.cmd.Process.Pid, file)
 }
 
 func freePort() (int, error) {
