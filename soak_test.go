@@ -106,8 +106,12 @@ func TestSoak(t *testing.T) {
 			defer sending.Done()
 			go func() { // hear the others, so this outbox stays short
 				for {
+					// A deadline for each line, as the receivers have: the
+					// one left from the welcome ran out after 10 s, and the
+					// sender then stopped reading and was rightly evicted.
+					c.conn.SetReadDeadline(time.Now().Add(waitLimit))
 					if _, err := c.in.ReadString('\n'); err != nil {
-						return
+						return // closed at the end of the test
 					}
 				}
 			}()
