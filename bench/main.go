@@ -37,8 +37,9 @@ port for every run. A peer that is not installed is skipped with a note.
 Workloads:
   fanout   -clients receivers, the first -senders of which each send
            -messages of -size bytes, at most -window in flight per sender;
-           reports deliveries/s, latency, lost, duplicated, and the
-           server's CPU time per delivery
+           reports deliveries/s, latency, lost, duplicated, the
+           server's CPU time per delivery, and how many deliveries it
+           made per write system call
   latency  one sender at -rate messages/s to -clients receivers
   idle     -idle-clients connected clients that say nothing: the server's
            resident memory per client
