@@ -79,7 +79,7 @@ func putQueue(q *lineQueue) {
 // writer goroutine that exists only while the outbox has something in it
 // that the socket would not take at once. The room goroutine fills the
 // outbox, and the reader adds its own replies (a line too long); slot and
-// asleep are the room's alone.
+// pending are the room's alone.
 type client struct {
 	room     *Room
 	conn     net.Conn
@@ -87,8 +87,8 @@ type client struct {
 	name     string          // what others see: the remote address
 	admitted chan bool       // the room's answer to this client's join; buffered so the room never waits
 
-	slot   int  // index in the room's member list; owned by the room goroutine
-	asleep bool // in the room's list of clients to flush; owned by the room goroutine
+	slot    int  // index in the room's member list; owned by the room goroutine
+	pending bool // in the room's list of clients to flush; owned by the room goroutine
 
 	// mu guards the outbox and the connection's end. The room goroutine
 	// appends under it, and makes its non-blocking writes under it; a

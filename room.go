@@ -80,7 +80,7 @@ type Room struct {
 	maxRelay    int        // the most lines a reader hands over in one relay
 
 	// Requests to the room goroutine. Unbuffered: a reader waits until
-	// the room takes its line, which is what keeps a sender's lines in
+	// the room takes its lines, which is what keeps a sender's lines in
 	// order and a flooding sender from outrunning the room.
 	joins  chan *client    // a client asks to join; answered on its admitted channel
 	leaves chan departure  // a client's reader has stopped
@@ -442,7 +442,7 @@ func (r *Room) run() {
 			continue
 		default:
 		}
-		if len(m.asleep) > 0 && !yielded {
+		if len(m.pending) > 0 && !yielded {
 			// A reader the room just took lines from is runnable, and
 			// has likely read more: let it hand them over first.
 			yielded = true
@@ -478,12 +478,12 @@ func (r *Room) run() {
 // members is the room's state: who is in it, and the counters. Only the
 // room goroutine touches it.
 type members struct {
-	room   *Room
-	list   []*client // everyone in the room; a client's slot is its index
-	stats  Stats
-	slow   []*client     // clients whose outbox filled during a send, to evict after it
-	asleep []*client     // clients with lines queued since the last flushAll
-	out    *socketWriter // the room's non-blocking writes (see client.flush)
+	room    *Room
+	list    []*client // everyone in the room; a client's slot is its index
+	stats   Stats
+	slow    []*client     // clients whose outbox filled during a send, to evict after it
+	pending []*client     // clients with lines queued since the last flushAll
+	out     *socketWriter // the room's non-blocking writes (see client.flush)
 }
 
 // relay sends a client's lines to everyone else. The lines of a sender
@@ -505,12 +505,12 @@ func (m *members) notice(line []byte) {
 // flushAll writes, or has written, what every client was queued since the
 // last call.
 func (m *members) flushAll() {
-	for i, c := range m.asleep {
-		c.asleep = false
+	for i, c := range m.pending {
+		c.pending = false
 		c.flush(m.out)
-		m.asleep[i] = nil
+		m.pending[i] = nil
 	}
-	m.asleep = m.asleep[:0]
+	m.pending = m.pending[:0]
 }
 
 func (m *members) has(c *client) bool {
@@ -644,9 +644,9 @@ func (m *members) queue(c *client, lines [][]byte) int {
 	case n > m.room.opts.outboxSize/2,
 		n >= flushBatch && n-len(lines) < flushBatch: // a batch worth a write already
 		c.flush(m.out)
-	case n > 0 && !c.asleep:
-		c.asleep = true
-		m.asleep = append(m.asleep, c)
+	case n > 0 && !c.pending:
+		c.pending = true
+		m.pending = append(m.pending, c)
 	}
 	return n
 }
