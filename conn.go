@@ -74,10 +74,11 @@ func putQueue(q *lineQueue) {
 }
 
 // client is one connection in the room. Its reader runs in ServeConn's
-// goroutine. Its writer is whoever holds writing: the room goroutine, for
-// the one non-blocking write it makes to a socket in flush, or else a
-// writer goroutine that exists only while the outbox has something in it
-// that the socket would not take at once. The room goroutine fills the
+// goroutine. It has one writer at a time: the room goroutine, for the one
+// non-blocking write to a socket it makes in flush, under mu, while no
+// writer goroutine runs; or a writer goroutine (writing is set), which
+// exists only while the outbox holds something the socket would not take
+// at once. The room goroutine fills the
 // outbox, and the reader adds its own replies (a line too long); slot and
 // pending are the room's alone.
 type client struct {
