@@ -214,6 +214,11 @@ func (r *Room) logEnded(conn net.Conn, err error) {
 // until the client has left and its connection is closed. The room owns
 // conn from the call on and always closes it.
 //
+// On Unix, a *net.TCPConn or *net.UnixConn is also used through its socket:
+// the room waits for its input without holding a read buffer, and writes to
+// it without blocking. Any other type, including one that embeds either of
+// them, is read and written only through its own Read and Write.
+//
 // It returns nil when the client left on its own, by "exit" or by hanging
 // up; [ErrRoomFull] if it was turned away; [ErrRoomClosed] if the room was
 // closed before or while it was in it; [ErrIdleTimeout] or [ErrTooSlow]

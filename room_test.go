@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -547,6 +548,77 @@ func TestServeConnOverPipe(t *testing.T) {
 
 	require.NoError(t, alice.conn.Close())
 	assert.NoError(t, <-aliceDone, "ServeConn returns nil after a hang-up")
+}
+
+// TestWrappedTCPConnIsUsedThroughItsMethods serves connections of a type
+// that embeds *net.TCPConn, as a protocol sniffer or a metering wrapper
+// does, and overrides Read and Write. The socket underneath shows through
+// the embedding, but the room must read and write through the wrapper: the
+// line the sniffer had already read must be relayed at once, and every
+// byte the clients get must have gone through the wrapper's Write.
+func TestWrappedTCPConnIsUsedThroughItsMethods(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	wl := &wrappingListener{Listener: ln}
+	serveOn(t, wl)
+	addr := ln.Addr().String()
+
+	a := dial(t, addr, 1)
+	b := dial(t, addr, 2) // the second connection: its wrapper holds "sniffed\n"
+	a.expect(ts+" * %s joined", b)
+	a.expect(ts+" %s say: sniffed", b)
+
+	got := []string{ // every line the two clients were sent, and read
+		fmt.Sprintf("* welcome %s, 1 online", a), fmt.Sprintf("* welcome %s, 2 online", b),
+		fmt.Sprintf("%s * %s joined", ts, b), fmt.Sprintf("%s %s say: sniffed", ts, b),
+	}
+	var want int64
+	for _, l := range got {
+		want += int64(len(l) + 1)
+	}
+	eventually(t, func() bool { return wl.written.Load() == want }, "every byte went through the wrapper's Write")
+}
+
+// wrappingListener wraps each accepted connection in a wrappedConn; the
+// second one comes with a line its sniffer had already read.
+type wrappingListener struct {
+	net.Listener
+	accepted int
+	written  atomic.Int64 // bytes written through every wrapper
+}
+
+func (l *wrappingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted++
+	w := &wrappedConn{TCPConn: c.(*net.TCPConn), written: &l.written}
+	if l.accepted == 2 {
+		w.sniffed = []byte("sniffed\n")
+	}
+	return w, nil
+}
+
+type wrappedConn struct {
+	*net.TCPConn
+	sniffed []byte // read from the socket before the room got the connection
+	written *atomic.Int64
+}
+
+func (c *wrappedConn) Read(p []byte) (int, error) {
+	if len(c.sniffed) > 0 {
+		n := copy(p, c.sniffed)
+		c.sniffed = c.sniffed[n:]
+		return n, nil
+	}
+	return c.TCPConn.Read(p)
+}
+
+func (c *wrappedConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
 }
 
 func TestTwoListenersOneRoom(t *testing.T) {

@@ -11,11 +11,20 @@ import (
 // for two things the net package does not offer: waiting for input without
 // a read buffer, and writing without ever blocking.
 
-// rawSocket returns conn's socket, or nil if conn is not a plain socket
-// (TLS, net.Pipe, an adapter): those get neither of the two.
+// rawSocket returns conn's socket if conn is a *net.TCPConn or a
+// *net.UnixConn, and nil otherwise (TLS, net.Pipe, adapters): those get
+// neither of the two. A type that merely embeds one of them shows the
+// socket too, but may read or write differently (a sniffer that has
+// buffered input, a wrapper that counts or transforms what is written), so
+// it is served only through its own Read and Write.
 func rawSocket(conn net.Conn) syscall.RawConn {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := conn.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
 	rc, err := sc.SyscallConn()
