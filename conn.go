@@ -185,6 +185,8 @@ func (c *client) flush(w *socketWriter) {
 			c.queue, c.skip = nil, 0
 			return
 		}
+		// Keep the unwritten lines at the front of the queue, for the
+		// writer goroutine to resume skip bytes into the first.
 		clear(lines[copy(lines, lines[whole:]):])
 		c.queue.lines, c.skip = lines[:len(lines)-whole], skip
 	}
@@ -468,7 +470,7 @@ func (c *client) leave(reason leaveReason, err error) error {
 // Lines are handed over in batches: every whole line the last read brought
 // in, up to maxRelay, goes to the room in one relay, and nothing is kept
 // back while the reader waits for input. The room then queues the batch on
-// each outbox at once, and the writers find it all there: a sender whose
+// each outbox at once, and each client gets it in one write: a sender whose
 // client flushes sixteen lines at a time costs sixteen times fewer room
 // turns, outbox locks and writes than one relayed line by line.
 func (c *client) read() (leaveReason, error) {
