@@ -72,25 +72,25 @@ type Stats struct {
 type Room struct {
 	opts options
 
-	// Precomputed replies that depend on options.
+	// Replies that depend on options, built once.
 	lineTooLong  []byte
 	lineRoomFull []byte
 
 	readBuffers *sync.Pool // read buffers of bufferSize+2 bytes, lent to readers with unread input
-	maxRelay    int        // the most lines a reader hands over in one relay
+	maxRelay    int        // the most lines a reader hands over in one request
 
-	// Requests to the room goroutine. Unbuffered: a reader waits until
-	// the room takes its lines, which is what keeps a sender's lines in
-	// order and a flooding sender from outrunning the room.
-	joins  chan *client    // a client asks to join; answered on its admitted channel
-	leaves chan departure  // a client's reader has stopped
-	lines  chan relay      // lines to relay to everyone but their sender
-	notes  chan []byte     // a Broadcast notice, formatted
-	stats  chan chan Stats // a Stats request
-	quit   chan struct{}   // closed when Shutdown or Close begins
-	ran    chan struct{}   // closed when the room goroutine has returned
+	// requests carries every request to the room goroutine. Unbuffered: a
+	// reader waits until the room takes its lines, which is what keeps a
+	// sender's lines in order and a flooding sender from outrunning the
+	// room.
+	requests chan request
+	ctx      context.Context    // ends when Shutdown or Close begins
+	cancel   context.CancelFunc // ends ctx; called once, by stop
+	ran      chan struct{}      // closed by the room goroutine as it returns
 
-	// Counted by writers, which the room goroutine does not wait for.
+	// Lines written whole and lines discarded, counted where that happens
+	// (outbox.go), by the room goroutine or a writer goroutine: the room
+	// never waits for writers to report.
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
 
@@ -101,20 +101,7 @@ type Room struct {
 	listeners map[*onceCloseListener]struct{} // listeners in Serve
 	conns     map[*client]struct{}            // every connection in ServeConn, admitted or not
 	final     Stats                           // the counters the room goroutine left
-	wg        sync.WaitGroup                  // the room goroutine and every ServeConn
-}
-
-// relay is a batch of lines from a client's reader to the room, which
-// returns the batch's queue to the pool once it has relayed them.
-type relay struct {
-	from *client
-	said *lineQueue // "<ts> <name> say: <text>\n" lines, in the order said
-}
-
-// departure tells the room that a client's reader has stopped.
-type departure struct {
-	c      *client
-	reason leaveReason
+	wg        sync.WaitGroup                  // the room goroutine, every ServeConn, every goroutine Serve starts
 }
 
 // NewRoom returns a room configured by opts; see the With functions for
@@ -125,18 +112,16 @@ func NewRoom(opts ...Option) *Room {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Room{
 		opts:         o,
 		lineTooLong:  lineTooLong(o.bufferSize),
 		lineRoomFull: lineRoomFull(o.maxClients),
 		readBuffers:  newReadBuffers(o.bufferSize),
 		maxRelay:     max(1, min(relayBatch, o.outboxSize/8)),
-		joins:        make(chan *client),
-		leaves:       make(chan departure),
-		lines:        make(chan relay),
-		notes:        make(chan []byte),
-		stats:        make(chan chan Stats),
-		quit:         make(chan struct{}),
+		requests:     make(chan request),
+		ctx:          ctx,
+		cancel:       cancel,
 		ran:          make(chan struct{}),
 		listeners:    make(map[*onceCloseListener]struct{}),
 		conns:        make(map[*client]struct{}),
@@ -154,10 +139,10 @@ func NewRoom(opts ...Option) *Room {
 func (r *Room) Serve(ln net.Listener) error {
 	l := &onceCloseListener{Listener: ln}
 	defer l.Close()
-	if !r.trackListener(l, true) {
+	if !r.trackListener(l) {
 		return ErrRoomClosed
 	}
-	defer r.trackListener(l, false)
+	defer r.untrackListener(l)
 
 	var delay time.Duration // how long to wait after a temporary error
 	for {
@@ -174,29 +159,22 @@ func (r *Room) Serve(ln net.Listener) error {
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
-			case <-r.quit:
+			case <-r.ctx.Done():
 				t.Stop()
 				return ErrRoomClosed
 			}
 			continue
 		}
 		delay = 0
-		// Track, then spawn: Shutdown must not miss this connection.
-		r.mu.Lock()
-		if r.closing {
-			r.mu.Unlock()
+		if !r.spawn(func() { r.serveAccepted(conn) }) {
 			conn.Close()
 			return ErrRoomClosed
 		}
-		r.wg.Add(1)
-		r.mu.Unlock()
-		go r.serveAccepted(conn)
 	}
 }
 
-// serveAccepted is the goroutine Serve starts for each connection.
+// serveAccepted serves a connection from Serve.
 func (r *Room) serveAccepted(conn net.Conn) {
-	defer r.wg.Done()
 	if err := r.ServeConn(conn); err != nil {
 		r.logEnded(conn, err)
 	}
@@ -225,13 +203,11 @@ func (r *Room) logEnded(conn net.Conn, err error) {
 // if the room cut it off; or the error that broke the connection, wrapped.
 func (r *Room) ServeConn(conn net.Conn) error {
 	c := newClient(r, conn)
-	if !r.trackConn(c, true) {
+	if !r.trackConn(c) {
 		conn.Close()
 		return ErrRoomClosed
 	}
-	defer r.wg.Done()
-	defer r.trackConn(c, false)
-	defer c.writers.Wait()
+	defer r.untrackConn(c)
 
 	if err := c.join(); err != nil {
 		return err
@@ -249,12 +225,10 @@ func (r *Room) Broadcast(text string) error {
 		return ErrRoomClosed
 	}
 	line := lineNotice(r.opts.now(), string(appendClean(nil, []byte(text), math.MaxInt)))
-	select {
-	case r.notes <- line:
-		return nil
-	case <-r.quit:
+	if !r.ask(request{kind: askNotice, line: line}) {
 		return ErrRoomClosed
 	}
+	return nil
 }
 
 // Stats returns a snapshot of the room's counters. Everything but Delivered
@@ -269,7 +243,7 @@ func (r *Room) Stats() Stats {
 	if started {
 		reply := make(chan Stats, 1)
 		select {
-		case r.stats <- reply:
+		case r.requests <- request{kind: askStats, stats: reply}:
 			return <-reply
 		case <-r.ran:
 		}
@@ -328,23 +302,33 @@ func (r *Room) start() bool {
 	}
 	if !r.started {
 		r.started = true
-		r.wg.Add(1)
-		go r.run()
+		r.wg.Go(r.run)
 	}
 	return true
 }
 
-// stop marks the room closing, signals the room goroutine and closes the
-// listeners. Only the first call signals.
+// spawn runs f in a goroutine of the room, counted on r.wg, unless the
+// room is closing; it reports whether it did. Counting before the goroutine
+// starts is what keeps Shutdown from missing it.
+func (r *Room) spawn(f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.wg.Go(f)
+	return true
+}
+
+// stop marks the room closing, ends r.ctx, which tells the room goroutine
+// and every reader, and closes the listeners. Only the first call ends
+// r.ctx.
 func (r *Room) stop(graceful bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.closing {
 		r.closing, r.graceful = true, graceful
-		close(r.quit)
-		if !r.started {
-			close(r.ran)
-		}
+		r.cancel()
 	}
 	var err error
 	for l := range r.listeners {
@@ -374,15 +358,17 @@ func (r *Room) isClosing() bool {
 	return r.closing
 }
 
-// trackListener adds or removes a listener in Serve. Adding reports false
-// if the room is closing.
-func (r *Room) trackListener(l *onceCloseListener, add bool) bool {
+func (r *Room) isGraceful() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !add {
-		delete(r.listeners, l)
-		return true
-	}
+	return r.graceful
+}
+
+// trackListener adds a listener in Serve; it reports false if the room is
+// closing. untrackListener removes it.
+func (r *Room) trackListener(l *onceCloseListener) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closing {
 		return false
 	}
@@ -390,16 +376,17 @@ func (r *Room) trackListener(l *onceCloseListener, add bool) bool {
 	return true
 }
 
-// trackConn adds or removes a connection in ServeConn and counts it on
-// r.wg. Adding reports false if the room is closing, and starts the room
-// goroutine otherwise.
-func (r *Room) trackConn(c *client, add bool) bool {
-	if !add {
-		r.mu.Lock()
-		delete(r.conns, c)
-		r.mu.Unlock()
-		return true
-	}
+func (r *Room) untrackListener(l *onceCloseListener) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.listeners, l)
+}
+
+// trackConn adds a connection in ServeConn, so that Close and Shutdown can
+// reach it, and counts it on r.wg; it starts the room goroutine if need be.
+// It reports false if the room is closing. Every true is matched by one
+// untrackConn.
+func (r *Room) trackConn(c *client) bool {
 	if !r.start() {
 		return false
 	}
@@ -413,264 +400,106 @@ func (r *Room) trackConn(c *client, add bool) bool {
 	return true
 }
 
+// untrackConn waits until no writer goroutine of c runs (its connection is
+// closed by then: join or leave closed it), then forgets c and counts it
+// done on r.wg.
+func (r *Room) untrackConn(c *client) {
+	c.writers.Wait()
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.mu.Unlock()
+	r.wg.Done()
+}
+
+// A request is what a goroutine outside the room asks of the room
+// goroutine, which takes requests one at a time, in the order they arrive.
+type request struct {
+	kind   requestKind
+	client *client      // askJoin, askLeave, askRelay: the client asking
+	reason leaveReason  // askLeave: why it leaves
+	said   *lineQueue   // askRelay: formatted lines, in order; the room returns the queue to the pool
+	line   []byte       // askNotice: the formatted Broadcast line
+	stats  chan<- Stats // askStats: where the snapshot goes; buffered, so the room never waits
+}
+
+type requestKind uint8
+
+const (
+	askJoin   requestKind = iota + 1 // a client asks to join; answered on its admitted channel
+	askLeave                         // a client's reader has stopped
+	askRelay                         // lines to relay to everyone but their sender
+	askNotice                        // a Broadcast notice for everyone
+	askStats                         // a Stats snapshot
+)
+
+// ask hands q to the room goroutine, waiting until it takes it. It reports
+// false instead once the room is closing; the room then ends every client
+// itself.
+func (r *Room) ask(q request) bool {
+	select {
+	case r.requests <- q:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
 // run is the room goroutine, the Go form of the select() loop. It alone
-// owns the member list and the counters in members; everything else
-// reaches it through its channels. It never blocks on a client: outboxes
-// take a line at once or report full, and its writes to sockets take what
-// the kernel takes at once and leave the rest to a writer goroutine.
+// owns the member list and the counters (members.go); everything else
+// reaches it as a request. It never blocks on a client: outboxes take a
+// line at once or report full, and its writes to sockets take what the
+// kernel takes at once and leave the rest to a writer goroutine.
 func (r *Room) run() {
-	defer r.wg.Done()
-	m := &members{room: r, out: newSocketWriter()}
+	m := newMembers(r)
 	defer func() {
 		r.mu.Lock()
 		r.final = m.stats
 		r.mu.Unlock()
 		close(r.ran)
 	}()
-	yielded := false
+	yielded := false // run has yielded since its last flush
 	for {
-		// Take everything that is already waiting before writing
+		// Take every request that is already waiting before writing
 		// anything, so that each client gets all of it in one write: the
-		// room's version of an event loop's "before sleep" flush.
+		// room's version of an event loop's flush before it sleeps.
 		select {
-		case c := <-r.joins:
-			m.join(c)
-			continue
-		case d := <-r.leaves:
-			m.leave(d.c, d.reason)
-			continue
-		case rl := <-r.lines:
-			m.relay(rl)
-			continue
-		case line := <-r.notes:
-			m.notice(line)
+		case q := <-r.requests:
+			m.handle(q)
 			continue
 		default:
 		}
-		if len(m.pending) > 0 && !yielded {
-			// A reader the room just took lines from is runnable, and
-			// has likely read more: let it hand them over first.
+		if len(m.dirty) > 0 && !yielded {
 			yielded = true
-			runtime.Gosched()
+			yield() // a reader the room just took lines from may have more
 			continue
 		}
 		yielded = false
 		m.flushAll()
 
 		select {
-		case c := <-r.joins:
-			m.join(c)
-		case d := <-r.leaves:
-			m.leave(d.c, d.reason)
-		case rl := <-r.lines:
-			m.relay(rl)
-		case line := <-r.notes:
-			m.notice(line)
-		case reply := <-r.stats:
-			s := m.stats
-			s.Delivered, s.Dropped = r.delivered.Load(), r.dropped.Load()
-			reply <- s
-		case <-r.quit:
-			r.mu.Lock()
-			graceful := r.graceful
-			r.mu.Unlock()
-			m.closeAll(graceful)
+		case q := <-r.requests:
+			m.handle(q)
+		case <-r.ctx.Done():
+			m.closeAll(r.isGraceful())
 			return
 		}
 	}
 }
 
-// members is the room's state: who is in it, and the counters. Only the
-// room goroutine touches it.
-type members struct {
-	room    *Room
-	list    []*client // everyone in the room; a client's slot is its index
-	stats   Stats
-	slow    []*client     // clients whose outbox filled during a send, to evict after it
-	pending []*client     // clients with lines queued since the last flushAll
-	out     *socketWriter // the room's non-blocking writes (see client.flush)
-}
-
-// relay sends a client's lines to everyone else. The lines of a sender
-// that was evicted while they were on their way are dropped.
-func (m *members) relay(rl relay) {
-	if m.has(rl.from) {
-		m.stats.Messages += uint64(len(rl.said.lines))
-		m.send(rl.said.lines, rl.from)
-	}
-	putQueue(rl.said)
-}
-
-// notice sends a Broadcast notice to everyone.
-func (m *members) notice(line []byte) {
-	m.stats.Messages++
-	m.sendLine(line, nil)
-}
-
-// flushAll writes, or has written, what every client was queued since the
-// last call.
-func (m *members) flushAll() {
-	for i, c := range m.pending {
-		c.pending = false
-		c.flush(m.out)
-		m.pending[i] = nil
-	}
-	m.pending = m.pending[:0]
-}
-
-func (m *members) has(c *client) bool {
-	return c.slot >= 0 && c.slot < len(m.list) && m.list[c.slot] == c
-}
-
-// join admits c, or refuses it if the room is full.
-func (m *members) join(c *client) {
-	r := m.room
-	if max := r.opts.maxClients; max > 0 && len(m.list) >= max {
-		m.stats.Refused++
-		c.admitted <- false
-		r.opts.logger.Info("refused: room full", "client", c.name, "max_clients", max)
-		return
-	}
-	c.slot = len(m.list)
-	m.list = append(m.list, c)
-	m.stats.Joined++
-	m.stats.Clients = len(m.list)
-	c.admitted <- true
-	m.queue(c, [][]byte{lineWelcome(c.name, len(m.list))})
-	r.opts.logger.Info("joined", "client", c.name, "online", len(m.list))
-	m.sendLine(lineNotice(r.opts.now(), c.name+" joined"), c)
-}
-
-// leave takes c out of the room for reason, gives it its last line if it
-// has one, and tells the others. A client that is no longer a member (it
-// was evicted while its reader was still stopping) is ignored.
-func (m *members) leave(c *client, reason leaveReason) {
-	if !m.has(c) {
-		return
-	}
-	m.remove(c, reason)
-	switch reason {
-	case reasonExit:
-		c.enqueueFinal(lineBye, reason)
-	case reasonIdle:
-		c.enqueueFinal(lineIdle, reason)
-	case reasonDisconnect:
-		// The client hung up, or at least closed its half: what it was
-		// owed (an error reply to its last line, say) still goes out.
-		c.enqueueFinal(nil, reason)
-	default:
-		c.shut(reason, nil)
-	}
-	left := " left"
-	if reason == reasonSlow {
-		left = " left (too slow)"
-	}
-	m.sendLine(lineNotice(m.room.opts.now(), c.name+left), nil)
-}
-
-// remove takes c out of the member list and counts why.
-func (m *members) remove(c *client, reason leaveReason) {
-	last := len(m.list) - 1
-	m.list[c.slot] = m.list[last]
-	m.list[c.slot].slot = c.slot
-	m.list[last] = nil
-	m.list = m.list[:last]
-	c.slot = -1
-	m.stats.Left++
-	m.stats.Clients = len(m.list)
-	log := m.room.opts.logger
-	if reason == reasonSlow {
-		m.stats.Evicted++
-		log.Warn("evicted", "client", c.name, "reason", reason.String())
-	} else {
-		log.Info("left", "client", c.name, "reason", reason.String())
-	}
-}
-
-// Batch sizes, in lines, measured with chatbench's fan-out (1 000 clients,
-// 4 senders): writes of a few dozen lines each cost the room twice the CPU
-// per delivery of writes of a hundred or more.
-const (
-	// relayBatch is the most lines a reader hands the room at once (at
-	// most an eighth of the outbox, so one relay cannot fill a healthy
-	// client's outbox by itself).
-	relayBatch = 64
-	// flushBatch is how many queued lines make a batch worth writing at
-	// once, without waiting for the room to run out of work: beyond it,
-	// bigger batches save little, and waiting longer only risks the
-	// outbox.
-	flushBatch = 256
-)
-
-// sendLine sends one line to every member but except (which may be nil).
-func (m *members) sendLine(line []byte, except *client) {
-	m.send([][]byte{line}, except)
-}
-
-// send queues lines for every member but except (which may be nil), then
-// evicts whoever could not take them. Evictions are announced with send in
-// turn, which may evict more.
+// yield lets the goroutines that are ready to run go first. The room and
+// its writers yield in three places, and only there, for one rule: a write
+// system call costs nearly as much for one line as for a hundred, so a
+// batch is written once those who would add to it have had their turn.
 //
-// If an outbox is more than half full, send also yields the processor
-// before it returns. That client's writer goroutine is at work (its socket
-// is full), and readers hand lines to the room faster than writers can be
-// scheduled, so on a busy machine the room could fill a healthy client's
-// outbox before its writer ran again. Yielding lets the writers catch up; a
-// client that really stopped reading fills its outbox all the same and is
-// evicted, and nobody ever waits for it.
-func (m *members) send(lines [][]byte, except *client) {
-	busy := false
-	for _, c := range m.list {
-		if c != except && m.queue(c, lines) > m.room.opts.outboxSize/2 {
-			busy = true
-		}
-	}
-	for len(m.slow) > 0 {
-		c := m.slow[len(m.slow)-1]
-		m.slow = m.slow[:len(m.slow)-1]
-		if m.has(c) {
-			m.leave(c, reasonSlow)
-		}
-	}
-	if busy {
-		runtime.Gosched()
-	}
-}
-
-// queue queues lines for c, to be written by the next flushAll, or at once
-// if c's queue has reached flushBatch lines or half its outbox. It returns
-// how many lines c has waiting; a client that could not take them all is
-// put on the list to evict.
-func (m *members) queue(c *client, lines [][]byte) int {
-	n := c.enqueue(lines, false)
-	switch {
-	case n < 0:
-		m.slow = append(m.slow, c)
-	case n > m.room.opts.outboxSize/2,
-		n >= flushBatch && n-len(lines) < flushBatch: // a batch worth a write already
-		c.flush(m.out)
-	case n > 0 && !c.pending:
-		c.pending = true
-		m.pending = append(m.pending, c)
-	}
-	return n
-}
-
-// closeAll ends the room for every member: on Shutdown each gets a last
-// line, written before its connection closes; on Close the connections are
-// closed by Close itself.
-func (m *members) closeAll(graceful bool) {
-	for len(m.list) > 0 {
-		c := m.list[len(m.list)-1]
-		if graceful {
-			m.remove(c, reasonShutdown)
-			c.enqueueFinal(lineShutdown, reasonShutdown)
-		} else {
-			m.remove(c, reasonClosed)
-			c.shut(reasonClosed, nil)
-		}
-	}
-}
+//   - The room goroutine, before it flushes (run): a reader it just took
+//     lines from has likely read more.
+//   - The room goroutine, once an outbox is more than half full
+//     (members.send): that client's writer goroutine is at work, and on a
+//     busy machine readers can feed the room faster than writers get
+//     scheduled, filling a healthy client's outbox.
+//   - A new writer goroutine, before it takes its batch (client.writer):
+//     readers with lines for the room go first, so the batch is bigger.
+func yield() { runtime.Gosched() }
 
 // onceCloseListener wraps a listener so that Serve's deferred Close and
 // Shutdown's Close do not both close it.

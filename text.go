@@ -152,6 +152,20 @@ func lineWelcome(name string, online int) []byte {
 	return []byte("* welcome " + name + ", " + strconv.Itoa(online) + " online\n")
 }
 
+// lineJoined is the notice the others get when name joins.
+func lineJoined(now time.Time, name string) []byte {
+	return lineNotice(now, name+" joined")
+}
+
+// noticeTooSlow follows "<name> left" when the room evicted the client.
+const noticeTooSlow = " (too slow)"
+
+// lineLeft is the notice the others get when name leaves; notice, from
+// the reason's effects (reason.go), follows "left".
+func lineLeft(now time.Time, name, notice string) []byte {
+	return lineNotice(now, name+" left"+notice)
+}
+
 // lineSay formats "<ts> <name> say: <text>\n" in one allocation, where
 // text is raw cleaned by appendClean, and returns the line and the text
 // within it.

@@ -1,0 +1,297 @@
+package chatroom
+
+import (
+	"sync"
+	"time"
+)
+
+// This file is what is written to a client: its outbox, the room
+// goroutine's non-blocking flush, and the writer goroutine that takes over
+// what a socket will not take at once. The fields it works on, and who
+// owns each, are described on client (conn.go).
+
+// lineQueue is the backing store of an outbox. Queues are pooled and a
+// client holds one only while it has lines to write, so an idle client
+// costs no queue however busy it once was, and a busy one allocates none.
+type lineQueue struct {
+	lines [][]byte // lines waiting to be written, oldest first; shared, never modified
+}
+
+// maxPooledQueue is the longest queue returned to the pool; a longer one,
+// left by a rare huge burst, goes back to the heap instead.
+const maxPooledQueue = 4 * DefaultOutboxSize
+
+var lineQueues = sync.Pool{New: func() any { return new(lineQueue) }}
+
+func getQueue() *lineQueue { return lineQueues.Get().(*lineQueue) }
+
+func putQueue(q *lineQueue) {
+	if cap(q.lines) > maxPooledQueue {
+		return
+	}
+	clear(q.lines) // let the lines go: other outboxes may still hold them
+	q.lines = q.lines[:0]
+	lineQueues.Put(q)
+}
+
+// enqueue queues lines for the client, in order, without ever blocking on
+// the network. It returns how many lines are now waiting, or -1 if the
+// outbox could not take them all: those that did not fit are counted as
+// dropped, and the caller evicts the client. A client that is already
+// leaving takes no more lines and reports 0. With wake, it also makes sure
+// a writer goroutine is on its way; without, the caller must flush later
+// (the room does, once it has queued everything that is waiting, so that
+// one write carries it all).
+func (c *client) enqueue(lines [][]byte, wake bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.final {
+		return 0
+	}
+	if c.outbox == nil {
+		c.outbox = getQueue()
+	}
+	space := c.room.opts.outboxSize - len(c.outbox.lines)
+	if len(lines) > space {
+		c.outbox.lines = append(c.outbox.lines, lines[:space]...)
+		c.room.dropped.Add(uint64(len(lines) - space))
+		return -1
+	}
+	c.outbox.lines = append(c.outbox.lines, lines...)
+	if wake {
+		c.startWriter()
+	}
+	return len(c.outbox.lines)
+}
+
+// reply queues one line for the client alone, and wakes its writer. It
+// reports false if the outbox was full.
+func (c *client) reply(line []byte) bool {
+	return c.enqueue([][]byte{line}, true) >= 0
+}
+
+// flush writes what is queued, unless a writer goroutine is at it already.
+// The room goroutine calls it, once it has queued everything that was
+// waiting. To a socket it writes straight away, in one non-blocking system
+// call under c.mu, the way an event loop writes each client once per turn:
+// no goroutine is woken for a client whose socket takes it all, which is
+// nearly every client nearly always. Whatever the socket does not take, and
+// everything for a connection that is not a plain socket, is left to a
+// writer goroutine, which can wait for the socket under the write deadline.
+func (c *client) flush(w *socketWriter) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.writing || c.outbox == nil || len(c.outbox.lines) == 0 {
+		return
+	}
+	if c.raw != nil && !c.final {
+		lines := c.outbox.lines
+		buf := getWriteBuffer()
+		*buf = appendLines(*buf, lines, c.skip)
+		n := w.tryWrite(c.raw, *buf)
+		putWriteBuffer(buf)
+		whole, skip := advance(lines, c.skip, n)
+		c.room.delivered.Add(uint64(whole))
+		if whole == len(lines) {
+			putQueue(c.outbox)
+			c.outbox, c.skip = nil, 0
+			return
+		}
+		// Keep the unwritten lines at the front of the outbox, for the
+		// writer goroutine to resume skip bytes into the first.
+		clear(lines[copy(lines, lines[whole:]):])
+		c.outbox.lines, c.skip = lines[:len(lines)-whole], skip
+	}
+	c.startWriter()
+}
+
+// end ends the client's connection as reason says (reason.go): after its
+// last line and what was queued for it are written, or at once.
+func (c *client) end(reason leaveReason) {
+	if e := reason.effect(); e.flush {
+		c.enqueueFinal(e.last, reason)
+	} else {
+		c.shut(reason, nil)
+	}
+}
+
+// enqueueFinal queues the last line the client will get, if line is not
+// nil, whatever the outbox holds, and closes the connection once everything
+// queued is written. reason is why the client leaves.
+func (c *client) enqueueFinal(line []byte, reason leaveReason) {
+	c.mu.Lock()
+	if c.closed || c.final {
+		c.mu.Unlock()
+		return
+	}
+	c.final = true
+	c.reason = reason
+	if line != nil {
+		if c.outbox == nil {
+			c.outbox = getQueue()
+		}
+		c.outbox.lines = append(c.outbox.lines, line)
+	}
+	if (c.outbox == nil || len(c.outbox.lines) == 0) && !c.writing {
+		c.mu.Unlock()
+		c.shut(reason, nil) // nothing to flush, and no writer to close it
+		return
+	}
+	c.startWriter() // or the running writer closes it when done
+	c.mu.Unlock()
+}
+
+// startWriter starts the writer goroutine unless one is running. c.mu must
+// be held.
+func (c *client) startWriter() {
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.runWriter()
+	}
+}
+
+// shut closes the connection at once, discarding whatever is still queued,
+// and records reason and err unless a reason was recorded already. It is
+// safe to call from any goroutine, any number of times.
+func (c *client) shut(reason leaveReason, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.reason == reasonNone {
+		c.reason, c.err = reason, err
+	}
+	if c.outbox != nil {
+		c.room.dropped.Add(uint64(len(c.outbox.lines)))
+		putQueue(c.outbox)
+		c.outbox, c.skip = nil, 0
+	}
+	c.mu.Unlock()
+
+	// Outside the lock: closing a TLS connection may write an alert.
+	c.conn.Close()
+	close(c.done)
+}
+
+// writer is the writer goroutine. It alone writes to the connection while
+// it runs. Each round takes the whole outbox and writes it in one go, one
+// Write of a joined buffer under one deadline, so a client that fell behind
+// catches up in a single system call. It exits when the outbox is empty,
+// and closes the connection once a final line is out.
+func (c *client) writer() {
+	defer c.writers.Done()
+	// Readers with lines for the room go first: a bigger batch.
+	yield()
+	var batch *lineQueue // the lines being written; the next outbox once written
+	deadline := false    // a write deadline is set
+	for {
+		c.mu.Lock()
+		if c.closed || c.outbox == nil || len(c.outbox.lines) == 0 {
+			finish, reason := c.final && !c.closed, c.reason
+			if deadline && c.raw != nil && !c.final && !c.closed {
+				// The room's own writes would stop at a deadline left
+				// behind; lift it, outside the lock, before handing back.
+				c.mu.Unlock()
+				c.conn.SetWriteDeadline(time.Time{})
+				deadline = false
+				continue
+			}
+			c.writing = false
+			if c.outbox != nil {
+				putQueue(c.outbox)
+				c.outbox = nil
+			}
+			c.mu.Unlock()
+			if batch != nil {
+				putQueue(batch)
+			}
+			if finish {
+				c.shut(reason, nil)
+			}
+			return
+		}
+		batch, c.outbox = c.outbox, batch
+		skip := c.skip
+		c.skip = 0
+		c.mu.Unlock()
+
+		if d := c.room.opts.writeTimeout; d > 0 {
+			c.conn.SetWriteDeadline(time.Now().Add(d))
+			deadline = true
+		}
+		written, err := c.writeBatch(batch.lines, skip)
+		c.room.delivered.Add(uint64(written))
+		if err != nil {
+			c.room.dropped.Add(uint64(len(batch.lines) - written))
+			putQueue(batch)
+			c.shut(reasonForWriteError(err), err)
+			return
+		}
+		clear(batch.lines)
+		batch.lines = batch.lines[:0]
+	}
+}
+
+// writeBatch writes lines to the connection, the first from skip bytes in,
+// joined into one buffer in one Write, and returns how many were written
+// whole.
+//
+// Joining costs a copy of bytes that are about to be copied into the kernel
+// anyway. net.Buffers would hand them over with one writev instead, but the
+// runtime then keeps an iovec array per connection as long as its largest
+// burst ever was, which every idle client would carry; and on TLS it would
+// make one record per line.
+func (c *client) writeBatch(lines [][]byte, skip int) (int, error) {
+	buf := getWriteBuffer()
+	defer putWriteBuffer(buf)
+	*buf = appendLines(*buf, lines, skip)
+	n, err := c.conn.Write(*buf)
+	if err == nil {
+		return len(lines), nil
+	}
+	written, _ := advance(lines, skip, n)
+	return written, err
+}
+
+// appendLines appends lines to buf, the first from skip bytes in.
+func appendLines(buf []byte, lines [][]byte, skip int) []byte {
+	for i, l := range lines {
+		if i == 0 {
+			l = l[skip:]
+		}
+		buf = append(buf, l...)
+	}
+	return buf
+}
+
+// advance reports how many of lines a write of n bytes completed, the first
+// line from skip bytes in, and how many bytes into the next line it got.
+func advance(lines [][]byte, skip, n int) (whole, rest int) {
+	for whole < len(lines) {
+		left := len(lines[whole]) - skip
+		if n < left {
+			return whole, skip + n
+		}
+		n -= left
+		skip = 0
+		whole++
+	}
+	return whole, 0
+}
+
+// writeBuffers holds the buffers that batches are joined in. Pooled rather
+// than per client, so an idle client holds none.
+var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func getWriteBuffer() *[]byte { return writeBuffers.Get().(*[]byte) }
+
+func putWriteBuffer(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // a rare huge batch; do not pin its memory
+	}
+	*b = (*b)[:0]
+	writeBuffers.Put(b)
+}
