@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -122,6 +123,25 @@ func TestLineTooLong(t *testing.T) {
 	}
 }
 
+// TestLineTooLongIsAnsweredAtTheLimit: a client streaming a line with no
+// newline is told at once, not when (if ever) its newline comes; the rest
+// of the line is discarded as it arrives, and the next line is relayed.
+func TestLineTooLongIsAnsweredAtTheLimit(t *testing.T) {
+	_, addr := startRoom(t)
+	a, b := dialPair(t, addr)
+
+	a.send(strings.Repeat("m", 1<<20)) // 1 MiB, no newline yet
+	a.expect("* error: message too long (max %d bytes)", chatroom.DefaultBufferSize)
+	a.send(strings.Repeat("m", 1<<20) + "\nafter\n") // more of it, its end, and a line
+	b.expect(ts+" %s say: after", a)
+	a.send("again\n")
+	b.expect(ts+" %s say: again", a)
+	// One error for the whole line: nothing else came back to a.
+	require.NoError(t, a.conn.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	_, err := a.in.ReadByte()
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "a second reply for one long line")
+}
+
 func TestHostileTextIsCleaned(t *testing.T) {
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
@@ -135,6 +155,11 @@ func TestHostileTextIsCleaned(t *testing.T) {
 		{"C1 CSI", "a\u009b31mb", "a31mb"},
 		{"bidi override", "abc\u202edcba", "abcdcba"},
 		{"bidi isolates", "\u2066x\u2067y\u2068z\u2069", "xyz"},
+		{"bidi marks", "\u200eL\u200fR\u061cA", "LRA"},
+		{"line separator forges a line", "hi\u2028" + ts + " * someone left", "hi" + ts + " * someone left"},
+		{"paragraph separator", "a\u2029b", "ab"},
+		{"invisible characters", "ex\u200bit \u2060x\ufeff", "exit x"},
+		{"joiners kept", "\u0915\u094d\u200d\u0937 \U0001F469\u200d\U0001F4BB", "\u0915\u094d\u200d\u0937 \U0001F469\u200d\U0001F4BB"},
 		{"invalid UTF-8", "bad\xff\xfebytes", "bad\ufffd\ufffdbytes"},
 		{"truncated rune", "caf\xc3", "caf\ufffd"},
 		{"valid UTF-8 kept", "héllo wörld ✓ 你好", "héllo wörld ✓ 你好"},

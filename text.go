@@ -27,7 +27,7 @@ type lineReader struct {
 	max      int
 	buf      *[]byte // nil while there is no unread input
 	r, w     int     // the unread input is (*buf)[r:w]
-	skipping bool    // the rest of a line that is too long is being discarded
+	skipping bool    // the rest of a line already reported too long is being discarded
 	err      error   // the read error to report once the input before it is used
 }
 
@@ -48,26 +48,36 @@ func newReadBuffers(max int) *sync.Pool {
 }
 
 // next returns the next line, without its line ending. The slice is valid
-// until the next call. tooLong reports instead a line longer than max, which
-// has been discarded up to its newline. A last line that the end of input
-// cuts off without a newline counts as a line: the client said it, then
-// hung up. err is the read error, io.EOF at the end of input, once every
-// line before it has been returned.
+// until the next call. tooLong reports instead a line longer than max, as
+// soon as it is known to be too long, not at its newline; the rest of it,
+// up to its newline, is then discarded as it arrives. A last line that the
+// end of input cuts off without a newline counts as a line: the client
+// said it, then hung up. err is the read error, io.EOF at the end of input,
+// once every line before it has been returned.
 func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 	for {
 		if lr.buf != nil {
 			unread := (*lr.buf)[lr.r:lr.w]
-			if i := bytes.IndexByte(unread, '\n'); i >= 0 {
+			i := bytes.IndexByte(unread, '\n')
+			switch {
+			case lr.skipping && i >= 0: // the end of a line already answered
+				lr.r += i + 1
+				lr.skipping = false
+				continue
+			case lr.skipping:
+				lr.r = lr.w
+			case i >= 0:
 				lr.r += i + 1
 				return lr.frame(unread[:i])
-			}
-			if lr.skipping || len(unread) == len(*lr.buf) {
-				lr.skipping = true // full, and no newline: too long
+			case len(unread) == len(*lr.buf):
+				// max+2 bytes and no newline: too long, whatever comes next.
+				lr.skipping = true
 				lr.r = lr.w
+				return nil, true, nil
 			}
 		}
 		if lr.err != nil {
-			if lr.err == io.EOF && (lr.skipping || lr.r < lr.w) {
+			if lr.err == io.EOF && lr.r < lr.w {
 				tail := (*lr.buf)[lr.r:lr.w]
 				lr.r = lr.w
 				return lr.frame(tail)
@@ -89,10 +99,6 @@ func (lr *lineReader) buffered() bool {
 
 // frame turns the bytes of one line into next's result.
 func (lr *lineReader) frame(line []byte) ([]byte, bool, error) {
-	if lr.skipping {
-		lr.skipping = false
-		return nil, true, nil
-	}
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
@@ -197,9 +203,14 @@ func lineNotice(now time.Time, text string) []byte {
 //
 //   - invalid UTF-8 bytes become U+FFFD;
 //   - control runes are dropped: C0 except tab, DEL, and C1;
-//   - the bidirectional overrides and isolates (U+202A–U+202E and
-//     U+2066–U+2069) are dropped, since they visually reorder a line and
-//     let one client forge what another seems to say.
+//   - the bidirectional controls are dropped (U+061C, U+200E, U+200F,
+//     U+202A–U+202E, U+2066–U+2069): they reorder a line on screen and let
+//     one client forge what another seems to say;
+//   - the line and paragraph separators U+2028 and U+2029 are dropped: a
+//     receiver that splits lines the Unicode way would see a forged line;
+//   - the invisible U+200B, U+2060 and U+FEFF are dropped: they make one
+//     word look like another ("ex\u200bit" like "exit"). U+200C and U+200D
+//     stay, since scripts and emoji need them.
 //
 // The result holds at most max bytes: a replacement character is three
 // bytes where the invalid byte was one, so a line that grows past max is cut
@@ -244,9 +255,19 @@ func dropRune(r rune) bool {
 		return r != '\t'
 	case r >= 0x7f && r <= 0x9f: // DEL and C1
 		return true
+	case r < 0x061c:
+		return false // the fast way out for most scripts
 	case r >= 0x202a && r <= 0x202e: // LRE, RLE, PDF, LRO, RLO
 		return true
 	case r >= 0x2066 && r <= 0x2069: // LRI, RLI, FSI, PDI
+		return true
+	}
+	switch r {
+	case 0x061c, 0x200e, 0x200f: // ALM, LRM, RLM
+		return true
+	case 0x2028, 0x2029: // line and paragraph separators
+		return true
+	case 0x200b, 0x2060, 0xfeff: // zero width space, word joiner, zero width no-break space
 		return true
 	}
 	return false
