@@ -18,14 +18,19 @@ import (
 	"github.com/chatroom-go/chatroom"
 )
 
-// TestMain doubles as the room server process: startServer re-executes the
-// running binary with "serve-room", which in tests is this test binary.
+// TestMain builds the demo program once, as chatbench does, for the tests
+// that run the room as a server process.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "serve-room" {
-		main()
-		return
+	bin, cleanup, err := buildRoom()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	goleak.VerifyTestMain(m)
+	paths.room = bin
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		cleanup()
+		os.Exit(code)
+	}))
 }
 
 var paths = serverPaths{redis: findBinary("redis-server", ""), nats: findBinary("nats-server", "")}
@@ -144,9 +149,10 @@ func TestFanoutCountsEveryDelivery(t *testing.T) {
 
 func TestIdleMeasuresMemory(t *testing.T) {
 	srv := startPeer(t, "room")
-	res, err := runIdle(roomProto{}, srv, 200, &progress{w: io.Discard, quiet: true})
+	res, err := runIdle(roomProto{label: "room"}, srv, 200, 0, 100*time.Millisecond, &progress{w: io.Discard, quiet: true})
 	require.NoError(t, err)
 	assert.Positive(t, res.rssPerConn)
+	assert.Positive(t, res.rssLatePerConn)
 }
 
 func TestHistogramQuantiles(t *testing.T) {

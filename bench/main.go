@@ -29,10 +29,12 @@ import (
 
 const usage = `Usage: chatbench [flags] WORKLOAD...
 
-Runs workloads against a chat room (this module's room, served by this
-program in a child process), redis-server (SUBSCRIBE/PUBLISH) and
-nats-server (SUB/PUB, echo off), each started fresh on a free 127.0.0.1
-port for every run. A peer that is not installed is skipped with a note.
+Runs workloads against a chat room (the demo program, cmd/chatroom, built
+from this workspace and run as a user runs it), redis-server
+(SUBSCRIBE/PUBLISH) and nats-server (SUB/PUB, echo off), each started
+fresh on a free 127.0.0.1 port for every run. A peer that is not installed
+is skipped with a note. With -baseline-bin, "baseline" is another build of
+the demo (an older commit, say) run the same way, for side-by-side figures.
 
 Workloads:
   fanout   -clients receivers, the first -senders of which each send
@@ -42,7 +44,8 @@ Workloads:
            made per write system call
   latency  one sender at -rate messages/s to -clients receivers
   idle     -idle-clients connected clients that say nothing: the server's
-           resident memory per client
+           resident memory per client, read 10 s after the last join and
+           again -idle-late after it, with nothing done to the server
   ramp     fan-out at each of -ramp client counts (-ramp-senders,
            -ramp-messages); writes -csv and plots -plot
   all      every workload above, then the ramp
@@ -55,17 +58,6 @@ Flags:
 `
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "serve-room" {
-		fs := flag.NewFlagSet("serve-room", flag.ExitOnError)
-		addr := fs.String("addr", "127.0.0.1:0", "address")
-		outbox := fs.Int("outbox", 1024, "outbox size")
-		fs.Parse(os.Args[2:])
-		if err := serveRoom(*addr, *outbox); err != nil {
-			fmt.Fprintln(os.Stderr, "serve-room:", err)
-			os.Exit(1)
-		}
-		return
-	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "chatbench:", err)
@@ -86,6 +78,7 @@ type config struct {
 	rate         int
 	latencyMsgs  int
 	idleClients  []int
+	idleLate     time.Duration
 	ramp         []int
 	rampSenders  int
 	rampMessages int
@@ -114,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.rate, "rate", 500, "latency: messages per second from the one sender")
 	fs.IntVar(&cfg.latencyMsgs, "latency-messages", 5000, "latency: messages to send")
 	idle := fs.String("idle-clients", "2000,10000", "idle: comma-separated client `counts`")
+	fs.DurationVar(&cfg.idleLate, "idle-late", 3*time.Minute, "idle: read memory a second time this long after the last join (0: only at 10 s)")
 	ramp := fs.String("ramp", "100,1000,5000,10000", "ramp: comma-separated client `counts`")
 	fs.IntVar(&cfg.rampSenders, "ramp-senders", 4, "ramp: senders at each count")
 	fs.IntVar(&cfg.rampMessages, "ramp-messages", 500, "ramp: messages per sender at each count")
@@ -123,6 +117,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines")
 	redisPath := fs.String("redis-server", "", "path of redis-server (default: found in PATH)")
 	natsPath := fs.String("nats-server", "", "path of nats-server (default: found in PATH or $GOPATH/bin)")
+	roomBin := fs.String("room-bin", "", "path of the room's demo `binary` (default: go build ./cmd/chatroom of this workspace)")
+	baselineBin := fs.String("baseline-bin", "", "path of another build of the demo `binary`, run as server \"baseline\" (add it to -servers)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,8 +145,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if protocolFor(s) == nil {
 			return fmt.Errorf("-servers: unknown server %q", s)
 		}
+		if s == "baseline" && *baselineBin == "" {
+			return errors.New("-servers: baseline needs -baseline-bin")
+		}
 	}
-	cfg.paths = serverPaths{redis: findBinary("redis-server", *redisPath), nats: findBinary("nats-server", *natsPath)}
+	cfg.paths = serverPaths{redis: findBinary("redis-server", *redisPath), nats: findBinary("nats-server", *natsPath),
+		room: *roomBin, baseline: *baselineBin}
+	if cfg.paths.room == "" && slices.Contains(cfg.servers, "room") {
+		bin, cleanup, err := buildRoom()
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		cfg.paths.room = bin
+	}
 
 	b := &bench{cfg: cfg, out: stdout, progress: &progress{w: stderr, quiet: cfg.quiet}}
 	for _, w := range fs.Args() {
@@ -190,8 +198,8 @@ func parseCounts(s string) ([]int, error) {
 
 func protocolFor(name string) protocol {
 	switch name {
-	case "room":
-		return roomProto{}
+	case "room", "baseline":
+		return roomProto{label: name}
 	case "redis":
 		return redisProto{}
 	case "nats":
@@ -243,6 +251,7 @@ func median(rs []result) result {
 	m.writeCalls = int64(pick(func(r result) float64 { return float64(r.writeCalls) }))
 	m.deliveries = int64(pick(func(r result) float64 { return float64(r.deliveries) }))
 	m.rssPerConn = pick(func(r result) float64 { return r.rssPerConn })
+	m.rssLatePerConn = pick(func(r result) float64 { return r.rssLatePerConn })
 	// Latency: the run with the median p99 stands for all.
 	slices.SortFunc(rs, func(a, b result) int { return int(a.latency.quantile(0.99) - b.latency.quantile(0.99)) })
 	m.latency = rs[len(rs)/2].latency
@@ -321,12 +330,18 @@ func (b *bench) latency() error {
 }
 
 func (b *bench) idle() error {
-	fmt.Fprintf(b.out, "\n### idle: server resident memory per connected client (median of %d)\n\n", b.cfg.runs)
-	fmt.Fprintln(b.out, "| server | clients | RSS per client |")
-	fmt.Fprintln(b.out, "| --- | --- | --- |")
+	late := "–"
+	if b.cfg.idleLate > 0 {
+		late = b.cfg.idleLate.String()
+	}
+	fmt.Fprintf(b.out, "\n### idle: server resident memory per connected client, 10 s and %s after the last join (median of %d)\n\n", late, b.cfg.runs)
+	fmt.Fprintf(b.out, "| server | clients | RSS per client at 10 s | at %s |\n", late)
+	fmt.Fprintln(b.out, "| --- | --- | --- | --- |")
 	for _, n := range b.cfg.idleClients {
 		for _, kind := range b.cfg.servers {
-			r, err := b.medianRuns(kind, func(p protocol, s *server) (result, error) { return runIdle(p, s, n, b.progress) })
+			r, err := b.medianRuns(kind, func(p protocol, s *server) (result, error) {
+				return runIdle(p, s, n, idleFirstReading, b.cfg.idleLate, b.progress)
+			})
 			if b.skip(kind, err) {
 				continue
 			}
@@ -334,7 +349,11 @@ func (b *bench) idle() error {
 				return err
 			}
 			b.progress.end()
-			fmt.Fprintf(b.out, "| %s | %d | %.1f KiB |\n", kind, n, r.rssPerConn/1024)
+			lateFigure := "–"
+			if b.cfg.idleLate > 0 {
+				lateFigure = fmt.Sprintf("%.1f KiB", r.rssLatePerConn/1024)
+			}
+			fmt.Fprintf(b.out, "| %s | %d | %.1f KiB | %s |\n", kind, n, r.rssPerConn/1024, lateFigure)
 		}
 	}
 	return nil

@@ -56,9 +56,11 @@ func dial(addr string) (net.Conn, *bufio.Reader, *bufio.Writer, error) {
 
 // ---- the room's own line protocol ----
 
-type roomProto struct{}
+// roomProto speaks the room's protocol; label names the build under test
+// ("room", or "baseline" for an older build beside it).
+type roomProto struct{ label string }
 
-func (roomProto) name() string       { return "room" }
+func (p roomProto) name() string     { return p.label }
 func (roomProto) selfDelivery() bool { return false }
 
 type roomConn struct {

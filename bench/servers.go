@@ -2,24 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/chatroom-go/chatroom"
 )
 
 // server is a server process under test, on this machine's loopback.
@@ -29,10 +21,30 @@ type server struct {
 	cmd  *exec.Cmd
 }
 
-// serverPaths says where to find the peers' binaries.
+// serverPaths says where to find the servers' binaries.
 type serverPaths struct {
-	redis string // redis-server
-	nats  string // nats-server
+	redis    string // redis-server
+	nats     string // nats-server
+	room     string // the demo program, cmd/chatroom
+	baseline string // another build of it, or ""
+}
+
+// buildRoom builds the demo program of this workspace into a temporary
+// directory, as "go build" builds it for a user, and returns its path and
+// a function that removes it.
+func buildRoom() (path string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "chatbench-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	path = filepath.Join(dir, "chatroom")
+	cmd := exec.Command("go", "build", "-o", path, "github.com/chatroom-go/chatroom/cmd/chatroom")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("building the room: %v\n%s", err, out)
+	}
+	return path, cleanup, nil
 }
 
 // findBinary looks a peer up in PATH, then in $GOPATH/bin, where
@@ -60,8 +72,8 @@ func findBinary(name, flagValue string) string {
 var errMissing = errors.New("not installed")
 
 // startServer starts a fresh server of kind on a free loopback port and
-// waits until it accepts connections. A room is served by this program
-// itself, re-executed, so that its CPU and memory are its own.
+// waits until it accepts connections. A room is the demo program, run as
+// a user runs it, with its log on stderr.
 func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 	port, err := freePort()
 	if err != nil {
@@ -70,12 +82,15 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var cmd *exec.Cmd
 	switch kind {
-	case "room":
-		self, err := os.Executable()
-		if err != nil {
-			return nil, err
+	case "room", "baseline":
+		bin := paths.room
+		if kind == "baseline" {
+			bin = paths.baseline
 		}
-		cmd = exec.Command(self, "serve-room", "-addr", addr, "-outbox", strconv.Itoa(outbox))
+		if bin == "" {
+			return nil, fmt.Errorf("%s: no binary given", kind)
+		}
+		cmd = exec.Command(bin, "-addr", addr, "-outbox", strconv.Itoa(outbox))
 	case "redis":
 		if paths.redis == "" {
 			return nil, fmt.Errorf("redis-server: %w (apt-get install redis-server)", errMissing)
@@ -190,59 +205,4 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// serveRoom is the "serve-room" subcommand: the room under test, in its own
-// process, until SIGTERM.
-//
-// With CHATBENCH_ROOM_CPUPROFILE=FILE in the environment it writes a CPU
-// profile of the room to FILE, for "go tool pprof".
-func serveRoom(addr string, outbox int) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	if path := os.Getenv("CHATBENCH_ROOM_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			f.Close()
-		}()
-	}
-	opts := []chatroom.Option{chatroom.WithOutboxSize(outbox)}
-	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
-		opts = append(opts, chatroom.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	}
-	room := chatroom.NewRoom(opts...)
-	// SIGUSR1 runs the collector twice (the second empties the sync.Pools,
-	// which keep what the first leaves them for one more cycle) and returns
-	// free memory to the system: what the runtime's own forced collection,
-	// every two minutes, and its scavenger do to an idle process in a few
-	// minutes. The idle workload uses it to read what clients cost at rest
-	// without waiting that long.
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-	go func() {
-		for range usr1 {
-			runtime.GC()
-			debug.FreeOSMemory()
-		}
-	}()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		room.Close()
-	}()
-	if err := room.Serve(ln); !errors.Is(err, chatroom.ErrRoomClosed) {
-		return err
-	}
-	return nil
 }

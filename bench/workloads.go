@@ -11,23 +11,23 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
 // result is what one run of a workload measured.
 type result struct {
-	server     string
-	clients    int
-	deliveries int64         // messages received, all receivers together
-	expected   int64         // messages that should have been received
-	lost, dups int64         // expected minus delivered; repeats of a sender's sequence
-	elapsed    time.Duration // first send to last delivery
-	serverCPU  time.Duration // the server's CPU time over the run
-	writeCalls int64         // the server's write system calls over the run
-	latency    histogram     // send to receipt
-	rssPerConn float64       // idle workload: server RSS per client, bytes
-	throughput float64       // deliveries per second
+	server         string
+	clients        int
+	deliveries     int64         // messages received, all receivers together
+	expected       int64         // messages that should have been received
+	lost, dups     int64         // expected minus delivered; repeats of a sender's sequence
+	elapsed        time.Duration // first send to last delivery
+	serverCPU      time.Duration // the server's CPU time over the run
+	writeCalls     int64         // the server's write system calls over the run
+	latency        histogram     // send to receipt
+	rssPerConn     float64       // idle workload: server RSS per client 10 s after the last join, bytes
+	rssLatePerConn float64       // idle workload: the same, -idle-late after the last join
+	throughput     float64       // deliveries per second
 }
 
 // perWrite is how many deliveries the server made per write system call:
@@ -306,9 +306,16 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 	return res, nil
 }
 
-// runIdle connects n clients that then stay silent, and measures how much
-// resident memory the server gained per client once it has settled.
-func runIdle(p protocol, srv *server, n int, progress *progress) (result, error) {
+// idleFirstReading is when the idle workload first reads the server's
+// memory, counted from the last join.
+const idleFirstReading = 10 * time.Second
+
+// runIdle connects n clients that then stay silent, and reads how much
+// resident memory the server gained per client first after the last join,
+// once it has gone quiet, and again late after it (unless late is 0).
+// Nothing is done to the server in between: the figures are what its user
+// would see.
+func runIdle(p protocol, srv *server, n int, first, late time.Duration, progress *progress) (result, error) {
 	res := result{server: p.name(), clients: n}
 	base, err := srv.rss()
 	if err != nil {
@@ -335,9 +342,12 @@ func runIdle(p protocol, srv *server, n int, progress *progress) (result, error)
 		return res, err
 	}
 	defer closeAll(clients)
+	lastJoin := time.Now()
 	// Quiet: the room announces each arrival to everyone already there, so
 	// 10 000 arrivals are 50 million lines; wait until the server has sent
 	// them all and uses no more CPU (under 2% for a second), at most 5 min.
+	// The first reading is taken then, or first after the last join if
+	// that is later.
 	progress.start(fmt.Sprintf("%s: waiting for %d clients to go quiet", p.name(), n), 0)
 	for end := time.Now().Add(5 * time.Minute); time.Now().Before(end); {
 		before, err := srv.cpu()
@@ -353,30 +363,25 @@ func runIdle(p protocol, srv *server, n int, progress *progress) (result, error)
 			break
 		}
 	}
-	// Settle: memory is sampled until it stops falling for two seconds, at
-	// most 20 s. The room, a Go program, is first asked to collect what the
-	// arrivals left (see serveRoom).
-	if srv.kind == "room" {
-		srv.cmd.Process.Signal(syscall.SIGUSR1)
+	read := func(at time.Duration) (float64, error) {
+		if wait := time.Until(lastJoin.Add(at)); wait > 0 {
+			progress.start(fmt.Sprintf("%s: reading memory %v after the last join", p.name(), at), 0)
+			time.Sleep(wait)
+		}
+		rss, err := srv.rss()
+		return float64(rss-base) / float64(n), err
 	}
-	rss, err := srv.rss()
-	if err != nil {
+	if res.rssPerConn, err = read(first); err != nil {
 		return res, err
 	}
-	low, since := rss, time.Now()
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && time.Since(since) < 2*time.Second; {
-		time.Sleep(250 * time.Millisecond)
-		if rss, err = srv.rss(); err != nil {
+	if late > 0 {
+		if res.rssLatePerConn, err = read(late); err != nil {
 			return res, err
-		}
-		if rss < low*99/100 {
-			low, since = rss, time.Now()
 		}
 	}
 	if k := cutOff.Load(); k > 0 {
 		return res, fmt.Errorf("the server cut off %d of %d idle clients", k, n)
 	}
-	res.rssPerConn = float64(low-base) / float64(n)
 	return res, nil
 }
 
