@@ -69,10 +69,11 @@ func serveOn(t testing.TB, ln net.Listener, opts ...chatroom.Option) *chatroom.R
 
 // client is a test's end of one connection.
 type client struct {
-	t    testing.TB
-	conn net.Conn
-	in   *bufio.Reader
-	name string // the name the room gives it
+	t        testing.TB
+	conn     net.Conn
+	in       *bufio.Reader
+	name     string        // the name the room gives it
+	patience time.Duration // how long a read or write may wait; waitLimit unless a test sets it
 }
 
 // dial connects to the room at addr and reads its welcome, which must say
@@ -98,7 +99,7 @@ func dialPair(t testing.TB, addr string) (a, b *client) {
 func welcome(t testing.TB, conn net.Conn, name string, online int) *client {
 	t.Helper()
 	t.Cleanup(func() { conn.Close() })
-	c := &client{t: t, conn: conn, in: bufio.NewReader(conn), name: name}
+	c := &client{t: t, conn: conn, in: bufio.NewReader(conn), name: name, patience: waitLimit}
 	c.expect("* welcome %s, %d online", name, online)
 	return c
 }
@@ -106,7 +107,7 @@ func welcome(t testing.TB, conn net.Conn, name string, online int) *client {
 // send writes raw bytes to the room.
 func (c *client) send(s string) {
 	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(waitLimit))
+	c.conn.SetWriteDeadline(time.Now().Add(c.patience))
 	_, err := io.WriteString(c.conn, s)
 	require.NoError(c.t, err)
 }
@@ -114,7 +115,7 @@ func (c *client) send(s string) {
 // line reads the next line, without its newline.
 func (c *client) line() string {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(waitLimit))
+	c.conn.SetReadDeadline(time.Now().Add(c.patience))
 	s, err := c.in.ReadString('\n')
 	require.NoError(c.t, err, "reading a line; got %q so far", s)
 	return strings.TrimSuffix(s, "\n")
@@ -137,7 +138,7 @@ func (c *client) expect(format string, args ...any) {
 // more to read.
 func (c *client) expectClosed() {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(waitLimit))
+	c.conn.SetReadDeadline(time.Now().Add(c.patience))
 	s, err := c.in.ReadString('\n')
 	assert.Empty(c.t, s)
 	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
@@ -189,6 +190,15 @@ type nameAddr string
 
 func (a nameAddr) Network() string { return "name" }
 func (a nameAddr) String() string  { return string(a) }
+
+// pipeRoom makes a room for clients over net.Pipe (see pipeClient), with
+// the tests' clock, and closes it when the test ends.
+func pipeRoom(t testing.TB, opts ...chatroom.Option) *chatroom.Room {
+	t.Helper()
+	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(fixedClock)}, opts...)...)
+	t.Cleanup(func() { assert.NoError(t, room.Close()) })
+	return room
+}
 
 // pipeClient joins room over net.Pipe under name, served by ServeConn, and
 // returns the client and a channel that gets ServeConn's result.

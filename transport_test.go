@@ -1,0 +1,169 @@
+package chatroom_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+// Transports: TLS, Unix sockets, net.Pipe through ServeConn, and
+// wrapped connections.
+
+func TestTLS(t *testing.T) {
+	serverCfg, clientCfg := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serveOn(t, tls.NewListener(ln, serverCfg))
+	addr := ln.Addr().String()
+
+	dialTLS := func(online int) *client {
+		conn, err := tls.Dial("tcp", addr, clientCfg)
+		require.NoError(t, err)
+		return welcome(t, conn, conn.LocalAddr().String(), online)
+	}
+	a := dialTLS(1)
+	b := dialTLS(2)
+	a.expect(ts+" * %s joined", b)
+	a.send("over tls\n")
+	b.expect(ts+" %s say: over tls", a)
+	b.send("exit\n")
+	b.expect("* bye")
+	b.expectClosed()
+	a.expect(ts+" * %s left", b)
+}
+
+// TestTLSHandshakeIsBounded: a client that opens a TCP connection to a TLS
+// room and never says hello is dropped after the write timeout, and takes
+// no place in the room meanwhile.
+func TestTLSHandshakeIsBounded(t *testing.T) {
+	serverCfg, _ := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	room := serveOn(t, tls.NewListener(ln, serverCfg), chatroom.WithWriteTimeout(200*time.Millisecond))
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(waitLimit))
+	_, err = bufio.NewReader(conn).ReadByte()
+	assert.Error(t, err, "the room hangs up")
+	assert.Zero(t, room.Stats().Joined)
+}
+
+func TestUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "room.sock")
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	serveOn(t, ln)
+
+	dialUnix := func(online int) *client {
+		conn, err := net.Dial("unix", path)
+		require.NoError(t, err)
+		// A Unix client has no address of its own: the room sees "@" or "".
+		return welcome(t, conn, conn.LocalAddr().String(), online)
+	}
+	a := dialUnix(1)
+	b := dialUnix(2)
+	a.expect(ts+" * %s joined", b)
+	a.send("over a unix socket\n")
+	b.expect(ts+" %s say: over a unix socket", a)
+}
+
+func TestServeConnOverPipe(t *testing.T) {
+	room := chatroom.NewRoom(chatroom.WithClock(fixedClock))
+	defer room.Close()
+	alice, aliceDone := pipeClient(t, room, "alice", 1)
+	bob, bobDone := pipeClient(t, room, "bob", 2)
+	alice.expect(ts + " * bob joined")
+
+	alice.send("hi bob\n")
+	bob.expect(ts + " alice say: hi bob")
+	bob.send("exit\n")
+	bob.expect("* bye")
+	bob.expectClosed()
+	alice.expect(ts + " * bob left")
+	assert.NoError(t, <-bobDone, "ServeConn returns nil after exit")
+
+	require.NoError(t, alice.conn.Close())
+	assert.NoError(t, <-aliceDone, "ServeConn returns nil after a hang-up")
+}
+
+// TestWrappedTCPConnIsUsedThroughItsMethods serves connections of a type
+// that embeds *net.TCPConn, as a protocol sniffer or a metering wrapper
+// does, and overrides Read and Write. The socket underneath shows through
+// the embedding, but the room must read and write through the wrapper: the
+// line the sniffer had already read must be relayed at once, and every
+// byte the clients get must have gone through the wrapper's Write.
+func TestWrappedTCPConnIsUsedThroughItsMethods(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	wl := &wrappingListener{Listener: ln}
+	serveOn(t, wl)
+	addr := ln.Addr().String()
+
+	a := dial(t, addr, 1)
+	b := dial(t, addr, 2) // the second connection: its wrapper holds "sniffed\n"
+	a.expect(ts+" * %s joined", b)
+	a.expect(ts+" %s say: sniffed", b)
+
+	got := []string{ // every line the two clients were sent, and read
+		fmt.Sprintf("* welcome %s, 1 online", a), fmt.Sprintf("* welcome %s, 2 online", b),
+		fmt.Sprintf("%s * %s joined", ts, b), fmt.Sprintf("%s %s say: sniffed", ts, b),
+	}
+	var want int64
+	for _, l := range got {
+		want += int64(len(l) + 1)
+	}
+	eventually(t, func() bool { return wl.written.Load() == want }, "every byte went through the wrapper's Write")
+}
+
+// wrappingListener wraps each accepted connection in a wrappedConn; the
+// second one comes with a line its sniffer had already read.
+type wrappingListener struct {
+	net.Listener
+	accepted int
+	written  atomic.Int64 // bytes written through every wrapper
+}
+
+func (l *wrappingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted++
+	w := &wrappedConn{TCPConn: c.(*net.TCPConn), written: &l.written}
+	if l.accepted == 2 {
+		w.sniffed = []byte("sniffed\n")
+	}
+	return w, nil
+}
+
+type wrappedConn struct {
+	*net.TCPConn
+	sniffed []byte // read from the socket before the room got the connection
+	written *atomic.Int64
+}
+
+func (c *wrappedConn) Read(p []byte) (int, error) {
+	if len(c.sniffed) > 0 {
+		n := copy(p, c.sniffed)
+		c.sniffed = c.sniffed[n:]
+		return n, nil
+	}
+	return c.TCPConn.Read(p)
+}
+
+func (c *wrappedConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
