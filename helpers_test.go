@@ -73,7 +73,7 @@ type client struct {
 	conn     net.Conn
 	in       *bufio.Reader
 	name     string        // the name the room gives it
-	patience time.Duration // how long a read or write may wait; waitLimit unless a test sets it
+	patience time.Duration // how long a read or write may wait; 0 means waitLimit
 }
 
 // dial connects to the room at addr and reads its welcome, which must say
@@ -99,7 +99,7 @@ func dialPair(t testing.TB, addr string) (a, b *client) {
 func welcome(t testing.TB, conn net.Conn, name string, online int) *client {
 	t.Helper()
 	t.Cleanup(func() { conn.Close() })
-	c := &client{t: t, conn: conn, in: bufio.NewReader(conn), name: name, patience: waitLimit}
+	c := &client{t: t, conn: conn, in: bufio.NewReader(conn), name: name}
 	c.expect("* welcome %s, %d online", name, online)
 	return c
 }
@@ -107,7 +107,7 @@ func welcome(t testing.TB, conn net.Conn, name string, online int) *client {
 // send writes raw bytes to the room.
 func (c *client) send(s string) {
 	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(c.patience))
+	c.conn.SetWriteDeadline(time.Now().Add(c.wait()))
 	_, err := io.WriteString(c.conn, s)
 	require.NoError(c.t, err)
 }
@@ -115,10 +115,18 @@ func (c *client) send(s string) {
 // line reads the next line, without its newline.
 func (c *client) line() string {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(c.patience))
+	c.conn.SetReadDeadline(time.Now().Add(c.wait()))
 	s, err := c.in.ReadString('\n')
 	require.NoError(c.t, err, "reading a line; got %q so far", s)
 	return strings.TrimSuffix(s, "\n")
+}
+
+// wait is how long one read or write may wait: patience, or waitLimit.
+func (c *client) wait() time.Duration {
+	if c.patience > 0 {
+		return c.patience
+	}
+	return waitLimit
 }
 
 // String is the client's name, so that "%s" of a client is its name.
@@ -138,7 +146,7 @@ func (c *client) expect(format string, args ...any) {
 // more to read.
 func (c *client) expectClosed() {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(c.patience))
+	c.conn.SetReadDeadline(time.Now().Add(c.wait()))
 	s, err := c.in.ReadString('\n')
 	assert.Empty(c.t, s)
 	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
