@@ -147,9 +147,10 @@ func (c *client) leave(reason leaveReason, err error) error {
 
 // read is the client's reader: it runs in ServeConn's goroutine until the
 // client leaves, and returns why, or reasonNone if the room is closing and
-// ends the client itself. It restarts the idle deadline before each line,
-// answers a line that is too long without involving the room, and hands
-// every other line, cleaned and formatted, to the room.
+// ends the client itself. It answers a line that is too long without
+// involving the room, and hands every other line, cleaned and formatted,
+// to the room. The idle clock starts when the client joins and restarts
+// only at a line that does something (see heard).
 //
 // Lines are handed over in batches: every whole line the last read brought
 // in, up to maxRelay, goes to the room in one request, and nothing is kept
@@ -168,6 +169,7 @@ func (c *client) read() (leaveReason, error) {
 	}
 	lr := newLineReader(c.conn, ready, r.opts.bufferSize, r.readBuffers)
 	var said *lineQueue // formatted lines not yet handed to the room
+	c.restartIdleClock()
 	for {
 		if said != nil && (len(said.lines) >= r.maxRelay || !lr.buffered()) {
 			if !c.handOver(said) {
@@ -175,7 +177,6 @@ func (c *client) read() (leaveReason, error) {
 			}
 			said = nil // the room's now; it returns it to the pool
 		}
-		c.restartIdleClock()
 		line, tooLong, err := lr.next()
 		if err != nil { // said is empty: it was handed over before next could read
 			lr.release()
@@ -187,8 +188,8 @@ func (c *client) read() (leaveReason, error) {
 	}
 }
 
-// restartIdleClock gives the client the idle timeout, from now, to complete
-// its next line.
+// restartIdleClock gives the client the idle timeout, from now, to say
+// something that counts.
 func (c *client) restartIdleClock() {
 	if d := c.room.opts.idleTimeout; d > 0 {
 		c.conn.SetReadDeadline(time.Now().Add(d))
@@ -198,6 +199,10 @@ func (c *client) restartIdleClock() {
 // heard deals with one line from the client: a line too long gets the
 // error reply, "exit" hands over what was said before it and reports
 // false, and any other line is cleaned, formatted and added to said.
+//
+// Only a line that is relayed restarts the idle clock: a line too long, an
+// empty line, or one that is empty once cleaned does not, so that a client
+// cannot hold its place by sending nothing anyone sees.
 func (c *client) heard(line []byte, tooLong bool, said **lineQueue) (leaveReason, bool) {
 	r := c.room
 	if tooLong {
@@ -223,6 +228,7 @@ func (c *client) heard(line []byte, tooLong bool, said **lineQueue) (leaveReason
 		*said = getQueue()
 	}
 	(*said).lines = append((*said).lines, msg)
+	c.restartIdleClock()
 	return reasonNone, true
 }
 

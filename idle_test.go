@@ -1,11 +1,13 @@
 package chatroom_test
 
 import (
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
 )
@@ -71,4 +73,53 @@ func TestIdleTimeoutCutsOffATrickle(t *testing.T) {
 		assert.ErrorIs(t, <-done, chatroom.ErrIdleTimeout)
 		assert.Equal(t, 9, <-trickled, "a byte at 0, 7, ... 56 s; the cut at 60 s")
 	})
+}
+
+// TestIdleTimeoutIgnoresLinesThatSayNothing is the slot squatter: a client
+// that sends an empty line, or one that is empty once cleaned, every second
+// is cut off at the idle timeout all the same, and so is one that sends
+// only lines too long.
+func TestIdleTimeoutIgnoresLinesThatSayNothing(t *testing.T) {
+	for _, tt := range []struct{ name, line string }{
+		{"empty line", "\n"},
+		{"empty once cleaned", "\x00\x1b\r\n"},
+		{"invisible only", "\u200b\u2060\n"},
+		{"too long", strings.Repeat("x", 65) + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const idle = 2 * time.Second
+				room := pipeRoom(t, chatroom.WithIdleTimeout(idle), chatroom.WithBufferSize(64))
+				start := time.Now()
+				squatter, done := pipeClient(t, room, "squatter", 1)
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					tick := time.NewTicker(time.Second / 2)
+					defer tick.Stop()
+					for {
+						squatter.conn.SetWriteDeadline(time.Now().Add(time.Hour))
+						if _, err := squatter.conn.Write([]byte(tt.line)); err != nil {
+							return
+						}
+						select {
+						case <-tick.C:
+						case <-stop:
+							return
+						}
+					}
+				}()
+				for {
+					line := squatter.line()
+					if line == "* idle timeout" {
+						break
+					}
+					require.Equal(t, "* error: message too long (max 64 bytes)", line)
+				}
+				assert.Equal(t, idle, time.Since(start))
+				assert.ErrorIs(t, <-done, chatroom.ErrIdleTimeout)
+				assert.Zero(t, room.Stats().Messages, "nothing was relayed")
+			})
+		})
+	}
 }

@@ -85,10 +85,11 @@ func WithMaxClients(n int) Option {
 	}
 }
 
-// WithIdleTimeout disconnects a client that completes no line for d: it is
-// sent "* idle timeout" and the others see it leave. Because the clock
-// restarts only when a whole line arrives, a client that trickles bytes
-// without ever ending a line is cut off too. 0, the default, means never.
+// WithIdleTimeout disconnects a client that says nothing for d: it is sent
+// "* idle timeout" and the others see it leave. The clock starts when the
+// client joins and restarts only at a line that is relayed: empty lines,
+// lines that are empty once cleaned, lines too long, and bytes that never
+// end a line do not keep a client in. 0, the default, means never.
 // NewRoom panics if d is negative.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(o *options) {
