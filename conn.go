@@ -77,6 +77,10 @@ func newClient(r *Room, conn net.Conn) *client {
 func (c *client) join() error {
 	r := c.room
 	if err := c.handshake(); err != nil {
+		if r.ctx.Err() != nil { // the room is closing: that ended it
+			c.shut(reasonClosed, nil)
+			return ErrRoomClosed
+		}
 		c.shut(reasonDisconnect, err)
 		return fmt.Errorf("chatroom: handshake with %s: %w", c.name, err)
 	}
@@ -93,7 +97,9 @@ func (c *client) join() error {
 
 // handshake completes a TLS handshake, if conn is TLS, before the client is
 // admitted, so that a client that never finishes it holds no place in the
-// room and cannot stall its own writer forever.
+// room and cannot stall its own writer forever. The handshake ends when the
+// write timeout passes or the room begins to close: a connection that has
+// not joined is not a member, and Shutdown does not wait for it.
 func (c *client) handshake() error {
 	hs, ok := c.conn.(interface {
 		HandshakeContext(context.Context) error
@@ -105,7 +111,7 @@ func (c *client) handshake() error {
 	if d == 0 {
 		d = handshakeTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(c.room.ctx, d)
 	defer cancel()
 	return hs.HandshakeContext(ctx)
 }

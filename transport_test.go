@@ -2,12 +2,14 @@ package chatroom_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -57,6 +59,42 @@ func TestTLSHandshakeIsBounded(t *testing.T) {
 	_, err = bufio.NewReader(conn).ReadByte()
 	assert.Error(t, err, "the room hangs up")
 	assert.Zero(t, room.Stats().Joined)
+}
+
+// TestShutdownDoesNotWaitForTLSHandshakes: a connection that never sends
+// its ClientHello is not a member, and a graceful Shutdown of a TLS room
+// returns as soon as the members have their goodbye, not when the
+// handshake would time out (an hour here). Under synctest over net.Pipe,
+// so "as soon as" is exact: no time passes.
+func TestShutdownDoesNotWaitForTLSHandshakes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		serverCfg, clientCfg := selfSigned(t) // in the bubble: valid at its clock
+		clientCfg.ServerName = "127.0.0.1"
+		room := chatroom.NewRoom(chatroom.WithClock(fixedClock), chatroom.WithWriteTimeout(time.Hour))
+
+		serve := func(name string) (net.Conn, <-chan error) {
+			local, remote := net.Pipe()
+			done := make(chan error, 1)
+			go func() { done <- room.ServeConn(tls.Server(namedConn{remote, name}, serverCfg)) }()
+			return local, done
+		}
+		memberConn, memberDone := serve("member")
+		member := welcome(t, tls.Client(memberConn, clientCfg), "member", 1)
+		silent, silentDone := serve("silent") // never says a word
+		defer silent.Close()
+		synctest.Wait() // the silent handshake is waiting for its ClientHello
+
+		start := time.Now()
+		shutdownDone := make(chan error, 1)
+		go func() { shutdownDone <- room.Shutdown(context.Background()) }()
+		member.expect("* server shutting down")
+		member.expectClosed()
+		require.NoError(t, <-shutdownDone)
+		assert.Zero(t, time.Since(start), "Shutdown waited for a handshake")
+		assert.ErrorIs(t, <-memberDone, chatroom.ErrRoomClosed)
+		assert.ErrorIs(t, <-silentDone, chatroom.ErrRoomClosed)
+		assert.Zero(t, room.Stats().Refused)
+	})
 }
 
 func TestUnixSocket(t *testing.T) {
