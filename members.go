@@ -62,7 +62,7 @@ func (m *members) admit(c *client) {
 	if max := r.opts.maxClients; max > 0 && len(m.list) >= max {
 		m.stats.Refused++
 		c.admitted <- false
-		r.opts.logger.Info("refused: room full", "client", c.name, "max_clients", max)
+		r.log.Info("refused: room full", "client", c.name, "max_clients", max)
 		return
 	}
 	c.seat.index = len(m.list)
@@ -71,7 +71,7 @@ func (m *members) admit(c *client) {
 	m.stats.Clients = len(m.list)
 	c.admitted <- true
 	m.post(c, [][]byte{lineWelcome(c.name, len(m.list))})
-	r.opts.logger.Info("joined", "client", c.name, "online", len(m.list))
+	r.log.Info("joined", "client", c.name, "online", len(m.list))
 	m.sendLine(lineJoined(r.opts.now(), c.name), c)
 }
 
@@ -97,7 +97,7 @@ func (m *members) unlist(c *client, reason leaveReason) {
 	c.seat.index = -1
 	m.stats.Left++
 	m.stats.Clients = len(m.list)
-	log := m.room.opts.logger
+	log := m.room.log
 	if reason.effect().evicts {
 		m.stats.Evicted++
 		log.Warn("evicted", "client", c.name, "reason", reason.String())

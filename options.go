@@ -129,8 +129,12 @@ func WithOutboxSize(n int) Option {
 }
 
 // WithLogger sends the room's structured logs (joins, leaves with their
-// reason, evictions, accept errors) to l. The default discards them.
-// NewRoom panics if l is nil.
+// reason, evictions, refusals, failed TLS handshakes, accept errors) to l.
+// The default discards them. The room never waits for l's handler: records
+// go to it from a goroutine of the room's, through a backlog of 1024; when
+// the handler falls that far behind, records are dropped, and their count
+// is logged once it catches up. Shutdown and Close wait for the handler to
+// take what was queued. NewRoom panics if l is nil.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {
 		if l == nil {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"runtime"
@@ -76,6 +77,9 @@ type Room struct {
 	lineTooLong  []byte
 	lineRoomFull []byte
 
+	logs *logSink     // takes the room's log records to the user's handler without ever waiting (logs.go)
+	log  *slog.Logger // the room's logger, through logs
+
 	readBuffers *sync.Pool // read buffers of bufferSize+2 bytes, lent to readers with unread input
 	maxRelay    int        // the most lines a reader hands over in one request
 
@@ -113,8 +117,11 @@ func NewRoom(opts ...Option) *Room {
 		opt(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogSink(o.logger.Handler())
 	return &Room{
 		opts:         o,
+		logs:         logs,
+		log:          logs.logger(),
 		lineTooLong:  lineTooLong(o.bufferSize),
 		lineRoomFull: lineRoomFull(o.maxClients),
 		readBuffers:  newReadBuffers(o.bufferSize),
@@ -139,7 +146,7 @@ func NewRoom(opts ...Option) *Room {
 func (r *Room) Serve(ln net.Listener) error {
 	l := &onceCloseListener{Listener: ln}
 	defer l.Close()
-	if !r.trackListener(l) {
+	if !r.start() || !r.trackListener(l) {
 		return ErrRoomClosed
 	}
 	defer r.untrackListener(l)
@@ -155,7 +162,7 @@ func (r *Room) Serve(ln net.Listener) error {
 				return fmt.Errorf("chatroom: accept: %w", err)
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			r.opts.logger.Warn("accept failed; retrying", "err", err, "retry_in", delay)
+			r.log.Warn("accept failed; retrying", "err", err, "retry_in", delay)
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -184,7 +191,7 @@ func (r *Room) serveAccepted(conn net.Conn) {
 // serveAccepted so that the logging call's frame is not on the stack of
 // every parked reader.
 func (r *Room) logEnded(conn net.Conn, err error) {
-	r.opts.logger.Debug("connection ended", "client", conn.RemoteAddr().String(), "err", err)
+	r.log.Debug("connection ended", "client", conn.RemoteAddr().String(), "err", err)
 }
 
 // ServeConn serves one connection that the caller has already accepted (a
@@ -259,7 +266,8 @@ func (r *Room) Stats() Stats {
 // returns ErrRoomClosed; tells every client "* server shutting down";
 // waits until each has been written all that was queued for it, or its
 // write timeout passed; closes the connections; and waits for every
-// goroutine of the room to return.
+// goroutine of the room to return, the one that hands log records to the
+// logger's handler last (so Shutdown waits for a handler that blocks).
 //
 // If ctx ends first, Shutdown closes whatever is left, as Close does,
 // waits for the goroutines, and returns ctx.Err(). Either way, no goroutine
@@ -274,21 +282,24 @@ func (r *Room) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return err
 	case <-ctx.Done():
 		r.closeConns()
 		<-done
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	r.logs.close()
+	return err
 }
 
 // Close closes the room at once: every listener and every connection,
 // without a goodbye. It waits for every goroutine of the room to return
-// and returns the first error from closing a listener, if any.
+// (as Shutdown does) and returns the first error from closing a listener,
+// if any.
 func (r *Room) Close() error {
 	err := r.stop(false)
 	r.closeConns()
 	r.wg.Wait()
+	r.logs.close()
 	return err
 }
 
@@ -303,6 +314,7 @@ func (r *Room) start() bool {
 	if !r.started {
 		r.started = true
 		r.wg.Go(r.run)
+		r.logs.start()
 	}
 	return true
 }
