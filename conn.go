@@ -82,6 +82,7 @@ func (c *client) join() error {
 			return ErrRoomClosed
 		}
 		c.shut(reasonDisconnect, err)
+		r.handshakeFailures.event("client", c.name, "err", err)
 		return fmt.Errorf("chatroom: handshake with %s: %w", c.name, err)
 	}
 	if !r.ask(request{kind: askJoin, client: c}) {

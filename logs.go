@@ -124,3 +124,71 @@ func (h sinkHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h sinkHandler) WithGroup(name string) slog.Handler {
 	return sinkHandler{h.next.WithGroup(name), h.sink}
 }
+
+// burstWindow is how often a burstLog summarises a burst.
+const burstWindow = time.Second
+
+// burstLog logs an event that may come in floods (a failed TLS handshake):
+// the first of a burst at once, with its details, and the rest as one
+// summary record a second while the burst lasts, so that a flood is
+// visible in the log at the cost of a line a second.
+type burstLog struct {
+	log     *slog.Logger
+	msg     string // the first event's message
+	summary string // the summary's message
+
+	mu     sync.Mutex
+	count  int            // events since the last record
+	timer  *time.Timer    // the next summary; nil when no burst is on
+	armed  sync.WaitGroup // counts the timer while it is set or running
+	closed bool           // close was called: nothing more is logged
+}
+
+// event records one event, with the attributes of the first of a burst.
+func (b *burstLog) event(args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	if b.timer != nil {
+		b.count++
+		return
+	}
+	b.log.Info(b.msg, args...)
+	b.arm()
+}
+
+// arm sets the timer for the next summary. b.mu must be held.
+func (b *burstLog) arm() {
+	b.armed.Add(1)
+	b.timer = time.AfterFunc(burstWindow, b.summarise)
+}
+
+// summarise logs how many events came since the last record, and keeps
+// the window open while they keep coming.
+func (b *burstLog) summarise() {
+	defer b.armed.Done()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.timer = nil
+	if b.count == 0 || b.closed {
+		return
+	}
+	b.log.Info(b.summary, "count", b.count, "within", burstWindow)
+	b.count = 0
+	b.arm()
+}
+
+// close stops the summaries and waits until none is being logged. Events
+// still uncounted in the log are dropped.
+func (b *burstLog) close() {
+	b.mu.Lock()
+	b.closed = true
+	if b.timer != nil && b.timer.Stop() {
+		b.timer = nil
+		b.armed.Done() // it will never run
+	}
+	b.mu.Unlock()
+	b.armed.Wait()
+}

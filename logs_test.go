@@ -2,10 +2,14 @@ package chatroom_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,4 +95,45 @@ func TestStalledLogDoesNotStopTheRoom(t *testing.T) {
 	assert.Positive(t, dropped)
 	assert.Equal(t, made, handled+dropped, "every record handled or counted")
 	t.Logf("%d records: %d handled, %d dropped while the handler was stalled (%d reports)", made, handled, dropped, reports)
+}
+
+// TestFailedHandshakesAreLoggedInBursts: a flood of connections that send
+// garbage instead of a ClientHello is logged at info, the first with its
+// address and error, the rest as one summary a second, not one line each.
+func TestFailedHandshakesAreLoggedInBursts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		serverCfg, _ := selfSigned(t)
+		h := newStalledHandler()
+		close(h.release)
+		room := chatroom.NewRoom(chatroom.WithLogger(slog.New(h)))
+		const flood = 100
+		var served sync.WaitGroup
+		for i := range flood {
+			local, remote := net.Pipe()
+			served.Go(func() {
+				room.ServeConn(tls.Server(namedConn{remote, fmt.Sprintf("10.0.0.%d:1", i)}, serverCfg))
+			})
+			local.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+			local.Close()
+		}
+		served.Wait()
+		time.Sleep(time.Second) // the end of the burst's window
+		require.NoError(t, room.Close())
+
+		var got []string
+		for _, r := range h.handled() {
+			assert.Equal(t, slog.LevelInfo, r.Level)
+			attrs := map[string]string{}
+			r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+			switch r.Message {
+			case "TLS handshake failed":
+				assert.Equal(t, "10.0.0.0:1", attrs["client"])
+				assert.NotEmpty(t, attrs["err"])
+			case "TLS handshakes failed":
+				assert.Equal(t, fmt.Sprint(flood-1), attrs["count"])
+			}
+			got = append(got, r.Message)
+		}
+		assert.Equal(t, []string{"TLS handshake failed", "TLS handshakes failed"}, got)
+	})
 }

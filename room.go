@@ -80,6 +80,8 @@ type Room struct {
 	logs *logSink     // takes the room's log records to the user's handler without ever waiting (logs.go)
 	log  *slog.Logger // the room's logger, through logs
 
+	handshakeFailures *burstLog // failed TLS handshakes, logged at info and summarised in bursts
+
 	readBuffers *sync.Pool // read buffers of bufferSize+2 bytes, lent to readers with unread input
 	maxRelay    int        // the most lines a reader hands over in one request
 
@@ -118,10 +120,13 @@ func NewRoom(opts ...Option) *Room {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogSink(o.logger.Handler())
+	log := logs.logger()
 	return &Room{
-		opts:         o,
-		logs:         logs,
-		log:          logs.logger(),
+		opts: o,
+		logs: logs,
+		log:  log,
+		handshakeFailures: &burstLog{log: log,
+			msg: "TLS handshake failed", summary: "TLS handshakes failed"},
 		lineTooLong:  lineTooLong(o.bufferSize),
 		lineRoomFull: lineRoomFull(o.maxClients),
 		readBuffers:  newReadBuffers(o.bufferSize),
@@ -287,6 +292,7 @@ func (r *Room) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	r.handshakeFailures.close()
 	r.logs.close()
 	return err
 }
@@ -299,6 +305,7 @@ func (r *Room) Close() error {
 	err := r.stop(false)
 	r.closeConns()
 	r.wg.Wait()
+	r.handshakeFailures.close()
 	r.logs.close()
 	return err
 }
