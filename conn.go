@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +36,11 @@ type client struct {
 	raw      syscall.RawConn // conn's socket, or nil if it is not a plain one (see rawSocket)
 	name     string          // what others see: the remote address
 	admitted chan bool       // the room's answer to this client's join; buffered, so the room never waits
+
+	// The reader's, while the client joins.
+	admitting bool       // holds a place in Room.admitting
+	host      netip.Addr // the remote IP address, if any
+	counted   bool       // counted in Room.hosts: untrackConn closes its account
 
 	seat seat // the room goroutine's record of this client (members.go)
 
@@ -71,11 +77,28 @@ func newClient(r *Room, conn net.Conn) *client {
 	return c
 }
 
-// join admits the client: it completes a TLS handshake, if any, and asks
-// the room for a place. It returns the error ServeConn returns for a client
-// that does not get in, having closed its connection.
+// join admits the client: it waits for a place among those being
+// admitted, checks its address's limits, completes a TLS handshake, if
+// any, and asks the room for a place. It returns the error ServeConn
+// returns for a client that does not get in, having closed its connection.
 func (c *client) join() error {
 	r := c.room
+	if !c.admitting && !r.waitAdmitting() {
+		c.shut(reasonClosed, nil)
+		return ErrRoomClosed
+	}
+	c.admitting = true
+	defer c.doneAdmitting() // in or out, it is no longer waiting
+
+	c.host = hostOf(c.conn)
+	if line := r.hosts.open(c.host, time.Now()); line != nil {
+		r.refusedByHost.Add(1)
+		r.hostRefusals.event("client", c.name, "reason", string(line[2:len(line)-1]))
+		c.refuse(line)
+		return ErrTooManyFromHost
+	}
+	c.counted = true
+
 	if err := c.handshake(); err != nil {
 		if r.ctx.Err() != nil { // the room is closing: that ended it
 			c.shut(reasonClosed, nil)
@@ -115,6 +138,15 @@ func (c *client) handshake() error {
 	ctx, cancel := context.WithTimeout(c.room.ctx, d)
 	defer cancel()
 	return hs.HandshakeContext(ctx)
+}
+
+// doneAdmitting gives up the client's place among those being admitted, if it
+// holds one.
+func (c *client) doneAdmitting() {
+	if c.admitting {
+		c.admitting = false
+		<-c.room.admitting
+	}
 }
 
 // refuse writes line to a client that is not admitted, within the write

@@ -218,6 +218,12 @@ func pipeClient(t testing.TB, room *chatroom.Room, name string, online int) (*cl
 	return welcome(t, local, name, online), done
 }
 
+// discard reads and drops whatever comes to c from now on, so that its
+// writer never waits: a client the test does not read from.
+func discard(c *client, _ <-chan error) {
+	go io.Copy(io.Discard, c.in)
+}
+
 // selfSigned makes a certificate for 127.0.0.1 and returns a server
 // config and a client config that trusts it.
 func selfSigned(t testing.TB) (server, client *tls.Config) {

@@ -50,9 +50,7 @@ func (m *members) handle(q request) {
 	case askNotice:
 		m.notice(q.line)
 	case askStats:
-		s := m.stats
-		s.Delivered, s.Dropped = m.room.delivered.Load(), m.room.dropped.Load()
-		q.stats <- s
+		q.stats <- m.room.completeStats(m.stats)
 	}
 }
 

@@ -3,6 +3,7 @@ package chatroom
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -30,6 +31,16 @@ const (
 
 	// DefaultIdleTimeout is never.
 	DefaultIdleTimeout = 0
+
+	// DefaultMaxPerHost is how many connections one IP address may have
+	// open at once.
+	DefaultMaxPerHost = 16
+
+	// DefaultJoinRate and DefaultJoinBurst limit how fast one IP address
+	// may open connections: DefaultJoinBurst at once, then
+	// DefaultJoinRate a second.
+	DefaultJoinRate  = 2.0
+	DefaultJoinBurst = 10
 )
 
 // An Option configures a [Room]; pass options to [NewRoom].
@@ -42,6 +53,9 @@ type options struct {
 	idleTimeout  time.Duration    // time allowed to complete a line; 0 means forever
 	writeTimeout time.Duration    // deadline for one batched write; 0 means none
 	outboxSize   int              // messages queued per client before eviction
+	maxPerHost   int              // connections open at once from one IP address; 0 means no limit
+	joinRate     float64          // new connections a second from one IP address; 0 (with joinBurst 0) means no limit
+	joinBurst    int              // ... and how many at once
 	logger       *slog.Logger     // never nil
 	now          func() time.Time // the clock for timestamps; never nil
 }
@@ -53,6 +67,9 @@ func defaultOptions() options {
 		idleTimeout:  DefaultIdleTimeout,
 		writeTimeout: DefaultWriteTimeout,
 		outboxSize:   DefaultOutboxSize,
+		maxPerHost:   DefaultMaxPerHost,
+		joinRate:     DefaultJoinRate,
+		joinBurst:    DefaultJoinBurst,
 		logger:       slog.New(slog.DiscardHandler),
 		now:          time.Now,
 	}
@@ -125,6 +142,44 @@ func WithOutboxSize(n int) Option {
 			panic(fmt.Sprintf("chatroom: WithOutboxSize(%d): size must be positive", n))
 		}
 		o.outboxSize = n
+	}
+}
+
+// WithMaxPerHost limits how many connections one IP address may have open
+// at once, joined or on their way in. The one past the limit is sent "* too
+// many connections from your address (max n)" and disconnected; nobody
+// else notices. The address is the host part of the connection's
+// RemoteAddr; loopback addresses, and addresses that are not IP addresses
+// (a net.Pipe, an adapter that gives none), are not limited. A reverse
+// proxy on the same host should hand the room connections whose RemoteAddr
+// is the client's. The default is [DefaultMaxPerHost]; 0 means no limit.
+// NewRoom panics if n is negative.
+func WithMaxPerHost(n int) Option {
+	return func(o *options) {
+		if n < 0 {
+			panic(fmt.Sprintf("chatroom: WithMaxPerHost(%d): limit must not be negative", n))
+		}
+		o.maxPerHost = n
+	}
+}
+
+// WithJoinRate limits how fast one IP address may open connections: burst
+// at once, then perSecond a second (a token bucket per address). A
+// connection over the rate is sent "* too many connections, try again
+// later" and disconnected; nobody else notices, and it does not use up the
+// address's allowance. Addresses are counted as for [WithMaxPerHost], and
+// the same ones are exempt. The default is [DefaultJoinRate] a second with
+// a burst of [DefaultJoinBurst]; (0, 0) means no limit. NewRoom panics if
+// either is negative or not finite, or if only one of them is 0.
+func WithJoinRate(perSecond float64, burst int) Option {
+	return func(o *options) {
+		switch {
+		case perSecond < 0 || burst < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
+			panic(fmt.Sprintf("chatroom: WithJoinRate(%v, %d): rate and burst must be finite and not negative", perSecond, burst))
+		case (perSecond == 0) != (burst == 0):
+			panic(fmt.Sprintf("chatroom: WithJoinRate(%v, %d): rate and burst are both positive, or both 0 for no limit", perSecond, burst))
+		}
+		o.joinRate, o.joinBurst = perSecond, burst
 	}
 }
 

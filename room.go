@@ -47,16 +47,34 @@ var (
 	// ErrTooSlow is returned by ServeConn for a client that was evicted
 	// because its outbox filled or a write to it missed the write timeout.
 	ErrTooSlow = errors.New("chatroom: client too slow")
+
+	// ErrTooManyFromHost is returned by ServeConn for a client turned away
+	// because its address has too many connections open ([WithMaxPerHost])
+	// or opens them too fast ([WithJoinRate]); the client was told and
+	// disconnected.
+	ErrTooManyFromHost = errors.New("chatroom: too many connections from one address")
 )
+
+// maxAdmitting is how many connections may wait to be admitted or refused
+// at once: accepted by Serve (or handed to ServeConn), and not yet in the
+// room or turned away, TLS handshakes included. Serve accepts no more
+// while that many wait, leaving the rest in the kernel's backlog, and
+// ServeConn waits for a place; so a flood of connections holds a bounded
+// number of descriptors and goroutines in front of the room.
+const maxAdmitting = 256
 
 // Stats is a snapshot of a room's counters, taken by [Room.Stats].
 type Stats struct {
 	Clients  int    // clients in the room now
 	Joined   uint64 // clients admitted since the room was made
 	Left     uint64 // clients that left for any reason, evictions and shutdown included
-	Refused  uint64 // clients turned away because the room was full
+	Refused  uint64 // clients turned away: the room was full, or their address over its limits
 	Messages uint64 // chat lines relayed and Broadcast notices sent, each counted once
 	Evicted  uint64 // clients cut off as too slow
+
+	// Admitting is how many connections wait to be admitted or refused
+	// now, at most 256 (see [Room.Serve]).
+	Admitting int
 
 	// Delivered counts lines written whole to clients: relayed messages,
 	// notices and the server's replies alike, once per recipient.
@@ -81,6 +99,12 @@ type Room struct {
 	log  *slog.Logger // the room's logger, through logs
 
 	handshakeFailures *burstLog // failed TLS handshakes, logged at info and summarised in bursts
+
+	hosts         *hosts        // connections per address (hosts.go)
+	admitting     chan struct{} // a place for each connection waiting to be admitted; at most maxAdmitting
+	reserved      atomic.Int32  // places Serve holds for the connection it is waiting to accept
+	refusedByHost atomic.Uint64 // clients refused by hosts
+	hostRefusals  *burstLog     // refusals by address, logged at info and summarised in bursts
 
 	readBuffers *sync.Pool // read buffers of bufferSize+2 bytes, lent to readers with unread input
 	maxRelay    int        // the most lines a reader hands over in one request
@@ -127,6 +151,10 @@ func NewRoom(opts ...Option) *Room {
 		log:  log,
 		handshakeFailures: &burstLog{log: log,
 			msg: "TLS handshake failed", summary: "TLS handshakes failed"},
+		hosts:     newHosts(o),
+		admitting: make(chan struct{}, maxAdmitting),
+		hostRefusals: &burstLog{log: log,
+			msg: "refused: too many connections from one address", summary: "refused: too many connections from some addresses"},
 		lineTooLong:  lineTooLong(o.bufferSize),
 		lineRoomFull: lineRoomFull(o.maxClients),
 		readBuffers:  newReadBuffers(o.bufferSize),
@@ -145,9 +173,11 @@ func NewRoom(opts ...Option) *Room {
 // run on several listeners at once, all feeding the same room.
 //
 // A temporary Accept error is logged and retried after a pause that grows
-// from 5ms to 1s. Serve always returns a non-nil error and closes ln: after
-// Shutdown or Close it returns [ErrRoomClosed]; otherwise the Accept error
-// that stopped it, wrapped.
+// from 5ms to 1s. While 256 accepted connections wait to be admitted or
+// refused (TLS handshakes, per-address checks, the room's answer), Serve
+// accepts no more: the rest wait in the kernel's backlog. Serve always
+// returns a non-nil error and closes ln: after Shutdown or Close it returns
+// [ErrRoomClosed]; otherwise the Accept error that stopped it, wrapped.
 func (r *Room) Serve(ln net.Listener) error {
 	l := &onceCloseListener{Listener: ln}
 	defer l.Close()
@@ -158,8 +188,14 @@ func (r *Room) Serve(ln net.Listener) error {
 
 	var delay time.Duration // how long to wait after a temporary error
 	for {
+		if !r.waitAdmitting() {
+			return ErrRoomClosed
+		}
+		r.reserved.Add(1) // the place is for the connection Accept returns
 		conn, err := l.Accept()
+		r.reserved.Add(-1)
 		if err != nil {
+			<-r.admitting
 			if r.isClosing() {
 				return ErrRoomClosed
 			}
@@ -179,16 +215,29 @@ func (r *Room) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		if !r.spawn(func() { r.serveAccepted(conn) }) {
+			<-r.admitting
 			conn.Close()
 			return ErrRoomClosed
 		}
 	}
 }
 
-// serveAccepted serves a connection from Serve.
+// serveAccepted serves a connection from Serve, which took its place in
+// r.admitting.
 func (r *Room) serveAccepted(conn net.Conn) {
-	if err := r.ServeConn(conn); err != nil {
+	if err := r.serve(conn, true); err != nil {
 		r.logEnded(conn, err)
+	}
+}
+
+// waitAdmitting takes a place in r.admitting, waiting while every place is
+// taken. It reports false if the room closes first.
+func (r *Room) waitAdmitting() bool {
+	select {
+	case r.admitting <- struct{}{}:
+		return true
+	case <-r.ctx.Done():
+		return false
 	}
 }
 
@@ -209,13 +258,25 @@ func (r *Room) logEnded(conn net.Conn, err error) {
 // it without blocking. Any other type, including one that embeds either of
 // them, is read and written only through its own Read and Write.
 //
+// While 256 connections wait to be admitted (see [Room.Serve]), ServeConn
+// waits for one of them to get in or be refused before it starts on conn.
+//
 // It returns nil when the client left on its own, by "exit" or by hanging
-// up; [ErrRoomFull] if it was turned away; [ErrRoomClosed] if the room was
-// closed before or while it was in it; [ErrIdleTimeout] or [ErrTooSlow]
-// if the room cut it off; or the error that broke the connection, wrapped.
+// up; [ErrRoomFull] or [ErrTooManyFromHost] if it was turned away;
+// [ErrRoomClosed] if the room was closed before or while it was in it;
+// [ErrIdleTimeout] or [ErrTooSlow] if the room cut it off; or the error
+// that broke the connection, wrapped.
 func (r *Room) ServeConn(conn net.Conn) error {
+	return r.serve(conn, false)
+}
+
+// serve is ServeConn; admitting says whether conn already holds a place
+// in r.admitting (Serve took it before accepting conn).
+func (r *Room) serve(conn net.Conn, admitting bool) error {
 	c := newClient(r, conn)
+	c.admitting = admitting
 	if !r.trackConn(c) {
+		c.doneAdmitting()
 		conn.Close()
 		return ErrRoomClosed
 	}
@@ -243,11 +304,12 @@ func (r *Room) Broadcast(text string) error {
 	return nil
 }
 
-// Stats returns a snapshot of the room's counters. Everything but Delivered
-// and Dropped is read at one instant by the room goroutine, so for example
-// Clients always equals Joined minus Left. Delivered and Dropped are counted
-// by the writers as writes complete; once the room is quiet, or closed,
-// every line queued is counted in one or the other.
+// Stats returns a snapshot of the room's counters. Clients, Joined, Left,
+// Messages and Evicted are read at one instant by the room goroutine, so
+// for example Clients always equals Joined minus Left. Delivered and
+// Dropped are counted by the writers as writes complete; once the room is
+// quiet, or closed, every line queued is counted in one or the other.
+// Refusals by address, and Admitting, are counted as they happen.
 func (r *Room) Stats() Stats {
 	r.mu.Lock()
 	started := r.started
@@ -263,7 +325,15 @@ func (r *Room) Stats() Stats {
 	r.mu.Lock()
 	s := r.final
 	r.mu.Unlock()
+	return r.completeStats(s)
+}
+
+// completeStats adds to the room goroutine's counters those counted
+// elsewhere.
+func (r *Room) completeStats(s Stats) Stats {
 	s.Delivered, s.Dropped = r.delivered.Load(), r.dropped.Load()
+	s.Refused += r.refusedByHost.Load()
+	s.Admitting = max(0, len(r.admitting)-int(r.reserved.Load()))
 	return s
 }
 
@@ -293,6 +363,7 @@ func (r *Room) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	r.handshakeFailures.close()
+	r.hostRefusals.close()
 	r.logs.close()
 	return err
 }
@@ -306,6 +377,7 @@ func (r *Room) Close() error {
 	r.closeConns()
 	r.wg.Wait()
 	r.handshakeFailures.close()
+	r.hostRefusals.close()
 	r.logs.close()
 	return err
 }
@@ -420,10 +492,13 @@ func (r *Room) trackConn(c *client) bool {
 }
 
 // untrackConn waits until no writer goroutine of c runs (its connection is
-// closed by then: join or leave closed it), then forgets c and counts it
-// done on r.wg.
+// closed by then: join or leave closed it), closes its account with its
+// address, then forgets c and counts it done on r.wg.
 func (r *Room) untrackConn(c *client) {
 	c.writers.Wait()
+	if c.counted {
+		r.hosts.close(c.host)
+	}
 	r.mu.Lock()
 	delete(r.conns, c)
 	r.mu.Unlock()

@@ -154,6 +154,12 @@ func lineRoomFull(max int) []byte {
 	return []byte("* room is full (" + strconv.Itoa(max) + " clients)\n")
 }
 
+func lineTooManyFromHost(max int) []byte {
+	return []byte("* too many connections from your address (max " + strconv.Itoa(max) + ")\n")
+}
+
+var lineJoinTooFast = []byte("* too many connections, try again later\n")
+
 func lineWelcome(name string, online int) []byte {
 	return []byte("* welcome " + name + ", " + strconv.Itoa(online) + " online\n")
 }
