@@ -202,11 +202,11 @@ func (c *client) leave(reason leaveReason, err error) error {
 // reader's stack to its smallest size.
 func (c *client) read() (leaveReason, error) {
 	r := c.room
-	var ready func() error
+	var in *socketInput
 	if c.raw != nil {
-		ready = readiness(c.raw)
+		in = readiness(c.raw)
 	}
-	lr := newLineReader(c.conn, ready, r.opts.bufferSize, r.readBuffers)
+	lr := newLineReader(c.conn, in, r.opts.bufferSize, r.readBuffers)
 	var said *lineQueue // formatted lines not yet handed to the room
 	c.restartIdleClock()
 	for {

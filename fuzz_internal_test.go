@@ -79,7 +79,7 @@ func FuzzLineReader(f *testing.F) {
 	f.Add([]byte(""), 0, 1)
 	f.Fuzz(func(t *testing.T, data []byte, cut, max int) {
 		max = 1 + (max%64+64)%64 // 1..64: small limits reach every branch
-		lr := newLineReader(newSplitReader(data, cut), nil, max, newReadBuffers(max))
+		lr := newLineReader(newSplitReader(data, cut), nil, max, newBufferPool(max))
 		var got []frame
 		for {
 			line, tooLong, err := lr.next()
@@ -174,7 +174,7 @@ func TestLineReaderSplits(t *testing.T) {
 	}
 	for _, in := range inputs {
 		for cut := range len(in) {
-			lr := newLineReader(newSplitReader([]byte(in), cut), nil, 16, newReadBuffers(16))
+			lr := newLineReader(newSplitReader([]byte(in), cut), nil, 16, newBufferPool(16))
 			var got []frame
 			for {
 				line, tooLong, err := lr.next()

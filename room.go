@@ -106,8 +106,8 @@ type Room struct {
 	refusedByHost atomic.Uint64 // clients refused by hosts
 	hostRefusals  *burstLog     // refusals by address, logged at info and summarised in bursts
 
-	readBuffers *sync.Pool // read buffers of bufferSize+2 bytes, lent to readers with unread input
-	maxRelay    int        // the most lines a reader hands over in one request
+	readBuffers *bufferPool // read buffers of bufferSize+2 bytes, lent to readers while they read (framing.go)
+	maxRelay    int         // the most lines a reader hands over in one request
 
 	// requests carries every request to the room goroutine. Unbuffered: a
 	// reader waits until the room takes its lines, which is what keeps a
@@ -157,7 +157,7 @@ func NewRoom(opts ...Option) *Room {
 			msg: "refused: too many connections from one address", summary: "refused: too many connections from some addresses"},
 		lineTooLong:  lineTooLong(o.bufferSize),
 		lineRoomFull: lineRoomFull(o.maxClients),
-		readBuffers:  newReadBuffers(o.bufferSize),
+		readBuffers:  newBufferPool(o.bufferSize),
 		maxRelay:     max(1, min(relayBatch, o.outboxSize/8)),
 		requests:     make(chan request),
 		ctx:          ctx,

@@ -13,7 +13,13 @@ import (
 
 func rawSocket(net.Conn) syscall.RawConn { return nil }
 
-func readiness(syscall.RawConn) func() error { return nil }
+type socketInput struct{}
+
+func readiness(syscall.RawConn) *socketInput { return nil }
+
+func (*socketInput) await() error { return nil }
+
+func (*socketInput) ready() (bool, error) { return true, nil }
 
 type socketWriter struct{}
 

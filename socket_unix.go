@@ -34,20 +34,70 @@ func rawSocket(conn net.Conn) syscall.RawConn {
 	return rc
 }
 
-// readiness returns a function that blocks until the socket has input or
-// an error to report, without reading it: it peeks one byte with MSG_PEEK
-// under the runtime's poller, so the goroutine waits as it would in Read,
-// with the connection's read deadline, but without a buffer.
-func readiness(rc syscall.RawConn) func() error {
-	return func() error { return rc.Read(peek) }
+// socketInput waits for a socket's input without reading it, so that the
+// reader holds no buffer while there is nothing to read.
+type socketInput struct {
+	rc   syscall.RawConn
+	has  bool                  // the last peek found input or the end of input
+	err  error                 // ... or an error, which the peek took from the socket
+	wait func(fd uintptr) bool // in.peekWait, bound once so that a peek does not allocate
+	poll func(fd uintptr) bool // in.peekPoll, likewise
 }
 
-func peek(fd uintptr) bool {
+// readiness returns the input side of the socket rc.
+func readiness(rc syscall.RawConn) *socketInput {
+	in := &socketInput{rc: rc}
+	in.wait, in.poll = in.peekWait, in.peekPoll
+	return in
+}
+
+// await blocks until the socket has input or an error, without reading
+// it: it peeks one byte with MSG_PEEK under the runtime's poller, so the
+// goroutine waits as it would in Read, with the connection's read
+// deadline, but without a buffer. It returns the socket's error, if any:
+// a peek takes it from the socket, so the next Read would not see it.
+func (in *socketInput) await() error {
+	in.err = nil
+	if err := in.rc.Read(in.wait); err != nil {
+		return err
+	}
+	return in.err
+}
+
+// ready reports at once, without waiting, whether the socket has input or
+// the end of input; or returns its error.
+func (in *socketInput) ready() (bool, error) {
+	in.has, in.err = false, nil
+	if err := in.rc.Read(in.poll); err != nil {
+		return false, err
+	}
+	return in.has, in.err
+}
+
+func (in *socketInput) peekWait(fd uintptr) bool {
+	return in.peek(fd) // false: nothing yet; the runtime waits for the socket
+}
+
+func (in *socketInput) peekPoll(fd uintptr) bool {
+	in.peek(fd)
+	return true // never wait
+}
+
+// peek reports whether the socket has input, the end of input, or an error
+// (kept in in.err), without taking any input.
+func (in *socketInput) peek(fd uintptr) bool {
 	var b [1]byte
 	// The runtime keeps the socket non-blocking: no input is EAGAIN.
 	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
-	// Input, the end of input (0 bytes), or an error: Read reports it.
-	return err != syscall.EAGAIN && err != syscall.EINTR
+	switch err {
+	case syscall.EAGAIN, syscall.EINTR:
+		return false
+	case nil:
+		in.has = true
+	default:
+		in.err = err
+	}
+	return true
 }
 
 // socketWriter makes single non-blocking writes to sockets. The room

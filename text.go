@@ -1,140 +1,15 @@
 package chatroom
 
 import (
-	"bytes"
-	"io"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
 
 // This file holds the wire protocol's text: how a received line is cleaned
 // and how every line the server sends is spelled. Each line is built once,
-// into a byte slice that is then shared by every recipient's outbox.
-
-// lineReader frames a client's input into lines of at most max bytes, not
-// counting the "\n" or "\r\n" that ends them. Its buffer is just large
-// enough for the longest accepted line, so a longer one is never held
-// whole; and it holds the buffer only while it has unread input. Between
-// lines it gives the buffer back to a pool shared by the room and, where
-// the connection allows, waits for input without one, so that an idle
-// client costs no read buffer.
-type lineReader struct {
-	src      io.Reader
-	ready    func() error // blocks until src has input, holding no buffer; nil if src cannot
-	pool     *sync.Pool   // of *[]byte, each max+2 long
-	max      int
-	buf      *[]byte // nil while there is no unread input
-	r, w     int     // the unread input is (*buf)[r:w]
-	skipping bool    // the rest of a line already reported too long is being discarded
-	err      error   // the read error to report once the input before it is used
-}
-
-// newLineReader returns a lineReader over src. ready, if not nil, blocks
-// until src has input, holding no buffer (see readiness).
-func newLineReader(src io.Reader, ready func() error, max int, pool *sync.Pool) *lineReader {
-	return &lineReader{src: src, ready: ready, pool: pool, max: max}
-}
-
-// newReadBuffers returns a pool of read buffers for lines of at most max
-// bytes: room for the longest line plus "\r\n", so that exactly max bytes
-// are accepted and anything longer fills the buffer.
-func newReadBuffers(max int) *sync.Pool {
-	return &sync.Pool{New: func() any {
-		b := make([]byte, max+2)
-		return &b
-	}}
-}
-
-// next returns the next line, without its line ending. The slice is valid
-// until the next call. tooLong reports instead a line longer than max, as
-// soon as it is known to be too long, not at its newline; the rest of it,
-// up to its newline, is then discarded as it arrives. A last line that the
-// end of input cuts off without a newline counts as a line: the client
-// said it, then hung up. err is the read error, io.EOF at the end of input,
-// once every line before it has been returned.
-func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
-	for {
-		if lr.buf != nil {
-			unread := (*lr.buf)[lr.r:lr.w]
-			i := bytes.IndexByte(unread, '\n')
-			switch {
-			case lr.skipping && i >= 0: // the end of a line already answered
-				lr.r += i + 1
-				lr.skipping = false
-				continue
-			case lr.skipping:
-				lr.r = lr.w
-			case i >= 0:
-				lr.r += i + 1
-				return lr.frame(unread[:i])
-			case len(unread) == len(*lr.buf):
-				// max+2 bytes and no newline: too long, whatever comes next.
-				lr.skipping = true
-				lr.r = lr.w
-				return nil, true, nil
-			}
-		}
-		if lr.err != nil {
-			if lr.err == io.EOF && lr.r < lr.w {
-				tail := (*lr.buf)[lr.r:lr.w]
-				lr.r = lr.w
-				return lr.frame(tail)
-			}
-			lr.release()
-			return nil, false, lr.err
-		}
-		if err := lr.fill(); err != nil {
-			lr.err = err
-		}
-	}
-}
-
-// buffered reports whether a whole line is already in the buffer, so that
-// next returns it without reading.
-func (lr *lineReader) buffered() bool {
-	return lr.buf != nil && bytes.IndexByte((*lr.buf)[lr.r:lr.w], '\n') >= 0
-}
-
-// frame turns the bytes of one line into next's result.
-func (lr *lineReader) frame(line []byte) ([]byte, bool, error) {
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	if len(line) > lr.max {
-		return nil, true, nil
-	}
-	return line, false, nil
-}
-
-// fill reads more input after what is unread, first waiting for it without
-// a buffer if there is nothing unread.
-func (lr *lineReader) fill() error {
-	if lr.buf == nil || lr.r == lr.w {
-		lr.release()
-		if lr.ready != nil {
-			if err := lr.ready(); err != nil {
-				return err
-			}
-		}
-		lr.buf = lr.pool.Get().(*[]byte)
-	} else if lr.r > 0 {
-		lr.w = copy(*lr.buf, (*lr.buf)[lr.r:lr.w])
-		lr.r = 0
-	}
-	n, err := lr.src.Read((*lr.buf)[lr.w:])
-	lr.w += n
-	return err
-}
-
-// release gives the buffer back to the pool; nothing unread may be in it.
-func (lr *lineReader) release() {
-	if lr.buf != nil {
-		lr.pool.Put(lr.buf)
-		lr.buf, lr.r, lr.w = nil, 0, 0
-	}
-}
+// into a byte slice that is then shared by every recipient's outbox. How
+// input is cut into lines is in framing.go.
 
 // timeLayout stamps relayed lines and room notices.
 const timeLayout = "2006-01-02 15:04:05"
