@@ -172,22 +172,27 @@ func (b *burstLog) summarise() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.timer = nil
-	if b.count == 0 || b.closed {
+	if b.count == 0 {
 		return
 	}
 	b.log.Info(b.summary, "count", b.count, "within", burstWindow)
 	b.count = 0
-	b.arm()
+	if !b.closed {
+		b.arm()
+	}
 }
 
-// close stops the summaries and waits until none is being logged. Events
-// still uncounted in the log are dropped.
+// close logs the summary of a burst still on, stops the summaries, and
+// waits until none is being logged.
 func (b *burstLog) close() {
 	b.mu.Lock()
 	b.closed = true
 	if b.timer != nil && b.timer.Stop() {
 		b.timer = nil
 		b.armed.Done() // it will never run
+		if b.count > 0 {
+			b.log.Info(b.summary, "count", b.count, "within", burstWindow)
+		}
 	}
 	b.mu.Unlock()
 	b.armed.Wait()

@@ -134,6 +134,6 @@ func TestFailedHandshakesAreLoggedInBursts(t *testing.T) {
 			}
 			got = append(got, r.Message)
 		}
-		assert.Equal(t, []string{"TLS handshake failed", "TLS handshakes failed"}, got)
+		assert.Equal(t, []string{"TLS handshake failed", "TLS handshakes failed"}, got, "%v", h.handled())
 	})
 }
