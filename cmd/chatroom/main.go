@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -78,6 +79,8 @@ func serve(args []string) error {
 	idle := fs.Duration("idle", chatroom.DefaultIdleTimeout, "disconnect a client that sends no line for this long; 0 means never")
 	writeTimeout := fs.Duration("write-timeout", chatroom.DefaultWriteTimeout, "evict a client whose socket takes longer than this to accept a write; 0 means never")
 	outbox := fs.Int("outbox", chatroom.DefaultOutboxSize, "messages queued per client before it is evicted as too slow")
+	maxPerHost := fs.Int("max-per-host", chatroom.DefaultMaxPerHost, "most connections open at once from one IP address (loopback exempt); 0 means no limit")
+	joinRate := fs.Float64("join-rate", chatroom.DefaultJoinRate, fmt.Sprintf("new connections a second from one IP address, after a burst of %d (loopback exempt); 0 means no limit", chatroom.DefaultJoinBurst))
 	tlsCert := fs.String("tls-cert", "", "serve TLS with this certificate `file` (PEM); needs -tls-key")
 	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) for -tls-cert")
 	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long to let clients take their last lines")
@@ -98,6 +101,10 @@ func serve(args []string) error {
 		return usageError{"-write-timeout must not be negative"}
 	case *outbox <= 0:
 		return usageError{"-outbox must be positive"}
+	case *maxPerHost < 0:
+		return usageError{"-max-per-host must not be negative"}
+	case *joinRate < 0 || math.IsNaN(*joinRate) || math.IsInf(*joinRate, 0):
+		return usageError{"-join-rate must be a finite number, not negative"}
 	case (*tlsCert == "") != (*tlsKey == ""):
 		return usageError{"-tls-cert and -tls-key go together"}
 	}
@@ -116,7 +123,13 @@ func serve(args []string) error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 
+	joinBurst := chatroom.DefaultJoinBurst
+	if *joinRate == 0 {
+		joinBurst = 0
+	}
 	room := chatroom.NewRoom(
+		chatroom.WithMaxPerHost(*maxPerHost),
+		chatroom.WithJoinRate(*joinRate, joinBurst),
 		chatroom.WithMaxClients(*maxClients),
 		chatroom.WithBufferSize(*buffer),
 		chatroom.WithIdleTimeout(*idle),

@@ -1,0 +1,410 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The hostile-client attacks of the engine's tests, run black-box against
+// the demo program as a user runs it: built, started with flags, attacked
+// over 127.0.0.1, stopped with SIGTERM. Each is bounded in time.
+
+var demoBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "chatroom-demo-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "chatroom")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// demo is the demo program, serving.
+type demo struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	stderr *bufio.Reader // what it logs, from the line after "serving" on
+	exited chan error
+}
+
+// startDemo builds (once) and starts the demo with args and -addr
+// 127.0.0.1:0, reads its log up to the "serving" line, and stops it when
+// the test ends. Nothing reads the rest of its log unless the test does.
+func startDemo(t *testing.T, args ...string) *demo {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the program")
+	}
+	bin, err := demoBinary()
+	require.NoError(t, err)
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	d := &demo{t: t, cmd: cmd, stderr: bufio.NewReader(stderr), exited: make(chan error, 1)}
+	addrRe := regexp.MustCompile(`msg=serving addr=(\S+)`)
+	for d.addr == "" {
+		line, err := d.stderr.ReadString('\n')
+		require.NoError(t, err, "the program logs where it serves")
+		if m := addrRe.FindStringSubmatch(line); m != nil {
+			d.addr = m[1]
+		}
+	}
+	go func() { d.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		go io.Copy(io.Discard, d.stderr)
+		<-d.exited
+	})
+	return d
+}
+
+// stop sends SIGTERM and expects the program to exit 0 within waitLimit,
+// reading its log meanwhile; it returns how long that took.
+func (d *demo) stop() time.Duration {
+	d.t.Helper()
+	go io.Copy(io.Discard, d.stderr)
+	start := time.Now()
+	require.NoError(d.t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.exited:
+		d.exited <- err // for the cleanup
+		assert.NoError(d.t, err, "exit status 0")
+	case <-time.After(waitLimit):
+		d.t.Fatal("the program did not exit")
+	}
+	return time.Since(start)
+}
+
+// logLine reads the log until a line holding all of parts, and returns it.
+func (d *demo) logLine(parts ...string) string {
+	d.t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		for {
+			line, err := d.stderr.ReadString('\n')
+			if err != nil {
+				close(found)
+				return
+			}
+			matched := true
+			for _, p := range parts {
+				matched = matched && strings.Contains(line, p)
+			}
+			if matched {
+				found <- line
+				return
+			}
+		}
+	}()
+	select {
+	case line, ok := <-found:
+		require.True(d.t, ok, "the log ended before a line with %q", parts)
+		return line
+	case <-time.After(waitLimit):
+		d.t.Fatalf("no log line with %q", parts)
+	}
+	return ""
+}
+
+// proc returns a field of /proc/PID/status, or the number of open
+// descriptors for "fds".
+func (d *demo) proc(field string) int {
+	d.t.Helper()
+	pid := d.cmd.Process.Pid
+	if field == "fds" {
+		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			d.t.Skip("no /proc on this system")
+		}
+		return len(entries)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(d.t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.Atoi(strings.Fields(rest)[0])
+			require.NoError(d.t, err)
+			return n
+		}
+	}
+	d.t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// member joins the demo's room and reads on in the background, so that it
+// is never too slow; lines it is waiting for are handed to the test.
+type member struct {
+	conn  net.Conn
+	lines chan string
+}
+
+func joinDemo(t *testing.T, addr string, dial func() (net.Conn, error)) *member {
+	t.Helper()
+	if dial == nil {
+		dial = func() (net.Conn, error) { return net.DialTimeout("tcp", addr, waitLimit) }
+	}
+	conn, err := dial()
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	m := &member{conn: conn, lines: make(chan string, 1<<16)}
+	go func() {
+		defer close(m.lines)
+		in := bufio.NewReader(conn)
+		for {
+			line, err := in.ReadString('\n')
+			if err != nil {
+				return
+			}
+			select {
+			case m.lines <- strings.TrimSuffix(line, "\n"):
+			default: // a flood of notices nobody waits for
+			}
+		}
+	}()
+	m.waitFor(t, "* welcome ")
+	return m
+}
+
+// waitFor skips lines until one that contains want, and returns it.
+func (m *member) waitFor(t *testing.T, want string) string {
+	t.Helper()
+	timeout := time.After(waitLimit)
+	for {
+		select {
+		case line, ok := <-m.lines:
+			require.True(t, ok, "connection closed while waiting for %q", want)
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-timeout:
+			t.Fatalf("no line with %q", want)
+		}
+	}
+}
+
+func (m *member) send(t *testing.T, s string) {
+	t.Helper()
+	_, err := io.WriteString(m.conn, s)
+	require.NoError(t, err)
+}
+
+// TestDemoShutdownDoesNotWaitForHandshakes: a TLS room with an hour's
+// write timeout and 30 s of grace, a member, and a connection that never
+// sends its ClientHello: SIGTERM tells the member and exits 0 at once,
+// well inside the grace it would otherwise wait out.
+func TestDemoShutdownDoesNotWaitForHandshakes(t *testing.T) {
+	cfg, certPEM := tlsConfig(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile, "-write-timeout", "1h", "-grace", "30s")
+
+	clientCfg := clientTLS(t, certPEM)
+	m := joinDemo(t, d.addr, func() (net.Conn, error) {
+		return tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.addr, clientCfg)
+	})
+	silent, err := net.Dial("tcp", d.addr)
+	require.NoError(t, err)
+	defer silent.Close()
+
+	took := d.stop()
+	m.waitFor(t, "* server shutting down")
+	t.Logf("exited %v after SIGTERM, with a handshake pending", took.Round(time.Millisecond))
+}
+
+// TestDemoKeepsTalkingWithAStalledLog: the program's stderr is a pipe that
+// nobody reads (its 64 KiB fill after a few hundred lines), and 2 000
+// clients come and go; the room still welcomes newcomers and relays their
+// lines. Once the log is read again, it says how many records it dropped.
+func TestDemoKeepsTalkingWithAStalledLog(t *testing.T) {
+	d := startDemo(t) // from here on nobody reads its log
+	for range 2000 {
+		c, err := net.Dial("tcp", d.addr)
+		require.NoError(t, err)
+		bufio.NewReader(c).ReadString('\n') // the welcome
+		c.Close()
+	}
+	a := joinDemo(t, d.addr, nil)
+	b := joinDemo(t, d.addr, nil)
+	a.send(t, "the log is stalled, the room is not\n")
+	b.waitFor(t, "say: the log is stalled, the room is not")
+
+	line := d.logLine("log records dropped", "dropped=")
+	t.Logf("once read again, the log said: %s", strings.TrimSpace(line))
+	d.stop()
+}
+
+// TestDemoChurnHoldsBoundedDescriptors: for 5 s, four dialers connect and
+// hang up with no data as fast as they can, into a room of at most 50
+// clients; the descriptors the program holds stay within the admission
+// bound (256) plus its 50 members and its own, and two members keep
+// chatting without being evicted. (From loopback, exempt from the
+// per-address limits: those are TestChurnIsBounded's, in the engine.)
+func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
+	d := startDemo(t, "-max-clients", "50")
+	a := joinDemo(t, d.addr, nil)
+	b := joinDemo(t, d.addr, nil)
+	own := d.proc("fds")
+
+	end := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	var dials atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				if c, err := net.DialTimeout("tcp", d.addr, time.Second); err == nil {
+					dials.Add(1)
+					c.Close()
+				}
+			}
+		})
+	}
+	peak, said := 0, 0
+	for time.Now().Before(end) {
+		peak = max(peak, d.proc("fds"))
+		a.send(t, fmt.Sprintf("line %d\n", said))
+		b.waitFor(t, fmt.Sprintf("say: line %d", said))
+		said++
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	t.Logf("%d connects in 5 s; descriptors held: %d before, %d at the peak; %d lines between two members meanwhile",
+		dials.Load(), own, peak, said)
+	assert.LessOrEqual(t, peak, own+256+50+16, "descriptors in front of the room")
+	d.stop()
+}
+
+// TestDemoCutsSquatters: with -idle 2s, a client that sends an empty line,
+// or one that is empty once cleaned, every half second is cut off all the
+// same, 2 s after it joined.
+func TestDemoCutsSquatters(t *testing.T) {
+	d := startDemo(t, "-idle", "2s")
+	for _, line := range []string{"\n", "\x00\x1b\r\n"} {
+		start := time.Now()
+		m := joinDemo(t, d.addr, nil)
+		stop := make(chan struct{})
+		go func() {
+			tick := time.NewTicker(500 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				if _, err := io.WriteString(m.conn, line); err != nil {
+					return
+				}
+				select {
+				case <-tick.C:
+				case <-stop:
+					return
+				}
+			}
+		}()
+		m.waitFor(t, "* idle timeout")
+		close(stop)
+		took := time.Since(start)
+		t.Logf("%q every 500 ms: cut off after %v", line, took.Round(time.Millisecond))
+		assert.GreaterOrEqual(t, took, 2*time.Second)
+	}
+	d.stop()
+}
+
+// TestDemoHalfLinesCostWhatWasSent: with -buffer 65536, 500 clients each
+// send 100 bytes of a line and go quiet. The program's resident memory
+// grows by about what they sent, not by a 64 KiB read buffer each (32 MiB).
+func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
+	const clients = 500
+	d := startDemo(t, "-buffer", "65536")
+	var members []*member
+	for range clients {
+		members = append(members, joinDemo(t, d.addr, nil))
+	}
+	members[clients-1].send(t, "all here\n")
+	members[0].waitFor(t, "say: all here") // every arrival's notice reached everyone before this
+	before := d.proc("VmRSS")
+
+	half := strings.Repeat("h", 100)
+	for _, m := range members {
+		m.send(t, half)
+	}
+	// Resident memory, sampled for a second: it only grows, so the last
+	// reading is the peak.
+	var after int
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		after = d.proc("VmRSS")
+	}
+	perClient := float64(after-before) * 1024 / clients
+	t.Logf("resident memory %d KiB, then %d KiB with %d half lines of 100 bytes: %.0f bytes per client (a read buffer is 65538)",
+		before, after, clients, perClient)
+	assert.Less(t, perClient, 16384.0, "half lines pin read buffers")
+
+	for _, m := range members {
+		m.send(t, " done\n")
+	}
+	members[0].waitFor(t, "say: "+half+" done")
+	d.stop()
+}
+
+// TestDemoLogsHandshakeFloods: 50 connections to a TLS room that send
+// garbage instead of a ClientHello are logged at info: the first with its
+// address and error, the other 49 as one summary.
+func TestDemoLogsHandshakeFloods(t *testing.T) {
+	cfg, certPEM := tlsConfig(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile)
+	for range 50 {
+		c, err := net.Dial("tcp", d.addr)
+		require.NoError(t, err)
+		io.WriteString(c, "GET / HTTP/1.1\r\n\r\n")
+		io.Copy(io.Discard, c) // until the room hangs up
+		c.Close()
+	}
+	first := d.logLine(`msg="TLS handshake failed"`)
+	assert.Contains(t, first, "level=INFO")
+	assert.Contains(t, first, "client=127.0.0.1:")
+	summary := d.logLine(`msg="TLS handshakes failed"`)
+	assert.Contains(t, summary, "level=INFO")
+	assert.Contains(t, summary, "count=49")
+	d.stop()
+}
+
+// writeKeyPair writes cfg's certificate and key as PEM files, for the
+// program's -tls-cert and -tls-key.
+func writeKeyPair(t *testing.T, cfg *tls.Config, certPEM []byte, certFile, keyFile string) {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(cfg.Certificates[0].PrivateKey)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600))
+}
+
+// clientTLS trusts certPEM.
+func clientTLS(t *testing.T, certPEM []byte) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(certPEM))
+	return &tls.Config{RootCAs: pool}
+}
