@@ -31,16 +31,20 @@ const handshakeTimeout = DefaultWriteTimeout
 // one non-blocking write in flush, under mu, while no writer goroutine
 // runs; or the writer goroutine, while writing is set.
 type client struct {
-	room     *Room
-	conn     net.Conn
-	raw      syscall.RawConn // conn's socket, or nil if it is not a plain one (see rawSocket)
-	name     string          // what others see: the remote address
-	admitted chan bool       // the room's answer to this client's join; buffered, so the room never waits
+	room   *Room
+	conn   net.Conn
+	raw    syscall.RawConn // conn's socket, or nil if it is not a plain one (see rawSocket)
+	addr   string          // the remote address
+	answer chan answer     // the room's answer to this client's join or /nick; buffered, so the room never waits
 
-	// The reader's, while the client joins.
+	// The reader's own.
+	name      string     // the client's name: its address, the auth hook's name, or its /nick; the room keeps its own copy in seat, and sets this one before it answers a join
+	named     bool       // name came from the auth hook: refused if taken, not made unique
 	admitting bool       // holds a place in Room.admitting
 	host      netip.Addr // the remote IP address, if any
 	counted   bool       // counted in Room.hosts: untrackConn closes its account
+	tokens    float64    // WithRateLimit's tokens, as of tokensAt
+	tokensAt  time.Time
 
 	seat seat // the room goroutine's record of this client (members.go)
 
@@ -64,14 +68,16 @@ type client struct {
 }
 
 func newClient(r *Room, conn net.Conn) *client {
+	addr := conn.RemoteAddr().String()
 	c := &client{
-		room:     r,
-		conn:     conn,
-		raw:      rawSocket(conn),
-		name:     conn.RemoteAddr().String(),
-		admitted: make(chan bool, 1),
-		seat:     seat{index: -1},
-		done:     make(chan struct{}),
+		room:   r,
+		conn:   conn,
+		raw:    rawSocket(conn),
+		addr:   addr,
+		name:   addr,
+		answer: make(chan answer, 1),
+		seat:   seat{index: -1},
+		done:   make(chan struct{}),
 	}
 	c.runWriter = c.writer
 	return c
@@ -108,13 +114,22 @@ func (c *client) join() error {
 		r.handshakeFailures.event("client", c.name, "err", err)
 		return fmt.Errorf("chatroom: handshake with %s: %w", c.name, err)
 	}
+	if r.opts.auth != nil {
+		if err := c.authenticate(); err != nil {
+			return err
+		}
+	}
 	if !r.ask(request{kind: askJoin, client: c}) {
 		c.shut(reasonClosed, nil)
 		return ErrRoomClosed
 	}
-	if !<-c.admitted {
+	switch <-c.answer {
+	case answerFull:
 		c.refuse(r.lineRoomFull)
 		return ErrRoomFull
+	case answerTaken:
+		c.refuse(lineNameTaken)
+		return ErrNameTaken
 	}
 	return nil
 }
@@ -131,11 +146,7 @@ func (c *client) handshake() error {
 	if !ok {
 		return nil
 	}
-	d := c.room.opts.writeTimeout
-	if d == 0 {
-		d = handshakeTimeout
-	}
-	ctx, cancel := context.WithTimeout(c.room.ctx, d)
+	ctx, cancel := context.WithTimeout(c.room.ctx, c.hookTimeout())
 	defer cancel()
 	return hs.HandshakeContext(ctx)
 }
@@ -147,6 +158,16 @@ func (c *client) doneAdmitting() {
 		c.admitting = false
 		<-c.room.admitting
 	}
+}
+
+// hookTimeout is how long a hook that gets a context (the TLS handshake,
+// the auth hook) may take: the write timeout, or handshakeTimeout without
+// one.
+func (c *client) hookTimeout() time.Duration {
+	if d := c.room.opts.writeTimeout; d > 0 {
+		return d
+	}
+	return handshakeTimeout
 }
 
 // refuse writes line to a client that is not admitted, within the write
@@ -207,8 +228,10 @@ func (c *client) read() (leaveReason, error) {
 		in = readiness(c.raw)
 	}
 	lr := newLineReader(c.conn, in, r.opts.bufferSize, r.readBuffers)
+	defer lr.release()
 	var said *lineQueue // formatted lines not yet handed to the room
 	c.restartIdleClock()
+	c.tokens, c.tokensAt = float64(r.opts.rateBurst), time.Now()
 	for {
 		if said != nil && (len(said.lines) >= r.maxRelay || !lr.buffered()) {
 			if !c.handOver(said) {
@@ -218,8 +241,10 @@ func (c *client) read() (leaveReason, error) {
 		}
 		line, tooLong, err := lr.next()
 		if err != nil { // said is empty: it was handed over before next could read
-			lr.release()
 			return c.readFailed(err)
+		}
+		if r.opts.rate > 0 && !c.throttle(&said) {
+			return reasonNone, nil
 		}
 		if reason, ok := c.heard(line, tooLong, &said); !ok {
 			return reason, nil
@@ -237,11 +262,14 @@ func (c *client) restartIdleClock() {
 
 // heard deals with one line from the client: a line too long gets the
 // error reply, "exit" hands over what was said before it and reports
-// false, and any other line is cleaned, formatted and added to said.
+// false, a command or any line under a filter goes to heardText
+// (commands.go), and any other line is cleaned, formatted and added to
+// said. It reports false, with why, when the reader is to stop.
 //
-// Only a line that is relayed restarts the idle clock: a line too long, an
-// empty line, or one that is empty once cleaned does not, so that a client
-// cannot hold its place by sending nothing anyone sees.
+// Only a line that is relayed, or a command, restarts the idle clock: a
+// line too long, an empty line, or one that is empty once cleaned does
+// not, so that a client cannot hold its place by sending nothing anyone
+// sees.
 func (c *client) heard(line []byte, tooLong bool, said **lineQueue) (leaveReason, bool) {
 	r := c.room
 	if tooLong {
@@ -255,13 +283,9 @@ func (c *client) heard(line []byte, tooLong bool, said **lineQueue) (leaveReason
 	case len(text) == 0:
 		return reasonNone, true // nothing left to say
 	case isExit(text):
-		if *said != nil { // what it said before it left comes first
-			if !c.handOver(*said) {
-				return reasonNone, false
-			}
-			*said = nil
-		}
-		return reasonExit, false
+		return c.exit(said)
+	case text[0] == '/' || r.opts.filter != nil:
+		return c.heardText(string(text), said)
 	}
 	if *said == nil {
 		*said = getQueue()
@@ -271,11 +295,36 @@ func (c *client) heard(line []byte, tooLong bool, said **lineQueue) (leaveReason
 	return reasonNone, true
 }
 
+// exit hands over what the client said before it left, and reports that
+// it leaves.
+func (c *client) exit(said **lineQueue) (leaveReason, bool) {
+	if !c.flushSaid(said) {
+		return reasonNone, false
+	}
+	return reasonExit, false
+}
+
+// flushSaid hands over what the client said so far, so that what it does
+// next comes after it. It reports false if the room is closing.
+func (c *client) flushSaid(said **lineQueue) bool {
+	if *said == nil {
+		return true
+	}
+	ok := c.handOver(*said)
+	*said = nil
+	return ok
+}
+
 // handOver gives the room a batch of lines to relay, and the batch with
 // them. It reports false if the room is closing instead; the batch then
 // goes back to the pool.
 func (c *client) handOver(said *lineQueue) bool {
-	if !c.room.ask(request{kind: askRelay, client: c, said: said}) {
+	return c.handOverLines(said, false)
+}
+
+// handOverLines is handOver, for /me lines if action is set.
+func (c *client) handOverLines(said *lineQueue, action bool) bool {
+	if !c.room.ask(request{kind: askRelay, client: c, said: said, action: action}) {
 		putQueue(said)
 		return false
 	}

@@ -40,6 +40,10 @@ const ts = "2026-11-28 09:30:00"
 
 func fixedClock() time.Time { return testTime }
 
+// noFloodControl turns WithRateLimit off, for tests that flood the room on
+// purpose to load it.
+var noFloodControl = chatroom.WithRateLimit(0, 0)
+
 // startRoom serves a room on a fresh 127.0.0.1 port and closes it when the
 // test ends, checking that Serve then returns ErrRoomClosed.
 func startRoom(t testing.TB, opts ...chatroom.Option) (*chatroom.Room, string) {

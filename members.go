@@ -1,23 +1,38 @@
 package chatroom
 
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
 // This file is the room goroutine's: members and everything in it, and
 // each client's seat, are touched by run (room.go) and by nothing else.
 
-// members is the room's state: who is in it, and the counters.
+// members is the room's state: who is in it, by name, what was said
+// lately, and the counters.
 type members struct {
-	room  *Room
-	list  []*client     // everyone in the room; a client's seat.index is its place here
-	stats Stats         // all but Delivered and Dropped, which the outboxes count
-	slow  []*client     // clients whose outbox filled during a send, to evict after it
-	dirty []*client     // clients with lines queued since the last flushAll
-	out   *socketWriter // the room's non-blocking writes (see client.flush)
+	room    *Room
+	list    []*client          // everyone in the room; a client's seat.index is its place here
+	byName  map[string]*client // everyone in the room, by foldName of their name
+	stats   Stats              // all but what completeStats adds
+	slow    []*client          // clients whose outbox filled during a send, to evict after it
+	dirty   []*client          // clients with lines queued since the last flushAll
+	out     *socketWriter      // the room's non-blocking writes (see client.flush)
+	history [][]byte           // the last say and /me lines, at most opts.history, a ring from next once full
+	next    int                // where the next line goes in a full history
+	events  *eventSink         // nil without WithEvents
 }
 
 // seat is the room goroutine's record of one client. It lives in the
 // client, for speed, but only this file reads or writes it.
 type seat struct {
-	index int  // place in members.list; -1 while not in the room
-	dirty bool // in members.dirty
+	index  int       // place in members.list; -1 while not in the room
+	dirty  bool      // in members.dirty
+	name   string    // the client's name, as the room knows it
+	joined time.Time // from the room's clock
 }
 
 // Batch sizes, in lines.
@@ -34,8 +49,11 @@ const (
 )
 
 func newMembers(r *Room) *members {
-	return &members{room: r, out: newSocketWriter()}
+	return &members{room: r, byName: make(map[string]*client), out: newSocketWriter(), events: r.events}
 }
+
+// foldName is the key of a name in byName: names are unique ignoring case.
+func foldName(name string) string { return strings.ToLower(name) }
 
 // handle carries out one request. It is the room goroutine's only
 // dispatch.
@@ -44,45 +62,97 @@ func (m *members) handle(q request) {
 	case askJoin:
 		m.admit(q.client)
 	case askLeave:
-		m.depart(q.client, q.reason)
+		m.depart(q.client, q.reason, "")
 	case askRelay:
-		m.relay(q.client, q.said)
+		m.relay(q.client, q.said, q.action)
 	case askNotice:
 		m.notice(q.line)
+	case askNick:
+		m.rename(q.client, q.name)
+	case askWho:
+		m.who(q.client)
+	case askWhisper:
+		m.whisper(q.client, q.name, q.text, q.line)
 	case askStats:
 		q.stats <- m.room.completeStats(m.stats)
+	case askClients:
+		q.clients <- m.clients()
+	case askKick:
+		q.done <- m.kick(q.name, q.text)
+	}
+	m.evictSlow()
+}
+
+// emit hands e to the events goroutine, if the room has an observer.
+func (m *members) emit(e Event) {
+	if m.events != nil {
+		m.events.emit(e)
 	}
 }
 
-// admit lets c in, or refuses it if the room is full.
+// admit lets c in, or refuses it if the room is full or its name taken.
+// A newcomer gets its welcome, then the history.
 func (m *members) admit(c *client) {
 	r := m.room
 	if max := r.opts.maxClients; max > 0 && len(m.list) >= max {
 		m.stats.Refused++
-		c.admitted <- false
+		c.answer <- answerFull
 		r.log.Info("refused: room full", "client", c.name, "max_clients", max)
 		return
 	}
-	c.seat.index = len(m.list)
+	key := foldName(c.name)
+	if m.byName[key] != nil {
+		if c.named {
+			m.stats.Refused++
+			c.answer <- answerTaken
+			r.log.Info("refused: name taken", "client", c.addr, "name", c.name)
+			return
+		}
+		c.name = m.freeName(c.name) // the reader reads it once answered
+		key = foldName(c.name)
+	}
+	now := r.opts.now()
+	c.seat = seat{index: len(m.list), name: c.name, joined: now}
 	m.list = append(m.list, c)
+	m.byName[key] = c
 	m.stats.Joined++
 	m.stats.Clients = len(m.list)
-	c.admitted <- true
-	m.post(c, [][]byte{lineWelcome(c.name, len(m.list))})
-	r.log.Info("joined", "client", c.name, "online", len(m.list))
-	m.sendLine(lineJoined(r.opts.now(), c.name), c)
+	c.answer <- answerYes
+
+	lines := make([][]byte, 0, 1+len(m.history))
+	lines = append(lines, lineWelcome(c.name, len(m.list)))
+	lines = m.appendHistory(lines, r.opts.outboxSize-1)
+	m.post(c, lines)
+	r.log.Info("joined", "client", c.name, "addr", c.addr, "online", len(m.list))
+	m.sendLine(lineJoined(now, c.name), c)
+	m.emit(Event{Kind: EventJoin, Time: now, Name: c.name, Addr: c.addr})
+}
+
+// freeName returns name with the smallest suffix "#2", "#3", ... that
+// nobody has: for clients named by an address that is not theirs alone
+// (Unix sockets, adapters).
+func (m *members) freeName(name string) string {
+	for n := 2; ; n++ {
+		if try := name + "#" + strconv.Itoa(n); m.byName[foldName(try)] == nil {
+			return try
+		}
+	}
 }
 
 // depart takes c out of the room for reason, ends its connection as the
-// reason says, and tells the others. A client that is no longer a member
-// (it was evicted while its reader was still stopping) is ignored.
-func (m *members) depart(c *client, reason leaveReason) {
+// reason says (with detail, a kick's reason), and tells the others. A
+// client that is no longer a member (it was evicted while its reader was
+// still stopping) is ignored.
+func (m *members) depart(c *client, reason leaveReason, detail string) {
 	if !m.has(c) {
 		return
 	}
 	m.unlist(c, reason)
-	c.end(reason)
-	m.sendLine(lineLeft(m.room.opts.now(), c.name, reason.effect().notice), nil)
+	e := reason.effect()
+	c.end(reason, e.lastLine(detail))
+	now := m.room.opts.now()
+	m.sendLine(lineLeft(now, c.seat.name, e.noticeText(detail)), nil)
+	m.emit(Event{Kind: EventLeave, Time: now, Name: c.seat.name, Addr: c.addr, Reason: reason.String()})
 }
 
 // unlist takes c out of the member list, counts why, and logs it.
@@ -93,14 +163,15 @@ func (m *members) unlist(c *client, reason leaveReason) {
 	m.list[last] = nil
 	m.list = m.list[:last]
 	c.seat.index = -1
+	delete(m.byName, foldName(c.seat.name))
 	m.stats.Left++
 	m.stats.Clients = len(m.list)
 	log := m.room.log
 	if reason.effect().evicts {
 		m.stats.Evicted++
-		log.Warn("evicted", "client", c.name, "reason", reason.String())
+		log.Warn("evicted", "client", c.seat.name, "reason", reason.String())
 	} else {
-		log.Info("left", "client", c.name, "reason", reason.String())
+		log.Info("left", "client", c.seat.name, "reason", reason.String())
 	}
 }
 
@@ -109,15 +180,64 @@ func (m *members) has(c *client) bool {
 	return i >= 0 && i < len(m.list) && m.list[i] == c
 }
 
-// relay sends lines from a client to everyone else, and returns their
-// queue to the pool. The lines of a sender that was evicted while they
-// were on their way are dropped.
-func (m *members) relay(from *client, said *lineQueue) {
+// relay sends lines from a client to everyone else, keeps them in the
+// history, and returns their queue to the pool. The lines of a sender that
+// was evicted while they were on their way are dropped. action says they
+// are /me lines.
+func (m *members) relay(from *client, said *lineQueue, action bool) {
 	if m.has(from) {
 		m.stats.Messages += uint64(len(said.lines))
 		m.send(said.lines, from)
+		m.remember(said.lines)
+		if m.events != nil {
+			m.emitMessages(from, said.lines, action)
+		}
 	}
 	putQueue(said)
+}
+
+// emitMessages reports each relayed line as an EventMessage, its text
+// taken from the formatted line: "<ts> <name> say: <text>\n", or
+// "<ts> * <name> <text>\n" for an action.
+func (m *members) emitMessages(from *client, lines [][]byte, action bool) {
+	now := m.room.opts.now()
+	prefix := len(timeLayout) + len(" ") + len(from.seat.name) + len(" say: ")
+	if action {
+		prefix = len(timeLayout) + len(" * ") + len(from.seat.name) + len(" ")
+	}
+	for _, l := range lines {
+		text := ""
+		if prefix < len(l) {
+			text = string(l[prefix : len(l)-1])
+		}
+		m.emit(Event{Kind: EventMessage, Time: now, Name: from.seat.name, Addr: from.addr, Text: text, Action: action})
+	}
+}
+
+// remember keeps lines in the history, the oldest falling out.
+func (m *members) remember(lines [][]byte) {
+	n := m.room.opts.history
+	for _, l := range lines {
+		switch {
+		case n == 0:
+			return
+		case len(m.history) < n:
+			m.history = append(m.history, l)
+		default:
+			m.history[m.next] = l
+			m.next = (m.next + 1) % n
+		}
+	}
+}
+
+// appendHistory appends the last at most most lines of the history to
+// lines, oldest first.
+func (m *members) appendHistory(lines [][]byte, most int) [][]byte {
+	n := len(m.history)
+	for i := max(0, n-most); i < n; i++ {
+		lines = append(lines, m.history[(m.next+i)%n])
+	}
+	return lines
 }
 
 // notice sends a Broadcast notice to everyone.
@@ -126,15 +246,96 @@ func (m *members) notice(line []byte) {
 	m.sendLine(line, nil)
 }
 
+// rename gives c the name name, unless someone else has it, ignoring case,
+// and answers c's reader either way.
+func (m *members) rename(c *client, name string) {
+	if !m.has(c) {
+		c.answer <- answerNo
+		return
+	}
+	if other := m.byName[foldName(name)]; other != nil && other != c {
+		c.answer <- answerTaken
+		return
+	}
+	old := c.seat.name
+	delete(m.byName, foldName(old))
+	m.byName[foldName(name)] = c
+	c.seat.name = name
+	c.answer <- answerYes
+	m.post(c, [][]byte{lineYouAre(name)})
+	if name != old {
+		now := m.room.opts.now()
+		m.sendLine(lineRenamed(now, old, name), c)
+		m.room.log.Info("renamed", "client", old, "name", name)
+		m.emit(Event{Kind: EventNick, Time: now, Name: name, Addr: c.addr, Old: old})
+	}
+}
+
+// names returns everyone's name, sorted ignoring case.
+func (m *members) names() []string {
+	names := make([]string, len(m.list))
+	for i, c := range m.list {
+		names[i] = c.seat.name
+	}
+	slices.SortFunc(names, compareNames)
+	return names
+}
+
+func compareNames(a, b string) int {
+	return cmp.Or(cmp.Compare(foldName(a), foldName(b)), cmp.Compare(a, b))
+}
+
+// who answers c's /who.
+func (m *members) who(c *client) {
+	if m.has(c) {
+		m.post(c, [][]byte{lineWho(m.names())})
+	}
+}
+
+// whisper sends line, from's whisper of text, to the client named to
+// alone, or tells from there is none.
+func (m *members) whisper(from *client, to, text string, line []byte) {
+	if !m.has(from) {
+		return
+	}
+	target := m.byName[foldName(to)]
+	if target == nil {
+		m.post(from, [][]byte{lineNoSuchClient(to)})
+		return
+	}
+	m.post(target, [][]byte{line})
+	m.emit(Event{Kind: EventMessage, Time: m.room.opts.now(), Name: from.seat.name, Addr: from.addr,
+		Text: text, To: target.seat.name})
+}
+
+// clients lists everyone, sorted by name ignoring case.
+func (m *members) clients() []ClientInfo {
+	infos := make([]ClientInfo, len(m.list))
+	for i, c := range m.list {
+		infos[i] = ClientInfo{Name: c.seat.name, Addr: c.addr, Joined: c.seat.joined}
+	}
+	slices.SortFunc(infos, func(a, b ClientInfo) int { return compareNames(a.Name, b.Name) })
+	return infos
+}
+
+// kick removes the client named name, telling it why.
+func (m *members) kick(name, reason string) error {
+	c := m.byName[foldName(name)]
+	if c == nil {
+		return ErrNoSuchClient
+	}
+	m.depart(c, reasonKicked, reason)
+	return nil
+}
+
 // sendLine sends one line to every member but except (which may be nil).
 func (m *members) sendLine(line []byte, except *client) {
 	m.send([][]byte{line}, except)
 }
 
 // send queues lines for every member but except (which may be nil), then
-// evicts whoever could not take them. Evictions are announced with send in
-// turn, which may evict more. If an outbox is more than half full, send
-// yields before it returns (see yield): a client that really stopped
+// evicts whoever could not take them. If an outbox is more than half full,
+// send yields before it returns (see yield): a client that really stopped
 // reading fills its outbox all the same and is evicted, and nobody ever
 // waits for it.
 func (m *members) send(lines [][]byte, except *client) {
@@ -144,13 +345,19 @@ func (m *members) send(lines [][]byte, except *client) {
 			busy = true
 		}
 	}
+	m.evictSlow()
+	if busy {
+		yield()
+	}
+}
+
+// evictSlow evicts the clients whose outbox could not take what was
+// posted. Evictions are announced with send in turn, which may evict more.
+func (m *members) evictSlow() {
 	for len(m.slow) > 0 {
 		c := m.slow[len(m.slow)-1]
 		m.slow = m.slow[:len(m.slow)-1]
-		m.depart(c, reasonSlow)
-	}
-	if busy {
-		yield()
+		m.depart(c, reasonSlow, "")
 	}
 }
 
@@ -192,9 +399,11 @@ func (m *members) closeAll(graceful bool) {
 	if graceful {
 		reason = reasonShutdown
 	}
+	now := m.room.opts.now()
 	for len(m.list) > 0 {
 		c := m.list[len(m.list)-1]
 		m.unlist(c, reason)
-		c.end(reason)
+		c.end(reason, reason.effect().last)
+		m.emit(Event{Kind: EventLeave, Time: now, Name: c.seat.name, Addr: c.addr, Reason: reason.String()})
 	}
 }

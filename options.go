@@ -1,9 +1,11 @@
 package chatroom
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"time"
 )
 
@@ -41,6 +43,15 @@ const (
 	// DefaultJoinRate a second.
 	DefaultJoinRate  = 2.0
 	DefaultJoinBurst = 10
+
+	// DefaultRate and DefaultRateBurst limit how fast the room reads one
+	// client's lines: DefaultRateBurst at once, then DefaultRate a second.
+	// No person typing or pasting a screenful reaches them.
+	DefaultRate      = 20.0
+	DefaultRateBurst = 50
+
+	// DefaultHistory is how many chat lines a newcomer is shown: none.
+	DefaultHistory = 0
 )
 
 // An Option configures a [Room]; pass options to [NewRoom].
@@ -48,16 +59,22 @@ type Option func(*options)
 
 // options is the configuration of one room, fixed once NewRoom returns.
 type options struct {
-	bufferSize   int              // longest accepted line, in bytes, without "\r\n"
-	maxClients   int              // admission limit; 0 means none
-	idleTimeout  time.Duration    // time allowed to complete a line; 0 means forever
-	writeTimeout time.Duration    // deadline for one batched write; 0 means none
-	outboxSize   int              // messages queued per client before eviction
-	maxPerHost   int              // connections open at once from one IP address; 0 means no limit
-	joinRate     float64          // new connections a second from one IP address; 0 (with joinBurst 0) means no limit
-	joinBurst    int              // ... and how many at once
-	logger       *slog.Logger     // never nil
-	now          func() time.Time // the clock for timestamps; never nil
+	bufferSize   int                                                      // longest accepted line, in bytes, without "\r\n"
+	maxClients   int                                                      // admission limit; 0 means none
+	idleTimeout  time.Duration                                            // time allowed to complete a line; 0 means forever
+	writeTimeout time.Duration                                            // deadline for one batched write; 0 means none
+	outboxSize   int                                                      // messages queued per client before eviction
+	maxPerHost   int                                                      // connections open at once from one IP address; 0 means no limit
+	joinRate     float64                                                  // new connections a second from one IP address; 0 (with joinBurst 0) means no limit
+	joinBurst    int                                                      // ... and how many at once
+	rate         float64                                                  // lines a second read from one client; 0 (with rateBurst 0) means no limit
+	rateBurst    int                                                      // ... and how many at once
+	history      int                                                      // chat lines kept for newcomers
+	auth         func(ctx context.Context, conn net.Conn) (string, error) // names or refuses a client; nil: named by address
+	filter       func(name, text string) (string, bool)                   // rewrites or rejects a line; nil: none
+	events       func(Event)                                              // observes the room; nil: none
+	logger       *slog.Logger                                             // never nil
+	now          func() time.Time                                         // the clock for timestamps; never nil
 }
 
 func defaultOptions() options {
@@ -70,6 +87,9 @@ func defaultOptions() options {
 		maxPerHost:   DefaultMaxPerHost,
 		joinRate:     DefaultJoinRate,
 		joinBurst:    DefaultJoinBurst,
+		rate:         DefaultRate,
+		rateBurst:    DefaultRateBurst,
+		history:      DefaultHistory,
 		logger:       slog.New(slog.DiscardHandler),
 		now:          time.Now,
 	}
@@ -180,6 +200,99 @@ func WithJoinRate(perSecond float64, burst int) Option {
 			panic(fmt.Sprintf("chatroom: WithJoinRate(%v, %d): rate and burst are both positive, or both 0 for no limit", perSecond, burst))
 		}
 		o.joinRate, o.joinBurst = perSecond, burst
+	}
+}
+
+// WithHistory keeps the room's last n chat lines (say and /me lines, never
+// whispers, joins or leaves) and sends them to each newcomer right after
+// its welcome, unchanged. A newcomer gets at most its outbox size minus
+// one of them. The lines are the ones already formatted for the others:
+// keeping them costs n shared slices. The default is [DefaultHistory];
+// NewRoom panics if n is negative.
+func WithHistory(n int) Option {
+	return func(o *options) {
+		if n < 0 {
+			panic(fmt.Sprintf("chatroom: WithHistory(%d): n must not be negative", n))
+		}
+		o.history = n
+	}
+}
+
+// WithRateLimit limits how fast the room reads one client's lines: burst
+// at once, then perSecond a second. A client that sends faster is read
+// more slowly, like an IRC server's fake lag: it waits, the back-pressure
+// reaches it through its connection, nothing it sent is dropped, and
+// nobody else is slowed. Every line counts, commands and empty lines
+// included. The default is [DefaultRate] a second with a burst of
+// [DefaultRateBurst]; (0, 0) turns it off. NewRoom panics if either is
+// negative or not finite, or if only one of them is 0.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(o *options) {
+		switch {
+		case perSecond < 0 || burst < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
+			panic(fmt.Sprintf("chatroom: WithRateLimit(%v, %d): rate and burst must be finite and not negative", perSecond, burst))
+		case (perSecond == 0) != (burst == 0):
+			panic(fmt.Sprintf("chatroom: WithRateLimit(%v, %d): rate and burst are both positive, or both 0 for no limit", perSecond, burst))
+		}
+		o.rate, o.rateBurst = perSecond, burst
+	}
+}
+
+// WithAuth names, or refuses, each client before it joins. f runs on the
+// client's own goroutine, after a TLS handshake, with the connection: it
+// may read from it (a token in the first line: read exactly what you need,
+// the rest is the client's chat), look at a *tls.Conn's peer certificates,
+// or at what an adapter carries (a WebSocket's request). Its context ends
+// when the write timeout passes or the room begins to close; a client
+// whose hook has not returned by then is sent "* error: authentication
+// timed out" and closed, and Shutdown waits for f to return, so f must
+// honour its context.
+//
+// The name f returns is the client's name, cleaned like a chat line; it
+// must be unique in the room, ignoring case, or the client is sent "*
+// error: name taken" and closed. An error refuses the client with "*
+// error: <the error's text>". A panic is recovered and logged, and refuses
+// the client. With an auth hook, /nick is refused: names are set by the
+// server. NewRoom panics if f is nil.
+func WithAuth(f func(ctx context.Context, conn net.Conn) (name string, err error)) Option {
+	return func(o *options) {
+		if f == nil {
+			panic("chatroom: WithAuth(nil): hook must not be nil")
+		}
+		o.auth = f
+	}
+}
+
+// WithFilter rewrites or rejects each line before it is relayed: the text
+// of a chat line, a /me line or a whisper, with its sender's name. f
+// returns the text to relay, which is cleaned again, and true; or false to
+// reject the line, which the sender is told ("* error: message rejected")
+// and nobody else sees. f runs on the sender's own goroutine, so a slow
+// filter slows that sender alone; a panic is recovered and logged, and
+// disconnects the sender. NewRoom panics if f is nil.
+func WithFilter(f func(name, text string) (string, bool)) Option {
+	return func(o *options) {
+		if f == nil {
+			panic("chatroom: WithFilter(nil): filter must not be nil")
+		}
+		o.filter = f
+	}
+}
+
+// WithEvents calls f with every event of the room (joins, leaves with
+// their reason, messages after the filter, whispers included, renames), in
+// the order the room saw them, on a goroutine of its own. The room never
+// waits for f: events wait in a backlog of 10 000, and when f falls that
+// far behind, the room drops events, counts them in Stats.EventsDropped,
+// and logs once per burst. Shutdown and Close hand f what is queued and
+// wait for it to return. A panic in f is recovered and logged; f goes on
+// with the next event. NewRoom panics if f is nil.
+func WithEvents(f func(Event)) Option {
+	return func(o *options) {
+		if f == nil {
+			panic("chatroom: WithEvents(nil): observer must not be nil")
+		}
+		o.events = f
 	}
 }
 

@@ -105,11 +105,11 @@ func (c *client) flush(w *socketWriter) {
 	c.startWriter()
 }
 
-// end ends the client's connection as reason says (reason.go): after its
-// last line and what was queued for it are written, or at once.
-func (c *client) end(reason leaveReason) {
-	if e := reason.effect(); e.flush {
-		c.enqueueFinal(e.last, reason)
+// end ends the client's connection as reason says (reason.go): after last
+// (if not nil) and what was queued for it are written, or at once.
+func (c *client) end(reason leaveReason, last []byte) {
+	if reason.effect().flush {
+		c.enqueueFinal(last, reason)
 	} else {
 		c.shut(reason, nil)
 	}

@@ -17,6 +17,7 @@ const (
 	reasonDisconnect                    // the client hung up, or its connection failed
 	reasonIdle                          // no line that counts within the idle timeout
 	reasonSlow                          // its outbox filled, or a write missed its deadline
+	reasonKicked                        // Room.Kick
 	reasonShutdown                      // Room.Shutdown
 	reasonClosed                        // Room.Close, or Shutdown's context ran out
 )
@@ -29,6 +30,7 @@ type leaveEffect struct {
 	flush  bool   // what was queued for it is written before its connection closes
 	notice string // appended to "<name> left" in the others' notice (text.go)
 	evicts bool   // counts in Stats.Evicted, and is logged as a warning
+	kicked bool   // the last line and the notice carry the kick's reason (lineKicked, noticeKicked)
 	err    error  // what ServeConn returns; nil: nil, or the connection's error wrapped
 }
 
@@ -40,11 +42,28 @@ var leaveEffects = [...]leaveEffect{
 	reasonDisconnect: {name: "disconnect", flush: true}, // a half-closed client still reads what it is owed
 	reasonIdle:       {name: "idle timeout", last: lineIdle, flush: true, err: ErrIdleTimeout},
 	reasonSlow:       {name: "too slow", notice: noticeTooSlow, evicts: true, err: ErrTooSlow},
+	reasonKicked:     {name: "kicked", flush: true, kicked: true, err: ErrKicked},
 	reasonShutdown:   {name: "shutdown", last: lineShutdown, flush: true, err: ErrRoomClosed},
 	reasonClosed:     {name: "closed", err: ErrRoomClosed},
 }
 
 func (r leaveReason) effect() leaveEffect { return leaveEffects[r] }
+
+// lastLine and notice are the effect's last line and notice, with the
+// kick's reason where the effect carries one.
+func (e leaveEffect) lastLine(detail string) []byte {
+	if e.kicked {
+		return lineKicked(detail)
+	}
+	return e.last
+}
+
+func (e leaveEffect) noticeText(detail string) string {
+	if e.kicked {
+		return noticeKicked(detail)
+	}
+	return e.notice
+}
 
 func (r leaveReason) String() string { return leaveEffects[r].name }
 

@@ -48,6 +48,19 @@ var (
 	// because its outbox filled or a write to it missed the write timeout.
 	ErrTooSlow = errors.New("chatroom: client too slow")
 
+	// ErrKicked is returned by ServeConn for a client removed by
+	// [Room.Kick].
+	ErrKicked = errors.New("chatroom: client kicked")
+
+	// ErrNameTaken is returned by ServeConn for a client turned away because
+	// its name (its address, or what the auth hook named it) is someone
+	// else's in the room, ignoring case.
+	ErrNameTaken = errors.New("chatroom: name taken")
+
+	// ErrNoSuchClient is returned by [Room.Kick] for a name that nobody in
+	// the room has.
+	ErrNoSuchClient = errors.New("chatroom: no such client")
+
 	// ErrTooManyFromHost is returned by ServeConn for a client turned away
 	// because its address has too many connections open ([WithMaxPerHost])
 	// or opens them too fast ([WithJoinRate]); the client was told and
@@ -76,6 +89,10 @@ type Stats struct {
 	// now, at most 256 (see [Room.Serve]).
 	Admitting int
 
+	// EventsDropped counts events the room dropped because the observer
+	// of [WithEvents] fell 10 000 behind.
+	EventsDropped uint64
+
 	// Delivered counts lines written whole to clients: relayed messages,
 	// notices and the server's replies alike, once per recipient.
 	Delivered uint64
@@ -98,7 +115,8 @@ type Room struct {
 	logs *logSink     // takes the room's log records to the user's handler without ever waiting (logs.go)
 	log  *slog.Logger // the room's logger, through logs
 
-	handshakeFailures *burstLog // failed TLS handshakes, logged at info and summarised in bursts
+	handshakeFailures *burstLog  // failed TLS handshakes, logged at info and summarised in bursts
+	events            *eventSink // the observer's goroutine and backlog (events.go); nil without WithEvents
 
 	hosts         *hosts        // connections per address (hosts.go)
 	admitting     chan struct{} // a place for each connection waiting to be admitted; at most maxAdmitting
@@ -145,10 +163,16 @@ func NewRoom(opts ...Option) *Room {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogSink(o.logger.Handler())
 	log := logs.logger()
+	var events *eventSink
+	if o.events != nil {
+		events = newEventSink(o.events, &burstLog{log: log,
+			msg: "events dropped: the observer fell behind", summary: "events dropped"})
+	}
 	return &Room{
-		opts: o,
-		logs: logs,
-		log:  log,
+		events: events,
+		opts:   o,
+		logs:   logs,
+		log:    log,
 		handshakeFailures: &burstLog{log: log,
 			msg: "TLS handshake failed", summary: "TLS handshakes failed"},
 		hosts:     newHosts(o),
@@ -304,6 +328,51 @@ func (r *Room) Broadcast(text string) error {
 	return nil
 }
 
+// Clients returns everyone in the room now, sorted by name ignoring case:
+// a snapshot taken by the room goroutine. It returns nil once the room has
+// closed.
+func (r *Room) Clients() []ClientInfo {
+	reply := make(chan []ClientInfo, 1)
+	if !r.query(request{kind: askClients, clients: reply}) {
+		return nil
+	}
+	return <-reply
+}
+
+// Kick removes the client named name (ignoring case) from the room: it is
+// sent "* kicked: <reason>" ("* kicked" for an empty reason), which is
+// written before its connection closes, and the others see "<ts> * <name>
+// left (kicked: <reason>)". The reason is cleaned like a chat line. Kick
+// returns [ErrNoSuchClient] if nobody has that name, and [ErrRoomClosed]
+// once the room has closed.
+func (r *Room) Kick(name, reason string) error {
+	done := make(chan error, 1)
+	if !r.query(request{kind: askKick, name: name, text: cleanString(reason), done: done}) {
+		return ErrRoomClosed
+	}
+	return <-done
+}
+
+// query hands q to the room goroutine, starting it if need be, and
+// reports whether it took it: false once the room has closed.
+func (r *Room) query(q request) bool {
+	r.mu.Lock()
+	started, closing := r.started, r.closing
+	r.mu.Unlock()
+	if !started {
+		if closing {
+			return false
+		}
+		r.start()
+	}
+	select {
+	case r.requests <- q:
+		return true
+	case <-r.ran:
+		return false
+	}
+}
+
 // Stats returns a snapshot of the room's counters. Clients, Joined, Left,
 // Messages and Evicted are read at one instant by the room goroutine, so
 // for example Clients always equals Joined minus Left. Delivered and
@@ -334,6 +403,9 @@ func (r *Room) completeStats(s Stats) Stats {
 	s.Delivered, s.Dropped = r.delivered.Load(), r.dropped.Load()
 	s.Refused += r.refusedByHost.Load()
 	s.Admitting = max(0, len(r.admitting)-int(r.reserved.Load()))
+	if r.events != nil {
+		s.EventsDropped = r.events.dropped.Load()
+	}
 	return s
 }
 
@@ -362,9 +434,7 @@ func (r *Room) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
-	r.handshakeFailures.close()
-	r.hostRefusals.close()
-	r.logs.close()
+	r.closeLogs()
 	return err
 }
 
@@ -376,10 +446,19 @@ func (r *Room) Close() error {
 	err := r.stop(false)
 	r.closeConns()
 	r.wg.Wait()
+	r.closeLogs()
+	return err
+}
+
+// closeLogs ends the room's logging, once every other goroutine of the
+// room has returned: its burst summaries, then the log goroutine.
+func (r *Room) closeLogs() {
 	r.handshakeFailures.close()
 	r.hostRefusals.close()
+	if r.events != nil {
+		r.events.burst.close()
+	}
 	r.logs.close()
-	return err
 }
 
 // start starts the room goroutine unless it runs already. It reports false
@@ -392,8 +471,11 @@ func (r *Room) start() bool {
 	}
 	if !r.started {
 		r.started = true
-		r.wg.Go(r.run)
 		r.logs.start()
+		r.wg.Go(r.run)
+		if r.events != nil {
+			r.wg.Go(func() { r.events.deliver(r.log.Error) })
+		}
 	}
 	return true
 }
@@ -507,23 +589,45 @@ func (r *Room) untrackConn(c *client) {
 
 // A request is what a goroutine outside the room asks of the room
 // goroutine, which takes requests one at a time, in the order they arrive.
+// Where an answer is due, it goes on a buffered channel, so the room never
+// waits for whoever asked.
 type request struct {
-	kind   requestKind
-	client *client      // askJoin, askLeave, askRelay: the client asking
-	reason leaveReason  // askLeave: why it leaves
-	said   *lineQueue   // askRelay: formatted lines, in order; the room returns the queue to the pool
-	line   []byte       // askNotice: the formatted Broadcast line
-	stats  chan<- Stats // askStats: where the snapshot goes; buffered, so the room never waits
+	kind    requestKind
+	client  *client             // the client asking (askJoin, askLeave, askRelay, askNick, askWho, askWhisper)
+	reason  leaveReason         // askLeave: why it leaves
+	said    *lineQueue          // askRelay: formatted lines, in order; the room returns the queue to the pool
+	action  bool                // askRelay: the lines are /me lines
+	line    []byte              // askNotice: the Broadcast line; askWhisper: the whisper, formatted
+	name    string              // askNick: the new name; askWhisper, askKick: whose
+	text    string              // askWhisper: the whisper's text; askKick: the reason
+	stats   chan<- Stats        // askStats: the answer
+	clients chan<- []ClientInfo // askClients: the answer
+	done    chan<- error        // askKick: the answer
 }
 
 type requestKind uint8
 
 const (
-	askJoin   requestKind = iota + 1 // a client asks to join; answered on its admitted channel
-	askLeave                         // a client's reader has stopped
-	askRelay                         // lines to relay to everyone but their sender
-	askNotice                        // a Broadcast notice for everyone
-	askStats                         // a Stats snapshot
+	askJoin    requestKind = iota + 1 // a client asks to join; answered on its answer channel
+	askLeave                          // a client's reader has stopped
+	askRelay                          // lines to relay to everyone but their sender
+	askNotice                         // a Broadcast notice for everyone
+	askNick                           // a client asks for a new name; answered on its answer channel
+	askWho                            // a client's /who
+	askWhisper                        // a client's /msg
+	askStats                          // Room.Stats
+	askClients                        // Room.Clients
+	askKick                           // Room.Kick
+)
+
+// answer is the room's answer to a client's join or /nick.
+type answer uint8
+
+const (
+	answerYes   answer = iota // admitted, or renamed
+	answerNo                  // not a member any more
+	answerFull                // the room is full
+	answerTaken               // the name is someone else's
 )
 
 // ask hands q to the room goroutine, waiting until it takes it. It reports
@@ -549,6 +653,9 @@ func (r *Room) run() {
 		r.mu.Lock()
 		r.final = m.stats
 		r.mu.Unlock()
+		if r.events != nil {
+			close(r.events.events) // the events goroutine delivers the rest, then returns
+		}
 		close(r.ran)
 	}()
 	yielded := false // run has yielded since its last flush

@@ -94,7 +94,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 	// socket fills after a few lines instead of a few megabytes.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	room := serveOn(t, smallBufferListener{ln}, chatroom.WithOutboxSize(16), chatroom.WithWriteTimeout(time.Minute))
+	room := serveOn(t, smallBufferListener{ln}, noFloodControl, chatroom.WithOutboxSize(16), chatroom.WithWriteTimeout(time.Minute))
 	addr := ln.Addr().String()
 
 	sender := dial(t, addr, 1)
@@ -157,7 +157,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 func TestStalledReaderGetsEveryLineWhole(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	room := serveOn(t, smallBufferListener{ln}, chatroom.WithWriteTimeout(time.Minute))
+	room := serveOn(t, smallBufferListener{ln}, noFloodControl, chatroom.WithWriteTimeout(time.Minute))
 	addr := ln.Addr().String()
 	sender, stalled := dialPair(t, addr)
 
@@ -197,7 +197,7 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 func TestResetMidFlush(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	room := serveOn(t, smallBufferListener{ln})
+	room := serveOn(t, smallBufferListener{ln}, noFloodControl)
 	addr := ln.Addr().String()
 	sender := dial(t, addr, 1)
 	reader := dial(t, addr, 2)
@@ -241,7 +241,7 @@ func TestVanishedPeer(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		// An outbox too deep to fill: only the write deadline can act.
-		room := serveOn(t, smallBufferListener{ln},
+		room := serveOn(t, smallBufferListener{ln}, noFloodControl,
 			chatroom.WithOutboxSize(1_000_000), chatroom.WithWriteTimeout(200*time.Millisecond))
 		addr := ln.Addr().String()
 		sender := dial(t, addr, 1)
@@ -283,7 +283,7 @@ func TestMemoryBoundedUnderFlood(t *testing.T) {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	room := serveOn(t, smallBufferListener{ln}, chatroom.WithOutboxSize(outbox), chatroom.WithWriteTimeout(0))
+	room := serveOn(t, smallBufferListener{ln}, noFloodControl, chatroom.WithOutboxSize(outbox), chatroom.WithWriteTimeout(0))
 	addr := ln.Addr().String()
 	sender := dial(t, addr, 1)
 	for i := range silent {

@@ -54,7 +54,7 @@ func TestSoak(t *testing.T) {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	room := chatroom.NewRoom(chatroom.WithClock(fixedClock))
+	room := chatroom.NewRoom(chatroom.WithClock(fixedClock), noFloodControl)
 	served := make(chan error, 1)
 	go func() { served <- room.Serve(ln) }()
 	addr := ln.Addr().String()

@@ -2,6 +2,7 @@ package chatroom
 
 import (
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -37,6 +38,112 @@ var lineJoinTooFast = []byte("* too many connections, try again later\n")
 
 func lineWelcome(name string, online int) []byte {
 	return []byte("* welcome " + name + ", " + strconv.Itoa(online) + " online\n")
+}
+
+// lineMe formats "<ts> * <name> <action>\n"; action must be clean.
+func lineMe(now time.Time, name, action string) []byte {
+	return lineNotice(now, name+" "+action)
+}
+
+// lineWhisper formats "<ts> <from> whispers: <text>\n"; text must be clean.
+func lineWhisper(now time.Time, from, text string) []byte {
+	b := make([]byte, 0, len(timeLayout)+1+len(from)+len(" whispers: ")+len(text)+1)
+	b = now.AppendFormat(b, timeLayout)
+	b = append(b, ' ')
+	b = append(b, from...)
+	b = append(b, " whispers: "...)
+	b = append(b, text...)
+	return append(b, '\n')
+}
+
+// lineRenamed is the notice the others get when old takes the name name.
+func lineRenamed(now time.Time, old, name string) []byte {
+	return lineNotice(now, old+" is now "+name)
+}
+
+func lineYouAre(name string) []byte { return []byte("* you are now " + name + "\n") }
+
+// lineWho lists who is online; names must already be sorted.
+func lineWho(names []string) []byte {
+	return []byte("* " + strconv.Itoa(len(names)) + " online: " + strings.Join(names, ", ") + "\n")
+}
+
+// lineKicked is the last line of a client kicked for reason (clean, or "").
+func lineKicked(reason string) []byte {
+	if reason == "" {
+		return []byte("* kicked\n")
+	}
+	return []byte("* kicked: " + reason + "\n")
+}
+
+// noticeKicked follows "<name> left" when the client was kicked for reason.
+func noticeKicked(reason string) string {
+	if reason == "" {
+		return " (kicked)"
+	}
+	return " (kicked: " + reason + ")"
+}
+
+// Replies to commands and to a client that is not let in.
+var (
+	lineInvalidNick   = []byte("* error: invalid nickname\n")
+	lineNickTaken     = []byte("* error: nickname taken\n")
+	lineNamesByServer = []byte("* error: names are set by the server\n")
+	lineNameTaken     = []byte("* error: name taken\n")
+	lineRejected      = []byte("* error: message rejected\n")
+	lineAuthTimeout   = []byte("* error: authentication timed out\n")
+	lineAuthFailed    = []byte("* error: authentication failed\n")
+	lineUsageMe       = []byte("* error: usage: /me TEXT\n")
+	lineUsageMsg      = []byte("* error: usage: /msg NAME TEXT\n")
+	lineHelp          = []byte(helpText)
+	lineFilterFailed  = []byte("* error: the server could not take your line\n")
+)
+
+const helpText = `* commands:
+*   /nick NAME      take a name: 1 to 32 letters, digits and _-.[]
+*   /who            who is here
+*   /me TEXT        say what you do: "* NAME TEXT"
+*   /msg NAME TEXT  whisper to NAME alone
+*   /quit           leave (so does exit)
+*   /help           this list
+*   //text          say a line that starts with /
+`
+
+// lineNoSuchClient answers a whisper to a name nobody has.
+func lineNoSuchClient(name string) []byte {
+	return []byte("* error: no such client " + name + "\n")
+}
+
+// lineUnknownCommand answers a command the room does not know.
+func lineUnknownCommand(word string) []byte {
+	return []byte("* error: unknown command " + word + " (try /help)\n")
+}
+
+// lineAuthError refuses a client with the auth hook's error text (clean).
+func lineAuthError(text string) []byte {
+	return []byte("* error: " + text + "\n")
+}
+
+// validNick reports whether name may be taken with /nick: 1 to 32 ASCII
+// letters, digits and _-.[]
+func validNick(name string) bool {
+	if len(name) == 0 || len(name) > 32 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '_', c == '-', c == '.', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// cleanString is appendClean for a string of any length.
+func cleanString(s string) string {
+	return string(appendClean(nil, []byte(s), len(s)*3+3))
 }
 
 // lineJoined is the notice the others get when name joins.

@@ -103,17 +103,22 @@ func TestUnixSocket(t *testing.T) {
 	require.NoError(t, err)
 	serveOn(t, ln)
 
-	dialUnix := func(online int) *client {
+	// A Unix client has no address of its own: the room sees "@" (or ""),
+	// and makes the names unique with a suffix.
+	dialUnix := func(suffix string, online int) *client {
 		conn, err := net.Dial("unix", path)
 		require.NoError(t, err)
-		// A Unix client has no address of its own: the room sees "@" or "".
-		return welcome(t, conn, conn.LocalAddr().String(), online)
+		return welcome(t, conn, conn.LocalAddr().String()+suffix, online)
 	}
-	a := dialUnix(1)
-	b := dialUnix(2)
+	a := dialUnix("", 1)
+	b := dialUnix("#2", 2)
+	c := dialUnix("#3", 3)
 	a.expect(ts+" * %s joined", b)
+	a.expect(ts+" * %s joined", c)
 	a.send("over a unix socket\n")
+	b.expect(ts+" * %s joined", c)
 	b.expect(ts+" %s say: over a unix socket", a)
+	c.expect(ts+" %s say: over a unix socket", a)
 }
 
 func TestServeConnOverPipe(t *testing.T) {

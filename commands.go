@@ -1,0 +1,265 @@
+package chatroom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file is the reader's (conn.go): what a client's line asks for
+// beyond plain chat (commands, /me, whispers, the filter), the auth hook
+// it meets before it joins, and the rate at which its lines are read.
+
+// heardText deals with a clean, non-empty line that is a command or goes
+// through the filter: see heard.
+func (c *client) heardText(text string, said **lineQueue) (leaveReason, bool) {
+	switch {
+	case strings.HasPrefix(text, "//"):
+		return c.say(text[1:], said)
+	case !strings.HasPrefix(text, "/"):
+		return c.say(text, said)
+	}
+	word, rest, _ := strings.Cut(text, " ")
+	rest = strings.TrimSpace(rest)
+	c.restartIdleClock() // a command counts, whatever it does
+	switch strings.ToLower(word) {
+	case "/quit":
+		return c.exit(said)
+	case "/nick":
+		return c.nick(rest, said)
+	case "/who":
+		if !c.flushSaid(said) || !c.room.ask(request{kind: askWho, client: c}) {
+			return reasonNone, false
+		}
+	case "/me":
+		return c.me(rest, said)
+	case "/msg":
+		return c.whisper(rest, said)
+	case "/help":
+		c.replyOrShut(lineHelp)
+	default:
+		c.replyOrShut(lineUnknownCommand(word))
+	}
+	return reasonNone, true
+}
+
+// replyOrShut queues line for the client alone; a client whose outbox is
+// full is too slow.
+func (c *client) replyOrShut(line []byte) {
+	if !c.reply(line) {
+		c.shut(reasonSlow, nil)
+	}
+}
+
+// say relays text, through the filter, as a chat line.
+func (c *client) say(text string, said **lineQueue) (leaveReason, bool) {
+	text, ok := c.filtered(text)
+	switch {
+	case c.isClosed():
+		return reasonDisconnect, false // the filter panicked
+	case !ok:
+		c.replyOrShut(lineRejected)
+		return reasonNone, true
+	case text == "":
+		return reasonNone, true
+	}
+	msg, _ := lineSay(c.room.opts.now(), c.name, []byte(text), c.room.opts.bufferSize)
+	if *said == nil {
+		*said = getQueue()
+	}
+	(*said).lines = append((*said).lines, msg)
+	c.restartIdleClock()
+	return reasonNone, true
+}
+
+// me relays "* NAME action" to the others, as a request of its own so
+// that the room knows it for an action.
+func (c *client) me(action string, said **lineQueue) (leaveReason, bool) {
+	if action == "" {
+		c.replyOrShut(lineUsageMe)
+		return reasonNone, true
+	}
+	action, ok := c.filtered(action)
+	switch {
+	case c.isClosed():
+		return reasonDisconnect, false
+	case !ok:
+		c.replyOrShut(lineRejected)
+		return reasonNone, true
+	case action == "":
+		return reasonNone, true
+	}
+	if !c.flushSaid(said) {
+		return reasonNone, false
+	}
+	q := getQueue()
+	q.lines = append(q.lines, lineMe(c.room.opts.now(), c.name, action))
+	if !c.handOverLines(q, true) {
+		return reasonNone, false
+	}
+	return reasonNone, true
+}
+
+// whisper sends "/msg NAME TEXT" to NAME alone, through the room, which
+// knows who has that name.
+func (c *client) whisper(args string, said **lineQueue) (leaveReason, bool) {
+	to, text, _ := strings.Cut(args, " ")
+	text = strings.TrimSpace(text)
+	if to == "" || text == "" {
+		c.replyOrShut(lineUsageMsg)
+		return reasonNone, true
+	}
+	text, ok := c.filtered(text)
+	switch {
+	case c.isClosed():
+		return reasonDisconnect, false
+	case !ok:
+		c.replyOrShut(lineRejected)
+		return reasonNone, true
+	case text == "":
+		return reasonNone, true
+	}
+	if !c.flushSaid(said) {
+		return reasonNone, false
+	}
+	line := lineWhisper(c.room.opts.now(), c.name, text)
+	if !c.room.ask(request{kind: askWhisper, client: c, name: to, text: text, line: line}) {
+		return reasonNone, false
+	}
+	return reasonNone, true
+}
+
+// nick asks the room for the name name, and takes it if the room agrees:
+// from then on the client's lines carry it.
+func (c *client) nick(name string, said **lineQueue) (leaveReason, bool) {
+	switch {
+	case c.room.opts.auth != nil:
+		c.replyOrShut(lineNamesByServer)
+		return reasonNone, true
+	case !validNick(name):
+		c.replyOrShut(lineInvalidNick)
+		return reasonNone, true
+	}
+	if !c.flushSaid(said) || !c.room.ask(request{kind: askNick, client: c, name: name}) {
+		return reasonNone, false
+	}
+	switch <-c.answer { // the room answers as it takes the request
+	case answerYes:
+		c.name = name
+	case answerTaken:
+		c.replyOrShut(lineNickTaken)
+	}
+	return reasonNone, true
+}
+
+// filtered runs the room's filter, if any, on text, and returns the text
+// to relay, cleaned again, and whether to relay it. A filter that panics
+// is logged and costs the client its connection: filtered then reports
+// false and the client is closed.
+func (c *client) filtered(text string) (out string, ok bool) {
+	f := c.room.opts.filter
+	if f == nil {
+		return text, true
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.room.log.Error("filter panicked; disconnecting the client", "client", c.name, "panic", fmt.Sprint(p))
+			c.shut(reasonDisconnect, fmt.Errorf("chatroom: filter panicked: %v", p))
+			out, ok = "", false
+		}
+	}()
+	out, ok = f(c.name, text)
+	if !ok {
+		return "", false
+	}
+	return cleanString(out), true
+}
+
+func (c *client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// throttle takes one of the client's rate tokens for a line, waiting for
+// one if there is none: meanwhile the reader reads nothing, and the
+// client's own connection holds it back (the kernel's buffers fill, then
+// its writes wait). What it said before is handed over first, so it does
+// not wait too. It reports false if the room closes meanwhile.
+func (c *client) throttle(said **lineQueue) bool {
+	o := &c.room.opts
+	now := time.Now()
+	c.tokens = min(float64(o.rateBurst), c.tokens+now.Sub(c.tokensAt).Seconds()*o.rate)
+	c.tokensAt = now
+	if c.tokens >= 1 {
+		c.tokens--
+		return true
+	}
+	if !c.flushSaid(said) {
+		return false
+	}
+	t := time.NewTimer(time.Duration((1 - c.tokens) / o.rate * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.room.ctx.Done():
+		return false
+	}
+	c.tokens, c.tokensAt = 0, time.Now() // the token it waited for is this line's
+	return true
+}
+
+// errHookPanicked marks an auth hook that panicked.
+var errHookPanicked = errors.New("chatroom: auth hook panicked")
+
+// authenticate runs the auth hook and names the client, or refuses it
+// with the hook's error, closing its connection. The hook's context ends
+// at the write timeout or when the room begins to close; the connection's
+// read deadline is set to the same moment, so a hook that reads from it
+// is bounded too, and is lifted again afterwards.
+func (c *client) authenticate() error {
+	r := c.room
+	ctx, cancel := context.WithTimeout(r.ctx, c.hookTimeout())
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	c.conn.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Now()) })
+	name, err := c.callAuth(ctx)
+	stop()
+	c.conn.SetReadDeadline(time.Time{})
+
+	switch {
+	case r.ctx.Err() != nil:
+		c.shut(reasonClosed, nil)
+		return ErrRoomClosed
+	case errors.Is(err, errHookPanicked):
+		c.refuse(lineAuthFailed)
+		return fmt.Errorf("chatroom: auth of %s: %w", c.addr, err)
+	case ctx.Err() != nil:
+		c.refuse(lineAuthTimeout)
+		return fmt.Errorf("chatroom: auth of %s: %w", c.addr, ctx.Err())
+	case err != nil:
+		c.refuse(lineAuthError(cleanString(err.Error())))
+		return fmt.Errorf("chatroom: auth of %s: %w", c.addr, err)
+	}
+	name = cleanString(name)
+	if name == "" {
+		c.refuse(lineAuthFailed)
+		return fmt.Errorf("chatroom: auth of %s: the hook gave no name", c.addr)
+	}
+	c.name, c.named = name, true
+	return nil
+}
+
+// callAuth calls the auth hook, turning a panic into errHookPanicked.
+func (c *client) callAuth(ctx context.Context) (name string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.room.log.Error("auth hook panicked; refusing the client", "client", c.addr, "panic", fmt.Sprint(p))
+			name, err = "", errHookPanicked
+		}
+	}()
+	return c.room.opts.auth(ctx, c.conn)
+}
