@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,15 +24,26 @@ import (
 // Reported besides ns/op: deliveries/s, and allocs/delivery: every
 // allocation in the process during the run, the test clients' included,
 // divided by the lines delivered.
+//
+// Flood control is off: the sender is a load generator, not a person. The
+// hooks rows set a filter that passes every line unchanged and an events
+// observer that does nothing, to show what hooks cost.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{10, 100, 500} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchmarkFanout(b, n) })
 	}
+	hooks := []chatroom.Option{
+		chatroom.WithFilter(func(_, text string) (string, bool) { return text, true }),
+		chatroom.WithEvents(func(chatroom.Event) {}),
+	}
+	for _, n := range []int{100, 500} {
+		b.Run(fmt.Sprintf("clients=%d/hooks", n), func(b *testing.B) { benchmarkFanout(b, n, hooks...) })
+	}
 }
 
-func benchmarkFanout(b *testing.B, clients int) {
+func benchmarkFanout(b *testing.B, clients int, opts ...chatroom.Option) {
 	const window = 128 // lines per batch; two batches may be in flight
-	_, addr := startRoom(b)
+	_, addr := startRoom(b, append([]chatroom.Option{noFloodControl}, opts...)...)
 
 	conns := make([]net.Conn, clients)
 	ins := make([]*bufio.Reader, clients)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -183,6 +184,21 @@ func (c *client) isClosed() bool {
 	return c.closed
 }
 
+// rateLimitedReadBuffer is the kernel's receive buffer for a TCP client
+// under flood control: small (the kernel's own default grows to megabytes),
+// so that what a client sends beyond its rate waits on its side, and its
+// writes block, instead of piling up in the room's socket to be read at
+// the rate long after it stopped. 16 KiB is over a thousand short lines.
+const rateLimitedReadBuffer = 16 << 10
+
+// limitReadBuffer caps the client's kernel receive buffer, for flood
+// control (see rateLimitedReadBuffer).
+func (c *client) limitReadBuffer() {
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(rateLimitedReadBuffer)
+	}
+}
+
 // throttle takes one of the client's rate tokens for a line, waiting for
 // one if there is none: meanwhile the reader reads nothing, and the
 // client's own connection holds it back (the kernel's buffers fill, then
@@ -230,22 +246,30 @@ func (c *client) authenticate() error {
 	stop()
 	c.conn.SetReadDeadline(time.Time{})
 
-	switch {
-	case r.ctx.Err() != nil:
+	if r.ctx.Err() != nil {
 		c.shut(reasonClosed, nil)
 		return ErrRoomClosed
+	}
+	// Timed out: the context ended, or the read deadline set to its end
+	// passed (the hook may see that first).
+	timedOut := ctx.Err() != nil || !time.Now().Before(deadline)
+	if err != nil || timedOut {
+		r.refusedEarly.Add(1)
+	}
+	switch {
 	case errors.Is(err, errHookPanicked):
 		c.refuse(lineAuthFailed)
 		return fmt.Errorf("chatroom: auth of %s: %w", c.addr, err)
-	case ctx.Err() != nil:
+	case timedOut:
 		c.refuse(lineAuthTimeout)
-		return fmt.Errorf("chatroom: auth of %s: %w", c.addr, ctx.Err())
+		return fmt.Errorf("chatroom: auth of %s: %w", c.addr, context.DeadlineExceeded)
 	case err != nil:
 		c.refuse(lineAuthError(cleanString(err.Error())))
 		return fmt.Errorf("chatroom: auth of %s: %w", c.addr, err)
 	}
 	name = cleanString(name)
 	if name == "" {
+		r.refusedEarly.Add(1)
 		c.refuse(lineAuthFailed)
 		return fmt.Errorf("chatroom: auth of %s: the hook gave no name", c.addr)
 	}

@@ -98,7 +98,7 @@ func (c *client) join() error {
 
 	c.host = hostOf(c.conn)
 	if line := r.hosts.open(c.host, time.Now()); line != nil {
-		r.refusedByHost.Add(1)
+		r.refusedEarly.Add(1)
 		r.hostRefusals.event("client", c.name, "reason", string(line[2:len(line)-1]))
 		c.refuse(line)
 		return ErrTooManyFromHost
@@ -231,7 +231,10 @@ func (c *client) read() (leaveReason, error) {
 	defer lr.release()
 	var said *lineQueue // formatted lines not yet handed to the room
 	c.restartIdleClock()
-	c.tokens, c.tokensAt = float64(r.opts.rateBurst), time.Now()
+	if r.opts.rate > 0 {
+		c.tokens, c.tokensAt = float64(r.opts.rateBurst), time.Now()
+		c.limitReadBuffer()
+	}
 	for {
 		if said != nil && (len(said.lines) >= r.maxRelay || !lr.buffered()) {
 			if !c.handOver(said) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"strings"
@@ -326,6 +327,19 @@ func TestInvalidOptionsPanicNamingTheOption(t *testing.T) {
 		{chatroom.WithOutboxSize(0), "WithOutboxSize"},
 		{chatroom.WithLogger(nil), "WithLogger"},
 		{chatroom.WithClock(nil), "WithClock"},
+		{chatroom.WithMaxPerHost(-1), "WithMaxPerHost"},
+		{chatroom.WithJoinRate(-1, 1), "WithJoinRate"},
+		{chatroom.WithJoinRate(1, 0), "WithJoinRate"},
+		{chatroom.WithJoinRate(0, 1), "WithJoinRate"},
+		{chatroom.WithJoinRate(math.Inf(1), 1), "WithJoinRate"},
+		{chatroom.WithHistory(-1), "WithHistory"},
+		{chatroom.WithRateLimit(-1, 5), "WithRateLimit"},
+		{chatroom.WithRateLimit(5, 0), "WithRateLimit"},
+		{chatroom.WithRateLimit(0, 5), "WithRateLimit"},
+		{chatroom.WithRateLimit(math.NaN(), 5), "WithRateLimit"},
+		{chatroom.WithAuth(nil), "WithAuth"},
+		{chatroom.WithFilter(nil), "WithFilter"},
+		{chatroom.WithEvents(nil), "WithEvents"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

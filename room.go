@@ -81,7 +81,7 @@ type Stats struct {
 	Clients  int    // clients in the room now
 	Joined   uint64 // clients admitted since the room was made
 	Left     uint64 // clients that left for any reason, evictions and shutdown included
-	Refused  uint64 // clients turned away: the room was full, or their address over its limits
+	Refused  uint64 // clients turned away: the room was full, their name taken, their address over its limits, or the auth hook said no
 	Messages uint64 // chat lines relayed and Broadcast notices sent, each counted once
 	Evicted  uint64 // clients cut off as too slow
 
@@ -118,11 +118,11 @@ type Room struct {
 	handshakeFailures *burstLog  // failed TLS handshakes, logged at info and summarised in bursts
 	events            *eventSink // the observer's goroutine and backlog (events.go); nil without WithEvents
 
-	hosts         *hosts        // connections per address (hosts.go)
-	admitting     chan struct{} // a place for each connection waiting to be admitted; at most maxAdmitting
-	reserved      atomic.Int32  // places Serve holds for the connection it is waiting to accept
-	refusedByHost atomic.Uint64 // clients refused by hosts
-	hostRefusals  *burstLog     // refusals by address, logged at info and summarised in bursts
+	hosts        *hosts        // connections per address (hosts.go)
+	admitting    chan struct{} // a place for each connection waiting to be admitted; at most maxAdmitting
+	reserved     atomic.Int32  // places Serve holds for the connection it is waiting to accept
+	refusedEarly atomic.Uint64 // clients refused before they asked the room: by their address, or by the auth hook
+	hostRefusals *burstLog     // refusals by address, logged at info and summarised in bursts
 
 	readBuffers *bufferPool // read buffers of bufferSize+2 bytes, lent to readers while they read (framing.go)
 	maxRelay    int         // the most lines a reader hands over in one request
@@ -401,7 +401,7 @@ func (r *Room) Stats() Stats {
 // elsewhere.
 func (r *Room) completeStats(s Stats) Stats {
 	s.Delivered, s.Dropped = r.delivered.Load(), r.dropped.Load()
-	s.Refused += r.refusedByHost.Load()
+	s.Refused += r.refusedEarly.Load()
 	s.Admitting = max(0, len(r.admitting)-int(r.reserved.Load()))
 	if r.events != nil {
 		s.EventsDropped = r.events.dropped.Load()

@@ -30,7 +30,8 @@ import (
 const usage = `Usage: chatbench [flags] WORKLOAD...
 
 Runs workloads against a chat room (the demo program, cmd/chatroom, built
-from this workspace and run as a user runs it), redis-server
+from this workspace and run as a user runs it, with its flood control off:
+-rate 0), redis-server
 (SUBSCRIBE/PUBLISH) and nats-server (SUB/PUB, echo off), each started
 fresh on a free 127.0.0.1 port for every run. A peer that is not installed
 is skipped with a note. With -baseline-bin, "baseline" is another build of
@@ -119,6 +120,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	natsPath := fs.String("nats-server", "", "path of nats-server (default: found in PATH or $GOPATH/bin)")
 	roomBin := fs.String("room-bin", "", "path of the room's demo `binary` (default: go build ./cmd/chatroom of this workspace)")
 	baselineBin := fs.String("baseline-bin", "", "path of another build of the demo `binary`, run as server \"baseline\" (add it to -servers)")
+	baselineArgs := fs.String("baseline-args", "", "space-separated `flags` for the baseline beside -addr and -outbox (the room gets -rate 0)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -150,7 +152,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	cfg.paths = serverPaths{redis: findBinary("redis-server", *redisPath), nats: findBinary("nats-server", *natsPath),
-		room: *roomBin, baseline: *baselineBin}
+		room: *roomBin, baseline: *baselineBin, baselineArgs: strings.Fields(*baselineArgs)}
 	if cfg.paths.room == "" && slices.Contains(cfg.servers, "room") {
 		bin, cleanup, err := buildRoom()
 		if err != nil {

@@ -23,11 +23,17 @@ type server struct {
 
 // serverPaths says where to find the servers' binaries.
 type serverPaths struct {
-	redis    string // redis-server
-	nats     string // nats-server
-	room     string // the demo program, cmd/chatroom
-	baseline string // another build of it, or ""
+	redis        string   // redis-server
+	nats         string   // nats-server
+	room         string   // the demo program, cmd/chatroom
+	baseline     string   // another build of it, or ""
+	baselineArgs []string // flags for the baseline beside -addr and -outbox
 }
+
+// roomArgs are the flags the room is run with beside -addr and -outbox:
+// flood control off, since every workload sends as fast as the window
+// allows, far past what a person types.
+var roomArgs = []string{"-rate", "0"}
 
 // buildRoom builds the demo program of this workspace into a temporary
 // directory, as "go build" builds it for a user, and returns its path and
@@ -83,14 +89,14 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 	var cmd *exec.Cmd
 	switch kind {
 	case "room", "baseline":
-		bin := paths.room
+		bin, extra := paths.room, roomArgs
 		if kind == "baseline" {
-			bin = paths.baseline
+			bin, extra = paths.baseline, paths.baselineArgs
 		}
 		if bin == "" {
 			return nil, fmt.Errorf("%s: no binary given", kind)
 		}
-		cmd = exec.Command(bin, "-addr", addr, "-outbox", strconv.Itoa(outbox))
+		cmd = exec.Command(bin, append([]string{"-addr", addr, "-outbox", strconv.Itoa(outbox)}, extra...)...)
 	case "redis":
 		if paths.redis == "" {
 			return nil, fmt.Errorf("redis-server: %w (apt-get install redis-server)", errMissing)

@@ -79,6 +79,8 @@ func serve(args []string) error {
 	idle := fs.Duration("idle", chatroom.DefaultIdleTimeout, "disconnect a client that sends no line for this long; 0 means never")
 	writeTimeout := fs.Duration("write-timeout", chatroom.DefaultWriteTimeout, "evict a client whose socket takes longer than this to accept a write; 0 means never")
 	outbox := fs.Int("outbox", chatroom.DefaultOutboxSize, "messages queued per client before it is evicted as too slow")
+	history := fs.Int("history", chatroom.DefaultHistory, "chat lines a newcomer is shown on arrival")
+	rate := fs.Float64("rate", chatroom.DefaultRate, fmt.Sprintf("lines a second read from one client, after a burst of %d; a faster client is read more slowly; 0 means no limit", chatroom.DefaultRateBurst))
 	maxPerHost := fs.Int("max-per-host", chatroom.DefaultMaxPerHost, "most connections open at once from one IP address (loopback exempt); 0 means no limit")
 	joinRate := fs.Float64("join-rate", chatroom.DefaultJoinRate, fmt.Sprintf("new connections a second from one IP address, after a burst of %d (loopback exempt); 0 means no limit", chatroom.DefaultJoinBurst))
 	tlsCert := fs.String("tls-cert", "", "serve TLS with this certificate `file` (PEM); needs -tls-key")
@@ -101,6 +103,10 @@ func serve(args []string) error {
 		return usageError{"-write-timeout must not be negative"}
 	case *outbox <= 0:
 		return usageError{"-outbox must be positive"}
+	case *history < 0:
+		return usageError{"-history must not be negative"}
+	case *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0):
+		return usageError{"-rate must be a finite number, not negative"}
 	case *maxPerHost < 0:
 		return usageError{"-max-per-host must not be negative"}
 	case *joinRate < 0 || math.IsNaN(*joinRate) || math.IsInf(*joinRate, 0):
@@ -127,7 +133,13 @@ func serve(args []string) error {
 	if *joinRate == 0 {
 		joinBurst = 0
 	}
+	rateBurst := chatroom.DefaultRateBurst
+	if *rate == 0 {
+		rateBurst = 0
+	}
 	room := chatroom.NewRoom(
+		chatroom.WithHistory(*history),
+		chatroom.WithRateLimit(*rate, rateBurst),
 		chatroom.WithMaxPerHost(*maxPerHost),
 		chatroom.WithJoinRate(*joinRate, joinBurst),
 		chatroom.WithMaxClients(*maxClients),

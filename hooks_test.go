@@ -1,0 +1,361 @@
+package chatroom_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+// Hooks and the program's handles on the room: WithAuth, WithFilter,
+// WithEvents, Clients and Kick. Hooks run on the goroutine of the client
+// they concern, or on the events goroutine: a slow or panicking hook costs
+// that client, or that observer, and nobody else.
+
+// tokenAuth names a client by the first line it sends, "token NAME"; it
+// refuses anything else, and "panic" makes it panic.
+func tokenAuth(ctx context.Context, conn net.Conn) (string, error) {
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < 64 {
+		if _, err := conn.Read(b); err != nil {
+			return "", err
+		}
+		if b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+	}
+	name, ok := strings.CutPrefix(string(line), "token ")
+	switch {
+	case name == "panic":
+		panic("the auth hook broke")
+	case !ok:
+		return "", errors.New("bad token")
+	}
+	return name, nil
+}
+
+// authClient connects to room over net.Pipe and sends first.
+func authClient(t *testing.T, room *chatroom.Room, first string) (*client, <-chan error) {
+	t.Helper()
+	local, remote := net.Pipe()
+	t.Cleanup(func() { local.Close() })
+	done := make(chan error, 1)
+	go func() { done <- room.ServeConn(namedConn{remote, "192.0.2.1:1234"}) }()
+	c := &client{t: t, conn: local, in: bufio.NewReader(local)}
+	c.send(first)
+	return c, done
+}
+
+func TestAuth(t *testing.T) {
+	room := pipeRoom(t, chatroom.WithAuth(tokenAuth))
+	alice, _ := authClient(t, room, "token alice\n")
+	alice.expect("* welcome alice, 1 online")
+
+	for _, tt := range []struct {
+		name, first, want string
+		err               error
+	}{
+		{"refused with the hook's error", "let me in\n", "* error: bad token", nil},
+		{"a name taken", "token alice\n", "* error: name taken", chatroom.ErrNameTaken},
+		{"a name taken in another case", "token ALICE\n", "* error: name taken", chatroom.ErrNameTaken},
+		{"a hook that panics", "token panic\n", "* error: authentication failed", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, done := authClient(t, room, tt.first)
+			c.expect("%s", tt.want)
+			c.expectClosed()
+			err := <-done
+			require.Error(t, err)
+			if tt.err != nil {
+				assert.ErrorIs(t, err, tt.err)
+			}
+		})
+	}
+
+	// The room survived the panic; nobody saw the refusals; names are set
+	// by the server.
+	bob, _ := authClient(t, room, "token bob\n")
+	bob.expect("* welcome bob, 2 online")
+	alice.expect(ts + " * bob joined")
+	bob.send("/nick robert\n")
+	bob.expect("* error: names are set by the server")
+	bob.send("hi\n")
+	alice.expect(ts + " bob say: hi")
+	assert.Equal(t, uint64(4), room.Stats().Refused) // every refusal above
+}
+
+// TestAuthTimesOut: a hook that waits for a token that never comes is
+// ended by its context at the write timeout, exactly, and the client is
+// told. A hook that ignores its context is refused all the same.
+func TestAuthTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = time.Minute
+		stubborn := func(ctx context.Context, conn net.Conn) (string, error) {
+			if conn.RemoteAddr().String() == "stubborn:1" {
+				time.Sleep(2 * timeout) // ignores ctx
+				return "stubborn", nil
+			}
+			return tokenAuth(ctx, conn)
+		}
+		room := pipeRoom(t, chatroom.WithAuth(stubborn), chatroom.WithWriteTimeout(timeout))
+		for _, name := range []string{"silent:1", "stubborn:1"} {
+			local, remote := net.Pipe()
+			defer local.Close()
+			done := make(chan error, 1)
+			start := time.Now()
+			go func() { done <- room.ServeConn(namedConn{remote, name}) }()
+			c := &client{t: t, conn: local, in: bufio.NewReader(local), patience: time.Hour}
+			c.expect("* error: authentication timed out")
+			c.expectClosed()
+			assert.ErrorIs(t, <-done, context.DeadlineExceeded)
+			if name == "silent:1" {
+				assert.Equal(t, timeout, time.Since(start), "the hook's read ends at its context's deadline")
+			}
+		}
+	})
+}
+
+// TestAuthEndsWhenTheRoomCloses: Shutdown does not wait out a hook that
+// honours its context.
+func TestAuthEndsWhenTheRoomCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		room := chatroom.NewRoom(chatroom.WithAuth(tokenAuth), chatroom.WithWriteTimeout(time.Hour))
+		local, remote := net.Pipe()
+		defer local.Close()
+		done := make(chan error, 1)
+		go func() { done <- room.ServeConn(namedConn{remote, "waiting:1"}) }()
+		synctest.Wait()
+		start := time.Now()
+		require.NoError(t, room.Shutdown(context.Background()))
+		assert.Zero(t, time.Since(start))
+		assert.ErrorIs(t, <-done, chatroom.ErrRoomClosed)
+	})
+}
+
+func TestFilter(t *testing.T) {
+	filter := func(name, text string) (string, bool) {
+		switch {
+		case strings.Contains(text, "spam"):
+			return "", false
+		case strings.Contains(text, "boom") && name == "carol":
+			panic("the filter broke")
+		}
+		return strings.ReplaceAll(strings.ReplaceAll(text, "darn", "d**n"), "RED", "\x1b[31mred"), true
+	}
+	room := pipeRoom(t, chatroom.WithFilter(filter))
+	alice, bob, carol := trio(t, room)
+
+	alice.send("oh darn\n")
+	bob.expect(ts + " alice say: oh d**n")
+	carol.expect(ts + " alice say: oh d**n")
+	alice.send("buy spam now\n")
+	alice.expect("* error: message rejected")
+	alice.send("/me says darn\n")
+	bob.expect(ts + " * alice says d**n")
+	carol.expect(ts + " * alice says d**n")
+	alice.send("/msg bob darn spam\n")
+	alice.expect("* error: message rejected")
+	alice.send("/msg bob darn it\n")
+	bob.expect(ts + " alice whispers: d**n it")
+	alice.send("RED alert\n") // what the filter adds is cleaned too
+	bob.expect(ts + " alice say: [31mred alert")
+	carol.expect(ts + " alice say: [31mred alert")
+
+	// A filter that panics costs its sender the connection, nothing more.
+	carol.send("boom\n")
+	carol.expectClosed()
+	alice.expect(ts + " * carol left")
+	bob.expect(ts + " * carol left")
+	bob.send("still here\n")
+	alice.expect(ts + " bob say: still here")
+}
+
+// TestSlowFilterSlowsItsSenderOnly: a filter that takes an hour over one
+// sender's line holds that sender alone; the others talk on meanwhile.
+func TestSlowFilterSlowsItsSenderOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		filter := func(name, text string) (string, bool) {
+			if name == "slow" {
+				time.Sleep(time.Hour)
+			}
+			return text, true
+		}
+		room := pipeRoom(t, chatroom.WithFilter(filter))
+		slow, _ := pipeClient(t, room, "slow", 1)
+		fast, _ := pipeClient(t, room, "fast", 2)
+		slow.patience, fast.patience = 2*time.Hour, 2*time.Hour
+		slow.expect(ts + " * fast joined")
+
+		start := time.Now()
+		slow.send("considered\n")
+		fast.send("quick\n")
+		slow.expect(ts + " fast say: quick")
+		assert.Zero(t, time.Since(start), "the other sender waited for the slow filter")
+		fast.expect(ts + " slow say: considered")
+		assert.Equal(t, time.Hour, time.Since(start))
+	})
+}
+
+func TestEvents(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	observe := func(e chatroom.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, testTime, e.Time)
+		got = append(got, fmt.Sprintf("%s name=%s addr=%s text=%q to=%s action=%v old=%s reason=%s",
+			e.Kind, e.Name, e.Addr, e.Text, e.To, e.Action, e.Old, e.Reason))
+	}
+	room := pipeRoom(t, chatroom.WithEvents(observe), chatroom.WithFilter(func(_, text string) (string, bool) {
+		return strings.ReplaceAll(text, "darn", "d**n"), !strings.Contains(text, "spam")
+	}))
+	alice, bob, _ := trio(t, room)
+	alice.send("oh darn\n")
+	bob.expect(ts + " alice say: oh d**n")
+	alice.send("spam\n") // rejected: no event
+	alice.expect("* error: message rejected")
+	alice.send("/me waves\n")
+	bob.expect(ts + " * alice waves")
+	alice.send("/msg bob psst\n")
+	bob.expect(ts + " alice whispers: psst")
+	alice.send("/nick ann\n")
+	bob.expect(ts + " * alice is now ann")
+	require.NoError(t, room.Kick("carol", "testing"))
+	bob.expect(ts + " * carol left (kicked: testing)")
+	bob.send("exit\n")
+	bob.expect("* bye")
+	alice.expect("* you are now ann")
+	alice.waitFor(ts + " * bob left")
+	require.NoError(t, room.Close()) // delivers what is queued, then returns
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{
+		`join name=alice addr=alice text="" to= action=false old= reason=`,
+		`join name=bob addr=bob text="" to= action=false old= reason=`,
+		`join name=carol addr=carol text="" to= action=false old= reason=`,
+		`message name=alice addr=alice text="oh d**n" to= action=false old= reason=`,
+		`message name=alice addr=alice text="waves" to= action=true old= reason=`,
+		`message name=alice addr=alice text="psst" to=bob action=false old= reason=`,
+		`nick name=ann addr=alice text="" to= action=false old=alice reason=`,
+		`leave name=carol addr=carol text="" to= action=false old= reason=kicked`,
+		`leave name=bob addr=bob text="" to= action=false old= reason=exit`,
+		`leave name=ann addr=alice text="" to= action=false old= reason=closed`,
+	}, got)
+	assert.Zero(t, room.Stats().EventsDropped)
+}
+
+// TestStuckObserverCostsOnlyEvents: an observer that never returns (until
+// the test lets it) holds no one up: the room goes on, drops what does not
+// fit in the backlog of 10 000, and counts it.
+func TestStuckObserverCostsOnlyEvents(t *testing.T) {
+	release := make(chan struct{})
+	var seen sync.WaitGroup
+	seen.Add(1)
+	var once sync.Once
+	var panicked bool
+	observe := func(e chatroom.Event) {
+		once.Do(seen.Done)
+		if !panicked {
+			panicked = true
+			panic("the observer broke") // recovered: it goes on with the next
+		}
+		<-release
+	}
+	room := chatroom.NewRoom(chatroom.WithClock(fixedClock), chatroom.WithEvents(observe), noFloodControl)
+	alice, _ := pipeClient(t, room, "alice", 1)
+	bob, _ := pipeClient(t, room, "bob", 2)
+	alice.expect(ts + " * bob joined")
+	seen.Wait()
+
+	const lines = 12_000
+	go func() {
+		for i := range lines {
+			if _, err := fmt.Fprintf(alice.conn, "line %d\n", i); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range lines {
+		bob.expect(ts+" alice say: line %d", i)
+	}
+	s := room.Stats()
+	assert.Equal(t, uint64(lines), s.Messages)
+	assert.Positive(t, s.EventsDropped)
+	t.Logf("%d messages while the observer was stuck: %d events dropped", lines, s.EventsDropped)
+	close(release)
+	require.NoError(t, room.Close())
+}
+
+func TestKick(t *testing.T) {
+	room := pipeRoom(t)
+	alice, bob, carol := trio(t, room)
+	carol.send("/nick Carla\n")
+	carol.expect("* you are now Carla")
+	alice.expect(ts + " * carol is now Carla")
+	bob.expect(ts + " * carol is now Carla")
+
+	assert.ErrorIs(t, room.Kick("carol", "old name"), chatroom.ErrNoSuchClient)
+	require.NoError(t, room.Kick("CARLA", "flooding\x1b[2J the room"))
+	carol.expect("* kicked: flooding[2J the room")
+	carol.expectClosed()
+	alice.expect(ts + " * Carla left (kicked: flooding[2J the room)")
+	bob.expect(ts + " * Carla left (kicked: flooding[2J the room)")
+
+	require.NoError(t, room.Kick("bob", ""))
+	bob.expect("* kicked")
+	bob.expectClosed()
+	alice.expect(ts + " * bob left (kicked)")
+	assert.Equal(t, []string{"alice"}, names(room.Clients()))
+
+	require.NoError(t, room.Close())
+	assert.ErrorIs(t, room.Kick("alice", ""), chatroom.ErrRoomClosed)
+	assert.Nil(t, room.Clients())
+}
+
+// TestKickMidBurst: a client kicked while it floods the room is gone at
+// once; none of its lines reach anyone after the notice of its leaving.
+func TestKickMidBurst(t *testing.T) {
+	room := pipeRoom(t, noFloodControl)
+	flooder, done := pipeClient(t, room, "flooder", 1)
+	discard(flooder, nil)
+	watcher, _ := pipeClient(t, room, "watcher", 2)
+	go func() {
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(flooder.conn, "flood %d\n", i); err != nil {
+				return
+			}
+		}
+	}()
+	watcher.waitFor(ts + " flooder say: flood 100")
+	require.NoError(t, room.Kick("flooder", "enough"))
+	n := watcher.waitFor(ts + " * flooder left (kicked: enough)")
+	t.Logf("the watcher heard %d more lines of the flood before the kick's notice", n)
+	assert.ErrorIs(t, <-done, chatroom.ErrKicked)
+	watcher.send("/who\n")
+	watcher.expect("* 1 online: watcher") // nothing of the flood after the notice
+}
+
+func TestClients(t *testing.T) {
+	room := pipeRoom(t)
+	assert.Empty(t, room.Clients())
+	trio(t, room)
+	infos := room.Clients()
+	require.Len(t, infos, 3)
+	for i, name := range []string{"alice", "bob", "carol"} {
+		assert.Equal(t, chatroom.ClientInfo{Name: name, Addr: name, Joined: testTime}, infos[i])
+	}
+}
