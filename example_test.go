@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -171,4 +172,140 @@ func joinPipe(room *chatroom.Room, name string) pipeEnd {
 	p := pipeEnd{local, bufio.NewReader(local)}
 	fmt.Print(p.line())
 	return p
+}
+
+// Names from TLS client certificates: the room completes the handshake
+// before the auth hook runs, so the hook can read the verified peer
+// certificate and name the client by it. /nick is then refused.
+func ExampleWithAuth() {
+	// A CA, the server's certificate, and alice's, signed by the CA.
+	pki, err := newTestPKI()
+	if err != nil {
+		log.Fatal(err)
+	}
+	certName := func(ctx context.Context, conn net.Conn) (string, error) {
+		tc, ok := conn.(*tls.Conn)
+		if !ok {
+			return "", errors.New("TLS only")
+		}
+		certs := tc.ConnectionState().PeerCertificates
+		if len(certs) == 0 {
+			return "", errors.New("a client certificate is required")
+		}
+		return certs[0].Subject.CommonName, nil
+	}
+	room := chatroom.NewRoom(chatroom.WithAuth(certName))
+	defer room.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The server asks for, and verifies, client certificates.
+	go room.Serve(tls.NewListener(ln, pki.server))
+
+	conn, err := tls.Dial("tcp", ln.Addr().String(), pki.client("alice"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	in := bufio.NewReader(conn)
+	line, _ := in.ReadString('\n')
+	fmt.Print(line)
+	fmt.Fprintln(conn, "/nick mallory")
+	line, _ = in.ReadString('\n')
+	fmt.Print(line)
+	// Output:
+	// * welcome alice, 1 online
+	// * error: names are set by the server
+}
+
+// A word filter: it rewrites what it can and rejects what it cannot. The
+// sender alone is told of a rejected line.
+func ExampleWithFilter() {
+	filter := func(name, text string) (string, bool) {
+		if strings.Contains(strings.ToLower(text), "buy now") {
+			return "", false
+		}
+		return strings.ReplaceAll(text, "darn", "d**n"), true
+	}
+	room := chatroom.NewRoom(chatroom.WithFilter(filter), chatroom.WithClock(fixedClock))
+	defer room.Close()
+	alice := joinPipe(room, "alice")
+	bob := joinPipe(room, "bob")
+	alice.line() // bob joined
+
+	fmt.Fprintln(alice, "oh darn")
+	fmt.Print(bob.line())
+	fmt.Fprintln(alice, "BUY NOW, cheap!")
+	fmt.Print(alice.line())
+	// Output:
+	// * welcome alice, 1 online
+	// * welcome bob, 2 online
+	// 2026-11-28 09:30:00 alice say: oh d**n
+	// * error: message rejected
+}
+
+// An audit log: every join, leave, message and rename, in the order the
+// room saw them, on a goroutine of the room's own.
+func ExampleWithEvents() {
+	var audit []string // written by the events goroutine alone
+	record := func(e chatroom.Event) {
+		switch e.Kind {
+		case chatroom.EventMessage:
+			audit = append(audit, fmt.Sprintf("%s %s: %q", e.Kind, e.Name, e.Text))
+		case chatroom.EventNick:
+			audit = append(audit, fmt.Sprintf("%s %s -> %s", e.Kind, e.Old, e.Name))
+		case chatroom.EventLeave:
+			audit = append(audit, fmt.Sprintf("%s %s (%s)", e.Kind, e.Name, e.Reason))
+		default:
+			audit = append(audit, fmt.Sprintf("%s %s", e.Kind, e.Name))
+		}
+	}
+	room := chatroom.NewRoom(chatroom.WithEvents(record), chatroom.WithClock(fixedClock))
+	alice := joinPipe(room, "alice")
+	bob := joinPipe(room, "bob")
+	alice.line() // bob joined
+
+	fmt.Fprintln(alice, "hi bob")
+	bob.line()
+	fmt.Fprintln(bob, "/nick robert")
+	bob.line() // * you are now robert
+	fmt.Fprintln(bob, "exit")
+	bob.line()   // * bye
+	room.Close() // hands the observer every event queued, and waits for it
+	for _, entry := range audit {
+		fmt.Println(entry)
+	}
+	// Output:
+	// * welcome alice, 1 online
+	// * welcome bob, 2 online
+	// join alice
+	// join bob
+	// message alice: "hi bob"
+	// nick bob -> robert
+	// leave robert (exit)
+	// leave alice (closed)
+}
+
+// Kick removes a client by name; everyone sees why.
+func ExampleRoom_Kick() {
+	room := chatroom.NewRoom(chatroom.WithClock(fixedClock))
+	defer room.Close()
+	alice := joinPipe(room, "alice")
+	troll := joinPipe(room, "troll")
+	alice.line() // troll joined
+
+	if err := room.Kick("TROLL", "be nice"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(troll.line())
+	fmt.Print(alice.line())
+	fmt.Println(room.Kick("troll", ""))
+	// Output:
+	// * welcome alice, 1 online
+	// * welcome troll, 2 online
+	// * kicked: be nice
+	// 2026-11-28 09:30:00 * troll left (kicked: be nice)
+	// chatroom: no such client
 }
