@@ -3,6 +3,7 @@ package chatroom
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -213,20 +214,23 @@ func (a pipeAddr) String() string  { return string(a) }
 // FuzzRoomLines sends arbitrary input, in two pieces, from client a into a
 // room and checks what b hears and what a is told, line by line, against
 // the model: too-long lines answered to a alone, empty lines ignored,
-// "exit" ending it, every other line relayed cleaned, whole, in order.
+// "exit" ending it, commands doing what the SPEC's table says (roomModel),
+// every other line relayed cleaned, whole, in order.
 func FuzzRoomLines(f *testing.F) {
 	f.Add([]byte("hello\n\nworld\r\n"), 3, 16)
 	f.Add([]byte("way too long for the buffer\nok\n"), 5, 8)
 	f.Add([]byte("before\n  EXIT \nafter\n"), 9, 32)
 	f.Add([]byte("\x1b[2J\u202eevil\xff\r\n"), 1, 32)
 	f.Add([]byte("\r\r\r\r\r\r\r\r\r\r\r\r"), 4, 4)
+	f.Add([]byte("/nick Ann\n/who\n/me waves\n/msg B hi\n/msg ann self\n/msg zed x\n//slash\n/help\n/nick b\n/QUIT\n"), 11, 40)
 	f.Fuzz(func(t *testing.T, data []byte, cut, max int) {
 		max = 1 + (max%64+64)%64
 		const sentinel = "end of fuzz input"
 		max = max + len(sentinel) // the sentinel must fit
 		stamp := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 		ts := "2026-11-28 09:30:00"
-		room := NewRoom(WithBufferSize(max), WithClock(func() time.Time { return stamp }), WithWriteTimeout(0))
+		room := NewRoom(WithBufferSize(max), WithClock(func() time.Time { return stamp }), WithWriteTimeout(0),
+			WithRateLimit(0, 0))
 		defer room.Close()
 
 		join := func(name string) (net.Conn, *bufio.Reader) {
@@ -251,23 +255,17 @@ func FuzzRoomLines(f *testing.F) {
 
 		// The model: what b should hear, and what a should be told.
 		input := append(append(bytes.Clone(data), '\n'), sentinel+"\n"...)
-		var wantB, wantA []string
+		m := roomModel{ts: ts, name: "a"}
 		for _, fr := range modelFrames(input, max) {
 			if fr.tooLong {
-				wantA = append(wantA, "* error: message too long (max "+strconv.Itoa(max)+" bytes)")
+				m.toA = append(m.toA, "* error: message too long (max "+strconv.Itoa(max)+" bytes)")
 				continue
 			}
-			text := appendClean(nil, []byte(fr.line), max)
-			if len(text) == 0 {
-				continue
-			}
-			if isExit(text) {
-				wantB = append(wantB, ts+" * a left")
-				wantA = append(wantA, "* bye")
+			if !m.line(string(appendClean(nil, []byte(fr.line), max))) {
 				break
 			}
-			wantB = append(wantB, ts+" a say: "+string(text))
 		}
+		wantA, wantB := m.toA, m.toB
 
 		go func() { // a's writes block on the pipe, and fail after exit
 			sr := newSplitReader(input, cut)
@@ -316,4 +314,81 @@ func FuzzRoomLines(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// roomModel is what client a's lines should do in a room with b, spelled
+// from the SPEC apart from the code: what b hears, and what a is told.
+type roomModel struct {
+	ts       string
+	name     string // a's name
+	toA, toB []string
+}
+
+// line applies one clean line of a's; it reports false once a has left.
+func (m *roomModel) line(text string) bool {
+	say := func(text string) { m.toB = append(m.toB, m.ts+" "+m.name+" say: "+text) }
+	switch {
+	case text == "":
+		return true
+	case isExit([]byte(text)):
+		m.toB = append(m.toB, m.ts+" * "+m.name+" left")
+		m.toA = append(m.toA, "* bye")
+		return false
+	case strings.HasPrefix(text, "//"):
+		say(text[1:])
+		return true
+	case !strings.HasPrefix(text, "/"):
+		say(text)
+		return true
+	}
+	word, rest, _ := strings.Cut(text, " ")
+	rest = strings.TrimSpace(rest)
+	switch strings.ToLower(word) {
+	case "/quit":
+		return m.line("exit")
+	case "/nick":
+		switch {
+		case !validNick(rest):
+			m.toA = append(m.toA, "* error: invalid nickname")
+		case strings.EqualFold(rest, "b"):
+			m.toA = append(m.toA, "* error: nickname taken")
+		default:
+			m.toA = append(m.toA, "* you are now "+rest)
+			if rest != m.name {
+				m.toB = append(m.toB, m.ts+" * "+m.name+" is now "+rest)
+			}
+			m.name = rest
+		}
+	case "/who":
+		names := []string{m.name, "b"}
+		slices.SortFunc(names, func(x, y string) int {
+			return cmp.Or(cmp.Compare(strings.ToLower(x), strings.ToLower(y)), cmp.Compare(x, y))
+		})
+		m.toA = append(m.toA, "* 2 online: "+strings.Join(names, ", "))
+	case "/me":
+		if rest == "" {
+			m.toA = append(m.toA, "* error: usage: /me TEXT")
+		} else {
+			m.toB = append(m.toB, m.ts+" * "+m.name+" "+rest)
+		}
+	case "/msg":
+		to, msg, _ := strings.Cut(rest, " ")
+		msg = strings.TrimSpace(msg)
+		line := m.ts + " " + m.name + " whispers: " + msg
+		switch {
+		case to == "" || msg == "":
+			m.toA = append(m.toA, "* error: usage: /msg NAME TEXT")
+		case strings.EqualFold(to, "b"):
+			m.toB = append(m.toB, line)
+		case strings.EqualFold(to, m.name):
+			m.toA = append(m.toA, line)
+		default:
+			m.toA = append(m.toA, "* error: no such client "+to)
+		}
+	case "/help":
+		m.toA = append(m.toA, strings.Split(strings.TrimSuffix(helpText, "\n"), "\n")...)
+	default:
+		m.toA = append(m.toA, "* error: unknown command "+word+" (try /help)")
+	}
+	return true
 }
