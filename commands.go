@@ -31,7 +31,7 @@ func (c *client) heardText(text string, said **lineQueue) (leaveReason, bool) {
 	case "/nick":
 		return c.nick(rest, said)
 	case "/who":
-		if !c.flushSaid(said) || !c.room.ask(request{kind: askWho, client: c}) {
+		if !c.flushSaid(said) || !c.askAndWait(request{kind: askWho, client: c}) {
 			return reasonNone, false
 		}
 	case "/me":
@@ -126,10 +126,22 @@ func (c *client) whisper(args string, said **lineQueue) (leaveReason, bool) {
 		return reasonNone, false
 	}
 	line := lineWhisper(c.room.opts.now(), c.name, text)
-	if !c.room.ask(request{kind: askWhisper, client: c, name: to, text: text, line: line}) {
+	if !c.askAndWait(request{kind: askWhisper, client: c, name: to, text: text, line: line}) {
 		return reasonNone, false
 	}
 	return reasonNone, true
+}
+
+// askAndWait asks the room something whose answer the room queues for the
+// client itself (/who's list, a whisper's error, a whisper to itself), and
+// waits until it has: a reply the reader queues next then comes after it.
+// It reports false if the room is closing.
+func (c *client) askAndWait(q request) bool {
+	if !c.room.ask(q) {
+		return false
+	}
+	<-c.answer // the room answers as it takes the request
+	return true
 }
 
 // nick asks the room for the name name, and takes it if the room agrees:
@@ -146,7 +158,7 @@ func (c *client) nick(name string, said **lineQueue) (leaveReason, bool) {
 	if !c.flushSaid(said) || !c.room.ask(request{kind: askNick, client: c, name: name}) {
 		return reasonNone, false
 	}
-	switch <-c.answer { // the room answers as it takes the request
+	switch <-c.answer { // the room answers as it takes the request, after queuing "you are now"
 	case answerYes:
 		c.name = name
 	case answerTaken:

@@ -285,16 +285,20 @@ func compareNames(a, b string) int {
 	return cmp.Or(cmp.Compare(foldName(a), foldName(b)), cmp.Compare(a, b))
 }
 
-// who answers c's /who.
+// who answers c's /who, then tells its reader it has (see
+// client.askAndWait).
 func (m *members) who(c *client) {
 	if m.has(c) {
 		m.post(c, [][]byte{lineWho(m.names())})
 	}
+	c.answer <- answerYes
 }
 
 // whisper sends line, from's whisper of text, to the client named to
-// alone, or tells from there is none.
+// alone, or tells from there is none; then tells from's reader it has (see
+// client.askAndWait).
 func (m *members) whisper(from *client, to, text string, line []byte) {
+	defer func() { from.answer <- answerYes }()
 	if !m.has(from) {
 		return
 	}

@@ -613,14 +613,14 @@ const (
 	askRelay                          // lines to relay to everyone but their sender
 	askNotice                         // a Broadcast notice for everyone
 	askNick                           // a client asks for a new name; answered on its answer channel
-	askWho                            // a client's /who
-	askWhisper                        // a client's /msg
+	askWho                            // a client's /who; answered on its answer channel once queued
+	askWhisper                        // a client's /msg; answered on its answer channel once queued
 	askStats                          // Room.Stats
 	askClients                        // Room.Clients
 	askKick                           // Room.Kick
 )
 
-// answer is the room's answer to a client's join or /nick.
+// answer is the room's answer to a client's join, /nick, /who or /msg.
 type answer uint8
 
 const (
