@@ -56,15 +56,9 @@ func (c *client) replyOrShut(line []byte) {
 
 // say relays text, through the filter, as a chat line.
 func (c *client) say(text string, said **lineQueue) (leaveReason, bool) {
-	text, ok := c.filtered(text)
-	switch {
-	case c.isClosed():
-		return reasonDisconnect, false // the filter panicked
-	case !ok:
-		c.replyOrShut(lineRejected)
-		return reasonNone, true
-	case text == "":
-		return reasonNone, true
+	text, relay, broke := c.pass(text)
+	if !relay {
+		return notRelayed(broke)
 	}
 	msg, _ := lineSay(c.room.opts.now(), c.name, []byte(text), c.room.opts.bufferSize)
 	if *said == nil {
@@ -82,15 +76,9 @@ func (c *client) me(action string, said **lineQueue) (leaveReason, bool) {
 		c.replyOrShut(lineUsageMe)
 		return reasonNone, true
 	}
-	action, ok := c.filtered(action)
-	switch {
-	case c.isClosed():
-		return reasonDisconnect, false
-	case !ok:
-		c.replyOrShut(lineRejected)
-		return reasonNone, true
-	case action == "":
-		return reasonNone, true
+	action, relay, broke := c.pass(action)
+	if !relay {
+		return notRelayed(broke)
 	}
 	if !c.flushSaid(said) {
 		return reasonNone, false
@@ -112,15 +100,9 @@ func (c *client) whisper(args string, said **lineQueue) (leaveReason, bool) {
 		c.replyOrShut(lineUsageMsg)
 		return reasonNone, true
 	}
-	text, ok := c.filtered(text)
-	switch {
-	case c.isClosed():
-		return reasonDisconnect, false
-	case !ok:
-		c.replyOrShut(lineRejected)
-		return reasonNone, true
-	case text == "":
-		return reasonNone, true
+	text, relay, broke := c.pass(text)
+	if !relay {
+		return notRelayed(broke)
 	}
 	if !c.flushSaid(said) {
 		return reasonNone, false
@@ -163,6 +145,31 @@ func (c *client) nick(name string, said **lineQueue) (leaveReason, bool) {
 		c.name = name
 	case answerTaken:
 		c.replyOrShut(lineNickTaken)
+	}
+	return reasonNone, true
+}
+
+// pass runs text through the filter and deals with what comes out: a
+// rejected line is answered, an empty one dropped. It returns the text to
+// relay and whether to relay it; broke reports that the filter panicked,
+// which closed the client (see notRelayed).
+func (c *client) pass(text string) (out string, relay, broke bool) {
+	out, ok := c.filtered(text)
+	switch {
+	case c.isClosed():
+		return "", false, true
+	case !ok:
+		c.replyOrShut(lineRejected)
+		return "", false, false
+	}
+	return out, out != "", false
+}
+
+// notRelayed is what heard reports for a line pass did not relay: the
+// reader goes on, unless the filter broke and the client is gone.
+func notRelayed(broke bool) (leaveReason, bool) {
+	if broke {
+		return reasonDisconnect, false
 	}
 	return reasonNone, true
 }

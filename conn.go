@@ -35,7 +35,7 @@ type client struct {
 	conn   net.Conn
 	raw    syscall.RawConn // conn's socket, or nil if it is not a plain one (see rawSocket)
 	addr   string          // the remote address
-	answer chan answer     // the room's answer to this client's join or /nick; buffered, so the room never waits
+	answer chan answer     // the room's answer to this client's join, /nick, /who or /msg; buffered, so the room never waits
 
 	// The reader's own.
 	name      string     // the client's name: its address, the auth hook's name, or its /nick; the room keeps its own copy in seat, and sets this one before it answers a join

@@ -193,12 +193,7 @@ func WithMaxPerHost(n int) Option {
 // either is negative or not finite, or if only one of them is 0.
 func WithJoinRate(perSecond float64, burst int) Option {
 	return func(o *options) {
-		switch {
-		case perSecond < 0 || burst < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
-			panic(fmt.Sprintf("chatroom: WithJoinRate(%v, %d): rate and burst must be finite and not negative", perSecond, burst))
-		case (perSecond == 0) != (burst == 0):
-			panic(fmt.Sprintf("chatroom: WithJoinRate(%v, %d): rate and burst are both positive, or both 0 for no limit", perSecond, burst))
-		}
+		checkRate("WithJoinRate", perSecond, burst)
 		o.joinRate, o.joinBurst = perSecond, burst
 	}
 }
@@ -228,13 +223,19 @@ func WithHistory(n int) Option {
 // negative or not finite, or if only one of them is 0.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return func(o *options) {
-		switch {
-		case perSecond < 0 || burst < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
-			panic(fmt.Sprintf("chatroom: WithRateLimit(%v, %d): rate and burst must be finite and not negative", perSecond, burst))
-		case (perSecond == 0) != (burst == 0):
-			panic(fmt.Sprintf("chatroom: WithRateLimit(%v, %d): rate and burst are both positive, or both 0 for no limit", perSecond, burst))
-		}
+		checkRate("WithRateLimit", perSecond, burst)
 		o.rate, o.rateBurst = perSecond, burst
+	}
+}
+
+// checkRate panics, naming option, unless perSecond and burst are a token
+// bucket's: both finite and positive, or both 0 for none.
+func checkRate(option string, perSecond float64, burst int) {
+	switch {
+	case perSecond < 0 || burst < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
+		panic(fmt.Sprintf("chatroom: %s(%v, %d): rate and burst must be finite and not negative", option, perSecond, burst))
+	case (perSecond == 0) != (burst == 0):
+		panic(fmt.Sprintf("chatroom: %s(%v, %d): rate and burst are both positive, or both 0 for no limit", option, perSecond, burst))
 	}
 }
 
