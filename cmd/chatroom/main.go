@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/web"
 )
 
 func main() {
@@ -86,6 +88,7 @@ func serve(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "serve TLS with this certificate `file` (PEM); needs -tls-key")
 	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) for -tls-cert")
 	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long to let clients take their last lines")
+	httpAddr := fs.String("http", "", "also serve the web page at / and its WebSocket at /ws on this `address`, in the same room")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -152,14 +155,37 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var site *http.Server
+	siteDone := make(chan error, 1)
+	if *httpAddr != "" {
+		hln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/", web.Page())
+		mux.Handle("/ws", web.NewHandler(room, web.WithLogger(logger)))
+		site = &http.Server{Addr: hln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		go func() { siteDone <- site.Serve(hln) }()
+	}
+
 	served := make(chan error, 1)
 	go func() { served <- room.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String(), "tls", *tlsCert != "")
+	if site != nil {
+		logger.Info("serving the web page", "addr", "http://"+site.Addr+"/")
+	}
 
 	select {
 	case err := <-served: // the listener failed
 		room.Close()
+		closeSite(site, siteDone)
 		return err
+	case err := <-siteDone:
+		room.Close()
+		<-served
+		return fmt.Errorf("web: %w", err)
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills the process the usual way
@@ -170,9 +196,18 @@ func serve(args []string) error {
 		logger.Warn("shutdown cut short; closed the remaining clients", "err", err)
 	}
 	<-served
+	closeSite(site, siteDone) // the room's WebSocket clients are gone: nothing is left to wait for
 	s := room.Stats()
 	logger.Info("stopped", "joined", s.Joined, "messages", s.Messages, "delivered", s.Delivered, "evicted", s.Evicted)
 	return nil
+}
+
+// closeSite closes the web server, if there is one, and waits for it.
+func closeSite(site *http.Server, done <-chan error) {
+	if site != nil {
+		site.Close()
+		<-done
+	}
 }
 
 const joinUsage = `Usage: chatroom join [flags] ADDR

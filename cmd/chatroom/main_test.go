@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -198,4 +201,43 @@ func tlsConfig(t *testing.T) (*tls.Config, []byte) {
 	require.NoError(t, err)
 	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 	return cfg, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestServeHTTP: with -http, the demo serves the page at / and the
+// WebSocket at /ws, in the same room as its TCP listener.
+func TestServeHTTP(t *testing.T) {
+	d := startDemo(t, "-http", "127.0.0.1:0")
+	line := d.logLine("serving the web page")
+	m := regexp.MustCompile(`addr=http://(\S+)/`).FindStringSubmatch(line)
+	require.NotNil(t, m, line)
+	site := m[1]
+
+	resp, err := http.Get("http://" + site + "/")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(page), `id="messages"`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+site+"/ws", nil)
+	require.NoError(t, err)
+	defer ws.CloseNow()
+	fromWS := bufio.NewReader(websocket.NetConn(context.Background(), ws, websocket.MessageText))
+	welcome, err := fromWS.ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, welcome, "* welcome ")
+
+	tcp := joinDemo(t, d.addr, nil)
+	require.NoError(t, ws.Write(ctx, websocket.MessageText, []byte("hello from a browser\n")))
+	tcp.waitFor(t, "say: hello from a browser")
+	tcp.send(t, "hello from a terminal\n")
+	for {
+		line, err := fromWS.ReadString('\n')
+		require.NoError(t, err)
+		if strings.Contains(line, "say: hello from a terminal") {
+			break
+		}
+	}
+	d.stop()
 }

@@ -1,0 +1,166 @@
+// Package web puts browsers in a chat room: [Handler] upgrades an HTTP
+// request to a WebSocket (github.com/coder/websocket) and hands the
+// connection to a [chatroom.Room], and [Page] serves the page that talks
+// to it. Browser users and terminal users are in the same room.
+//
+// Each WebSocket text message carries protocol bytes exactly as a TCP
+// stream does: lines ending in "\n", several to a message if need be, and
+// what a browser sends is split into lines the same way. A binary message
+// is refused with a close frame (StatusUnsupportedData). The room's line
+// limit, rate limit, idle timeout and per-address limits apply as to any
+// client.
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+// Handler is the WebSocket endpoint of a room. Create one with
+// [NewHandler]; it is safe for concurrent use.
+type Handler struct {
+	room    *chatroom.Room
+	origins []string       // origin patterns accepted besides the request's own host
+	proxies []netip.Prefix // addresses whose X-Forwarded-For is trusted
+	log     *slog.Logger
+}
+
+// An Option configures a [Handler].
+type Option func(*Handler)
+
+// WithOriginPatterns accepts WebSocket requests from pages served from
+// hosts matching patterns (path.Match syntax, as in
+// websocket.AcceptOptions: "example.com", "*.example.com"). Without it only
+// a page served from the request's own host may connect: a page elsewhere
+// cannot put its visitors' browsers in the room.
+func WithOriginPatterns(patterns ...string) Option {
+	return func(h *Handler) { h.origins = append(h.origins, patterns...) }
+}
+
+// WithTrustedProxies trusts the X-Forwarded-For header of requests that
+// come from these networks (a reverse proxy in front of the handler): the
+// client's address is then the last address in the header that is not a
+// trusted proxy, and the room names the client, and counts its per-address
+// limits, by it. Without it the header is ignored and the client's address
+// is the request's RemoteAddr.
+func WithTrustedProxies(networks ...netip.Prefix) Option {
+	return func(h *Handler) { h.proxies = append(h.proxies, networks...) }
+}
+
+// WithLogger logs why each WebSocket client's connection ended, at debug
+// level. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(h *Handler) { h.log = l }
+}
+
+// NewHandler returns the WebSocket endpoint of room.
+func NewHandler(room *chatroom.Room, opts ...Option) *Handler {
+	h := &Handler{room: room, log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(h)
+	}
+	return h
+}
+
+// ServeHTTP upgrades the request to a WebSocket, refusing a cross-origin
+// request (403) unless WithOriginPatterns allows it, and serves the
+// connection with [chatroom.Room.ServeConn] until the client leaves.
+//
+// The net.Conn the room gets implements Request() *http.Request, so that a
+// [chatroom.WithAuth] hook can read the request (a cookie, a token):
+//
+//	if r, ok := conn.(interface{ Request() *http.Request }); ok { ... }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins})
+	if err != nil {
+		h.log.Debug("websocket refused", "remote", r.RemoteAddr, "err", err)
+		return // Accept has answered the request
+	}
+	c := &Conn{
+		Conn:   websocket.NetConn(r.Context(), ws, websocket.MessageText),
+		remote: h.clientAddr(r),
+		req:    r,
+	}
+	if err := h.room.ServeConn(c); err != nil {
+		h.log.Debug("websocket client left", "client", c.remote.String(), "err", err)
+	}
+}
+
+// Conn is a browser's connection as the room sees it: the WebSocket as a
+// net.Conn, with the client's address and its HTTP request.
+type Conn struct {
+	net.Conn
+	remote net.Addr
+	req    *http.Request
+}
+
+// RemoteAddr is the client's address: the request's, or the one its
+// trusted proxy forwarded (see [WithTrustedProxies]).
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Request is the HTTP request the WebSocket was opened with.
+func (c *Conn) Request() *http.Request { return c.req }
+
+// clientAddr returns the client's address: RemoteAddr, or the last
+// X-Forwarded-For address that is not a trusted proxy when the request
+// comes from one.
+func (h *Handler) clientAddr(r *http.Request) net.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return stringAddr(r.RemoteAddr)
+	}
+	if !h.trusted(ap.Addr()) {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: trust nothing before it
+		}
+		if !h.trusted(a) {
+			return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.Unmap(), 0))
+		}
+	}
+	return net.TCPAddrFromAddrPort(ap)
+}
+
+func (h *Handler) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range h.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// stringAddr is an address that is only a string.
+type stringAddr string
+
+func (a stringAddr) Network() string { return "websocket" }
+func (a stringAddr) String() string  { return string(a) }
+
+//go:embed page
+var page embed.FS
+
+// Page serves the chat page: plain HTML, CSS and JavaScript, no build step.
+// It connects to "ws" relative to its own address, so mount it at "/" with
+// the [Handler] at "/ws". Every line from the room is shown as text, never
+// as HTML.
+func Page() http.Handler {
+	sub, err := fs.Sub(page, "page")
+	if err != nil {
+		panic(err) // the embedded directory is part of the package
+	}
+	return http.FileServerFS(sub)
+}
