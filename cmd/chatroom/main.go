@@ -27,6 +27,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/chatroom-go/chatroom"
 	"github.com/chatroom-go/chatroom/web"
 )
@@ -88,7 +92,7 @@ func serve(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "serve TLS with this certificate `file` (PEM); needs -tls-key")
 	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) for -tls-cert")
 	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long to let clients take their last lines")
-	httpAddr := fs.String("http", "", "also serve the web page at / and its WebSocket at /ws on this `address`, in the same room")
+	httpAddr := fs.String("http", "", "also serve the web page at /, its WebSocket at /ws and Prometheus metrics at /metrics on this `address`, in the same room")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -166,6 +170,7 @@ func serve(args []string) error {
 		mux := http.NewServeMux()
 		mux.Handle("/", web.Page())
 		mux.Handle("/ws", web.NewHandler(room, web.WithLogger(logger)))
+		mux.Handle("/metrics", metricsHandler(room))
 		site = &http.Server{Addr: hln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 		go func() { siteDone <- site.Serve(hln) }()
 	}
@@ -200,6 +205,14 @@ func serve(args []string) error {
 	s := room.Stats()
 	logger.Info("stopped", "joined", s.Joined, "messages", s.Messages, "delivered", s.Delivered, "evicted", s.Evicted)
 	return nil
+}
+
+// metricsHandler serves room's Stats, and the Go runtime's and the
+// process's metrics, in Prometheus's text format.
+func metricsHandler(room *chatroom.Room) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(statsCollector{room}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // closeSite closes the web server, if there is one, and waits for it.
