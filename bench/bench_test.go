@@ -203,3 +203,15 @@ func TestCommandLineMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestFanoutOverWebSocket runs a small fan-out through the demo's
+// WebSocket, as browsers connect, with exact delivery counts.
+func TestFanoutOverWebSocket(t *testing.T) {
+	srv := startPeer(t, "room-ws")
+	spec := fanoutSpec{clients: 10, senders: 2, messages: 50, size: 64, window: 16}
+	res, err := runFanout(roomWSProto{}, srv, spec, &progress{w: io.Discard, quiet: true})
+	require.NoError(t, err)
+	assert.Equal(t, int64(2*50*9), res.deliveries)
+	assert.Zero(t, res.lost)
+	assert.Zero(t, res.dups)
+}

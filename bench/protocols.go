@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // The three protocols the load tool speaks. Each is a few lines of framing,
@@ -111,6 +114,34 @@ func (rc *roomConn) publish(payload []byte) error {
 }
 
 func (rc *roomConn) flush() error { return rc.w.Flush() }
+
+// ---- the room's protocol over a WebSocket, as a browser speaks it ----
+
+// roomWSProto speaks the room's protocol over the demo's WebSocket at /ws:
+// the same lines, in text messages, one message per flush.
+type roomWSProto struct{}
+
+func (roomWSProto) name() string       { return "room-ws" }
+func (roomWSProto) selfDelivery() bool { return false }
+
+func (roomWSProto) join(addr string) (client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		return nil, err
+	}
+	c := websocket.NetConn(context.Background(), ws, websocket.MessageText)
+	r, w := bufio.NewReaderSize(c, 32<<10), bufio.NewWriterSize(c, 32<<10)
+	line, err := r.ReadSlice('\n')
+	if err != nil || !bytes.HasPrefix(line, []byte("* welcome ")) {
+		c.Close()
+		return nil, fmt.Errorf("room-ws: no welcome: %q, %v", line, err)
+	}
+	return &roomConn{c, r, w}, nil
+}
+
+func (roomWSProto) publisher(_ string, self client) (client, error) { return self, nil }
 
 // ---- Redis pub/sub (RESP) ----
 

@@ -97,6 +97,19 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 			return nil, fmt.Errorf("%s: no binary given", kind)
 		}
 		cmd = exec.Command(bin, append([]string{"-addr", addr, "-outbox", strconv.Itoa(outbox)}, extra...)...)
+	case "room-ws":
+		// The same demo, its clients on the WebSocket: the load tool
+		// talks to the HTTP address, the TCP one is unused.
+		web, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		tcp := addr
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(web))
+		if paths.room == "" {
+			return nil, fmt.Errorf("%s: no binary given", kind)
+		}
+		cmd = exec.Command(paths.room, append([]string{"-addr", tcp, "-http", addr, "-outbox", strconv.Itoa(outbox)}, roomArgs...)...)
 	case "redis":
 		if paths.redis == "" {
 			return nil, fmt.Errorf("redis-server: %w (apt-get install redis-server)", errMissing)
