@@ -70,7 +70,8 @@ var (
 
 // maxAdmitting is how many connections may wait to be admitted or refused
 // at once: accepted by Serve (or handed to ServeConn), and not yet in the
-// room or turned away, TLS handshakes included. Serve accepts no more
+// room or turned away, TLS handshakes and auth hooks included (each bounded
+// by the write timeout). Serve accepts no more
 // while that many wait, leaving the rest in the kernel's backlog, and
 // ServeConn waits for a place; so a flood of connections holds a bounded
 // number of descriptors and goroutines in front of the room.
