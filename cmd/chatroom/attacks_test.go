@@ -28,11 +28,15 @@ import (
 // the demo program as a user runs it: built, started with flags, attacked
 // over 127.0.0.1, stopped with SIGTERM. Each is bounded in time.
 
+// demoDir holds the demo binary the tests build; TestMain removes it.
+var demoDir string
+
 var demoBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "chatroom-demo-")
 	if err != nil {
 		return "", err
 	}
+	demoDir = dir
 	bin := filepath.Join(dir, "chatroom")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {

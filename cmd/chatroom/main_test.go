@@ -32,7 +32,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if demoDir != "" {
+			os.RemoveAll(demoDir)
+		}
+		os.Exit(code)
+	}))
 }
 
 const waitLimit = 10 * time.Second
