@@ -286,11 +286,13 @@ func (r *Room) logEnded(conn net.Conn, err error) {
 // While 256 connections wait to be admitted (see [Room.Serve]), ServeConn
 // waits for one of them to get in or be refused before it starts on conn.
 //
-// It returns nil when the client left on its own, by "exit" or by hanging
-// up; [ErrRoomFull] or [ErrTooManyFromHost] if it was turned away;
-// [ErrRoomClosed] if the room was closed before or while it was in it;
-// [ErrIdleTimeout] or [ErrTooSlow] if the room cut it off; or the error
-// that broke the connection, wrapped.
+// It returns nil when the client left on its own, by "exit", "/quit" or
+// by hanging up; [ErrRoomFull], [ErrTooManyFromHost] or [ErrNameTaken] if
+// it was turned away, or the auth hook's error (or context.DeadlineExceeded
+// for a hook that did not answer in time), wrapped; [ErrRoomClosed] if the
+// room was closed before or while it was in it; [ErrIdleTimeout],
+// [ErrTooSlow] or [ErrKicked] if the room cut it off; or the error that
+// broke the connection (a filter's panic included), wrapped.
 func (r *Room) ServeConn(conn net.Conn) error {
 	return r.serve(conn, false)
 }
