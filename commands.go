@@ -61,12 +61,7 @@ func (c *client) say(text string, said **lineQueue) (leaveReason, bool) {
 		return notRelayed(broke)
 	}
 	msg, _ := lineSay(c.room.opts.now(), c.name, []byte(text), c.room.opts.bufferSize)
-	if *said == nil {
-		*said = getQueue()
-	}
-	(*said).lines = append((*said).lines, msg)
-	c.restartIdleClock()
-	return reasonNone, true
+	return c.addSaid(msg, said)
 }
 
 // me relays "* NAME action" to the others, as a request of its own so
@@ -154,9 +149,9 @@ func (c *client) nick(name string, said **lineQueue) (leaveReason, bool) {
 // relay and whether to relay it; broke reports that the filter panicked,
 // which closed the client (see notRelayed).
 func (c *client) pass(text string) (out string, relay, broke bool) {
-	out, ok := c.filtered(text)
+	out, ok, broke := c.filtered(text)
 	switch {
-	case c.isClosed():
+	case broke:
 		return "", false, true
 	case !ok:
 		c.replyOrShut(lineRejected)
@@ -177,30 +172,24 @@ func notRelayed(broke bool) (leaveReason, bool) {
 // filtered runs the room's filter, if any, on text, and returns the text
 // to relay, cleaned again, and whether to relay it. A filter that panics
 // is logged and costs the client its connection: filtered then reports
-// false and the client is closed.
-func (c *client) filtered(text string) (out string, ok bool) {
+// broke, having closed the client.
+func (c *client) filtered(text string) (out string, ok, broke bool) {
 	f := c.room.opts.filter
 	if f == nil {
-		return text, true
+		return text, true, false
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			c.room.log.Error("filter panicked; disconnecting the client", "client", c.name, "panic", fmt.Sprint(p))
 			c.shut(reasonDisconnect, fmt.Errorf("chatroom: filter panicked: %v", p))
-			out, ok = "", false
+			out, ok, broke = "", false, true
 		}
 	}()
 	out, ok = f(c.name, text)
 	if !ok {
-		return "", false
+		return "", false, false
 	}
-	return cleanString(out), true
-}
-
-func (c *client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
+	return cleanString(out), true, false
 }
 
 // rateLimitedReadBuffer is the kernel's receive buffer for a TCP client

@@ -276,9 +276,7 @@ func (c *client) restartIdleClock() {
 func (c *client) heard(line []byte, tooLong bool, said **lineQueue) (leaveReason, bool) {
 	r := c.room
 	if tooLong {
-		if !c.reply(r.lineTooLong) {
-			c.shut(reasonSlow, nil)
-		}
+		c.replyOrShut(r.lineTooLong)
 		return reasonNone, true
 	}
 	msg, text := lineSay(r.opts.now(), c.name, line, r.opts.bufferSize)
@@ -290,6 +288,12 @@ func (c *client) heard(line []byte, tooLong bool, said **lineQueue) (leaveReason
 	case text[0] == '/' || r.opts.filter != nil:
 		return c.heardText(string(text), said)
 	}
+	return c.addSaid(msg, said)
+}
+
+// addSaid adds msg, a formatted chat line, to what the client said since
+// the last hand-over: it counts as activity for the idle clock.
+func (c *client) addSaid(msg []byte, said **lineQueue) (leaveReason, bool) {
 	if *said == nil {
 		*said = getQueue()
 	}

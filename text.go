@@ -96,7 +96,6 @@ var (
 	lineUsageMe       = []byte("* error: usage: /me TEXT\n")
 	lineUsageMsg      = []byte("* error: usage: /msg NAME TEXT\n")
 	lineHelp          = []byte(helpText)
-	lineFilterFailed  = []byte("* error: the server could not take your line\n")
 )
 
 const helpText = `* commands:
