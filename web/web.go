@@ -56,10 +56,16 @@ func WithTrustedProxies(networks ...netip.Prefix) Option {
 	return func(h *Handler) { h.proxies = append(h.proxies, networks...) }
 }
 
-// WithLogger logs why each WebSocket client's connection ended, at debug
-// level. The default discards.
+// WithLogger logs refused upgrades and why each WebSocket client's
+// connection ended, at debug level. The default discards. NewHandler panics
+// if l is nil.
 func WithLogger(l *slog.Logger) Option {
-	return func(h *Handler) { h.log = l }
+	return func(h *Handler) {
+		if l == nil {
+			panic("web: WithLogger(nil): logger must not be nil")
+		}
+		h.log = l
+	}
 }
 
 // NewHandler returns the WebSocket endpoint of room.

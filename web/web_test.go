@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -234,4 +235,10 @@ func TestPageIsServed(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
 	}
+}
+
+func TestNilLoggerPanicsNamingTheOption(t *testing.T) {
+	defer func() { assert.Contains(t, fmt.Sprint(recover()), "web: WithLogger(nil)") }()
+	web.NewHandler(chatroom.NewRoom(), web.WithLogger(nil))
+	t.Error("NewHandler did not panic")
 }
