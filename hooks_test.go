@@ -359,3 +359,12 @@ func TestClients(t *testing.T) {
 		assert.Equal(t, chatroom.ClientInfo{Name: name, Addr: name, Joined: testTime}, infos[i])
 	}
 }
+
+// TestHandlesOnARoomThatNeverServed: nobody is in it, and asking starts no
+// goroutine (goleak checks, at the end of the package, that none is left).
+func TestHandlesOnARoomThatNeverServed(t *testing.T) {
+	room := chatroom.NewRoom()
+	assert.ErrorIs(t, room.Kick("anyone", ""), chatroom.ErrNoSuchClient)
+	assert.Nil(t, room.Clients())
+	assert.Equal(t, chatroom.Stats{}, room.Stats())
+}

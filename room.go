@@ -332,8 +332,8 @@ func (r *Room) Broadcast(text string) error {
 }
 
 // Clients returns everyone in the room now, sorted by name ignoring case:
-// a snapshot taken by the room goroutine. It returns nil once the room has
-// closed.
+// a snapshot taken by the room goroutine. It returns nil for a room that
+// has not served yet or has closed.
 func (r *Room) Clients() []ClientInfo {
 	reply := make(chan []ClientInfo, 1)
 	if !r.query(request{kind: askClients, clients: reply}) {
@@ -351,22 +351,23 @@ func (r *Room) Clients() []ClientInfo {
 func (r *Room) Kick(name, reason string) error {
 	done := make(chan error, 1)
 	if !r.query(request{kind: askKick, name: name, text: cleanString(reason), done: done}) {
-		return ErrRoomClosed
+		if r.isClosing() {
+			return ErrRoomClosed
+		}
+		return ErrNoSuchClient // it has not served yet: nobody is in it
 	}
 	return <-done
 }
 
-// query hands q to the room goroutine, starting it if need be, and
-// reports whether it took it: false once the room has closed.
+// query hands q to the room goroutine and reports whether it took it:
+// false if the room has not served yet (nobody is in it; query does not
+// start it) or has closed.
 func (r *Room) query(q request) bool {
 	r.mu.Lock()
-	started, closing := r.started, r.closing
+	started := r.started
 	r.mu.Unlock()
 	if !started {
-		if closing {
-			return false
-		}
-		r.start()
+		return false
 	}
 	select {
 	case r.requests <- q:
@@ -383,16 +384,9 @@ func (r *Room) query(q request) bool {
 // quiet, or closed, every line queued is counted in one or the other.
 // Refusals by address, and Admitting, are counted as they happen.
 func (r *Room) Stats() Stats {
-	r.mu.Lock()
-	started := r.started
-	r.mu.Unlock()
-	if started {
-		reply := make(chan Stats, 1)
-		select {
-		case r.requests <- request{kind: askStats, stats: reply}:
-			return <-reply
-		case <-r.ran:
-		}
+	reply := make(chan Stats, 1)
+	if r.query(request{kind: askStats, stats: reply}) {
+		return <-reply
 	}
 	r.mu.Lock()
 	s := r.final
