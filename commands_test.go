@@ -1,7 +1,9 @@
 package chatroom_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -221,5 +223,28 @@ func TestNickNamesEveryLineAfterIt(t *testing.T) {
 	for i := range 3 {
 		alice.send(fmt.Sprintf("line %d\n", i))
 		bob.expect(ts+" ann say: line %d", i)
+	}
+}
+
+// TestRepliesComeInTheOrderAsked: what the room answers (the welcome, "you
+// are now") and what the reader answers itself (an unknown command's
+// error) reach the client in the order the lines were sent, however the
+// goroutines are scheduled. Each round races them again.
+func TestRepliesComeInTheOrderAsked(t *testing.T) {
+	room, addr := startRoom(t)
+	for i := range 50 {
+		eventually(t, func() bool { return room.Stats().Clients == 0 }, "the last round's client left")
+		conn, err := net.DialTimeout("tcp", addr, waitLimit)
+		require.NoError(t, err)
+		// Sent before the welcome could be read: in the socket as the
+		// reader starts.
+		_, err = fmt.Fprintf(conn, "/bogus\n/nick n%d\n/bogus\n", i)
+		require.NoError(t, err)
+		c := &client{t: t, conn: conn, in: bufio.NewReader(conn), name: conn.LocalAddr().String()}
+		c.expect("* welcome %s, 1 online", c)
+		c.expect("* error: unknown command /bogus (try /help)")
+		c.expect("* you are now n%d", i)
+		c.expect("* error: unknown command /bogus (try /help)")
+		require.NoError(t, conn.Close())
 	}
 }

@@ -117,12 +117,12 @@ func (m *members) admit(c *client) {
 	m.byName[key] = c
 	m.stats.Joined++
 	m.stats.Clients = len(m.list)
-	c.answer <- answerYes
 
 	lines := make([][]byte, 0, 1+len(m.history))
 	lines = append(lines, lineWelcome(c.name, len(m.list)))
 	lines = m.appendHistory(lines, r.opts.outboxSize-1)
 	m.post(c, lines)
+	c.answer <- answerYes // after the welcome: the reader's first reply comes after it
 	r.log.Info("joined", "client", c.name, "addr", c.addr, "online", len(m.list))
 	m.sendLine(lineJoined(now, c.name), c)
 	m.emit(Event{Kind: EventJoin, Time: now, Name: c.name, Addr: c.addr})
@@ -261,8 +261,8 @@ func (m *members) rename(c *client, name string) {
 	delete(m.byName, foldName(old))
 	m.byName[foldName(name)] = c
 	c.seat.name = name
+	m.post(c, [][]byte{lineYouAre(name)}) // before the answer: the reader's next reply comes after it
 	c.answer <- answerYes
-	m.post(c, [][]byte{lineYouAre(name)})
 	if name != old {
 		now := m.room.opts.now()
 		m.sendLine(lineRenamed(now, old, name), c)
