@@ -132,16 +132,54 @@ func (c *client) nick(name string, said **lineQueue) (leaveReason, bool) {
 		c.replyOrShut(lineInvalidNick)
 		return reasonNone, true
 	}
-	if !c.flushSaid(said) || !c.room.ask(request{kind: askNick, client: c, name: name}) {
+	if !c.flushSaid(said) {
+		return reasonNone, false
+	}
+	bus := c.room.opts.bus
+	claimed := false // name is claimed through the bus, for this rename
+	if bus != nil && foldName(name) != foldName(c.name) {
+		if line := c.claimNick(name); line != nil {
+			c.replyOrShut(line)
+			return reasonNone, true
+		}
+		claimed = true
+	}
+	if !c.room.ask(request{kind: askNick, client: c, name: name}) {
+		if claimed {
+			bus.Release(name)
+		}
 		return reasonNone, false
 	}
 	switch <-c.answer { // the room answers as it takes the request, after queuing "you are now"
 	case answerYes:
+		if claimed {
+			bus.Release(c.name)
+		}
 		c.name = name
+		return reasonNone, true
 	case answerTaken:
 		c.replyOrShut(lineNickTaken)
 	}
+	if claimed {
+		bus.Release(name)
+	}
 	return reasonNone, true
+}
+
+// claimNick claims name through the room's bus for a /nick. It returns
+// nil if the client has it, or the error line to reply.
+func (c *client) claimNick(name string) []byte {
+	ctx, cancel := context.WithTimeout(c.room.ctx, c.hookTimeout())
+	defer cancel()
+	err := c.room.opts.bus.Claim(ctx, name)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNameTaken):
+		return lineNickTaken
+	}
+	c.room.log.Warn("the bus could not claim a name", "client", c.name, "name", name, "err", err)
+	return lineNamesDown
 }
 
 // pass runs text through the filter and deals with what comes out: a

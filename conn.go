@@ -2,9 +2,11 @@ package chatroom
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +42,7 @@ type client struct {
 	// The reader's own.
 	name      string     // the client's name: its address, the auth hook's name, or its /nick; the room keeps its own copy in seat, and sets this one before it answers a join
 	named     bool       // name came from the auth hook: refused if taken, not made unique
+	claimed   bool       // name is claimed through the room's bus: leave releases it
 	admitting bool       // holds a place in Room.admitting
 	host      netip.Addr // the remote IP address, if any
 	counted   bool       // counted in Room.hosts: untrackConn closes its account
@@ -119,19 +122,74 @@ func (c *client) join() error {
 			return err
 		}
 	}
+	if r.opts.bus != nil {
+		if err := c.claimName(); err != nil {
+			return err
+		}
+	}
 	if !r.ask(request{kind: askJoin, client: c}) {
+		c.releaseName()
 		c.shut(reasonClosed, nil)
 		return ErrRoomClosed
 	}
 	switch <-c.answer {
 	case answerFull:
+		c.releaseName()
 		c.refuse(r.lineRoomFull)
 		return ErrRoomFull
 	case answerTaken:
+		c.releaseName()
 		c.refuse(lineNameTaken)
 		return ErrNameTaken
 	}
 	return nil
+}
+
+// maxNameSuffix bounds the suffixes claimName tries.
+const maxNameSuffix = 100
+
+// claimName claims the client's name through the room's bus, before it
+// asks the room to join. A name by address that someone else holds gets
+// the first free suffix, "#2", "#3", and so on, as the room gives one
+// without a bus; an auth hook's name is refused. It returns the error
+// ServeConn returns for a client refused, having told it why and closed
+// its connection.
+func (c *client) claimName() error {
+	r := c.room
+	ctx, cancel := context.WithTimeout(r.ctx, c.hookTimeout())
+	defer cancel()
+	name := c.name
+	for n := 2; ; n++ {
+		err := r.opts.bus.Claim(ctx, name)
+		switch {
+		case err == nil:
+			c.name, c.claimed = name, true
+			return nil
+		case r.ctx.Err() != nil:
+			c.shut(reasonClosed, nil)
+			return ErrRoomClosed
+		case !errors.Is(err, ErrNameTaken):
+			r.log.Warn("refused: the bus could not claim a name", "client", c.addr, "name", name, "err", err)
+			r.refusedEarly.Add(1)
+			c.refuse(lineNamesDown)
+			return fmt.Errorf("chatroom: claiming %q: %w", name, err)
+		case c.named || n > maxNameSuffix:
+			r.log.Info("refused: name taken", "client", c.addr, "name", name)
+			r.refusedEarly.Add(1)
+			c.refuse(lineNameTaken)
+			return ErrNameTaken
+		}
+		name = c.name + "#" + strconv.Itoa(n)
+	}
+}
+
+// releaseName gives up the client's name through the bus, if it claimed
+// it.
+func (c *client) releaseName() {
+	if c.claimed {
+		c.claimed = false
+		c.room.opts.bus.Release(c.name)
+	}
 }
 
 // handshake completes a TLS handshake, if conn is TLS, before the client is
@@ -192,6 +250,7 @@ func (c *client) leave(reason leaveReason, err error) error {
 		c.room.ask(request{kind: askLeave, client: c, reason: reason})
 	}
 	<-c.done
+	c.releaseName()
 
 	c.mu.Lock()
 	reason, err = c.reason, c.err

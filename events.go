@@ -49,7 +49,8 @@ type Event struct {
 type ClientInfo struct {
 	Name   string
 	Addr   string    // its remote address
-	Joined time.Time // from the room's clock
+	Joined time.Time // from the clock of the room it joined
+	Peer   string    // with a bus: the peer room it is in, as the bus names it; "" for this room's own clients
 }
 
 // eventBacklog is how many events may wait for a slow observer. Past it,

@@ -275,13 +275,16 @@ func TestStuckObserverCostsOnlyEvents(t *testing.T) {
 		}
 		<-release
 	}
-	room := chatroom.NewRoom(chatroom.WithClock(fixedClock), chatroom.WithEvents(observe), noFloodControl)
+	const lines = 12_000
+	// An outbox that holds every line: bob, read by the test, is never too
+	// slow for alice, who sends as fast as a pipe goes.
+	room := chatroom.NewRoom(chatroom.WithClock(fixedClock), chatroom.WithEvents(observe), noFloodControl,
+		chatroom.WithOutboxSize(2*lines))
 	alice, _ := pipeClient(t, room, "alice", 1)
 	bob, _ := pipeClient(t, room, "bob", 2)
 	alice.expect(ts + " * bob joined")
 	seen.Wait()
 
-	const lines = 12_000
 	go func() {
 		for i := range lines {
 			if _, err := fmt.Fprintf(alice.conn, "line %d\n", i); err != nil {
@@ -329,12 +332,15 @@ func TestKick(t *testing.T) {
 // TestKickMidBurst: a client kicked while it floods the room is gone at
 // once; none of its lines reach anyone after the notice of its leaving.
 func TestKickMidBurst(t *testing.T) {
-	room := pipeRoom(t, noFloodControl)
+	// The flood is bounded, and the watcher's outbox holds all of it: the
+	// watcher, read by the test, is never too slow for a pipe's flood.
+	const most = 20_000
+	room := pipeRoom(t, noFloodControl, chatroom.WithOutboxSize(2*most))
 	flooder, done := pipeClient(t, room, "flooder", 1)
 	discard(flooder, nil)
 	watcher, _ := pipeClient(t, room, "watcher", 2)
 	go func() {
-		for i := 0; ; i++ {
+		for i := range most {
 			if _, err := fmt.Fprintf(flooder.conn, "flood %d\n", i); err != nil {
 				return
 			}

@@ -24,6 +24,8 @@ type members struct {
 	history [][]byte           // the last say and /me lines, at most opts.history, a ring from next once full
 	next    int                // where the next line goes in a full history
 	events  *eventSink         // nil without WithEvents
+	bus     Bus                // nil without WithBus
+	remotes map[string]*remote // the peers' clients, by foldName of their name (bus.go); nil without a bus
 }
 
 // seat is the room goroutine's record of one client. It lives in the
@@ -49,7 +51,7 @@ const (
 )
 
 func newMembers(r *Room) *members {
-	return &members{room: r, byName: make(map[string]*client), out: newSocketWriter(), events: r.events}
+	return &members{room: r, byName: make(map[string]*client), out: newSocketWriter(), events: r.events, bus: r.opts.bus}
 }
 
 // foldName is the key of a name in byName: names are unique ignoring case.
@@ -79,6 +81,8 @@ func (m *members) handle(q request) {
 		q.clients <- m.clients()
 	case askKick:
 		q.done <- m.kick(q.name, q.text)
+	case askPeer:
+		m.fromPeer(*q.peer)
 	}
 	m.evictSlow()
 }
@@ -101,8 +105,8 @@ func (m *members) admit(c *client) {
 		return
 	}
 	key := foldName(c.name)
-	if m.byName[key] != nil {
-		if c.named {
+	if m.taken(key) {
+		if c.named || m.bus != nil { // through a bus, the reader claimed the name it has
 			m.stats.Refused++
 			c.answer <- answerTaken
 			r.log.Info("refused: name taken", "client", c.addr, "name", c.name)
@@ -119,12 +123,14 @@ func (m *members) admit(c *client) {
 	m.stats.Clients = len(m.list)
 
 	lines := make([][]byte, 0, 1+len(m.history))
-	lines = append(lines, lineWelcome(c.name, len(m.list)))
+	lines = append(lines, lineWelcome(c.name, m.online()))
 	lines = m.appendHistory(lines, r.opts.outboxSize-1)
 	m.post(c, lines)
 	c.answer <- answerYes // after the welcome: the reader's first reply comes after it
 	r.log.Info("joined", "client", c.name, "addr", c.addr, "online", len(m.list))
-	m.sendLine(lineJoined(now, c.name), c)
+	notice := lineJoined(now, c.name)
+	m.sendLine(notice, c)
+	m.publish(BusMessage{Kind: BusJoin, Name: c.name, Addr: c.addr, Time: now, Line: notice})
 	m.emit(Event{Kind: EventJoin, Time: now, Name: c.name, Addr: c.addr})
 }
 
@@ -133,7 +139,7 @@ func (m *members) admit(c *client) {
 // (Unix sockets, adapters).
 func (m *members) freeName(name string) string {
 	for n := 2; ; n++ {
-		if try := name + "#" + strconv.Itoa(n); m.byName[foldName(try)] == nil {
+		if try := name + "#" + strconv.Itoa(n); !m.taken(foldName(try)) {
 			return try
 		}
 	}
@@ -151,7 +157,9 @@ func (m *members) depart(c *client, reason leaveReason, detail string) {
 	e := reason.effect()
 	c.end(reason, e.lastLine(detail))
 	now := m.room.opts.now()
-	m.sendLine(lineLeft(now, c.seat.name, e.noticeText(detail)), nil)
+	notice := lineLeft(now, c.seat.name, e.noticeText(detail))
+	m.sendLine(notice, nil)
+	m.publish(BusMessage{Kind: BusLeave, Name: c.seat.name, Line: notice})
 	m.emit(Event{Kind: EventLeave, Time: now, Name: c.seat.name, Addr: c.addr, Reason: reason.String()})
 }
 
@@ -189,6 +197,11 @@ func (m *members) relay(from *client, said *lineQueue, action bool) {
 		m.stats.Messages += uint64(len(said.lines))
 		m.send(said.lines, from)
 		m.remember(said.lines)
+		if m.bus != nil {
+			for _, l := range said.lines {
+				m.bus.Publish(BusMessage{Kind: BusSay, Name: from.seat.name, Line: l})
+			}
+		}
 		if m.events != nil {
 			m.emitMessages(from, said.lines, action)
 		}
@@ -244,6 +257,7 @@ func (m *members) appendHistory(lines [][]byte, most int) [][]byte {
 func (m *members) notice(line []byte) {
 	m.stats.Messages++
 	m.sendLine(line, nil)
+	m.publish(BusMessage{Kind: BusNotice, Line: line})
 }
 
 // rename gives c the name name, unless someone else has it, ignoring case,
@@ -253,7 +267,7 @@ func (m *members) rename(c *client, name string) {
 		c.answer <- answerNo
 		return
 	}
-	if other := m.byName[foldName(name)]; other != nil && other != c {
+	if other := m.byName[foldName(name)]; other != nil && other != c || m.remotes[foldName(name)] != nil {
 		c.answer <- answerTaken
 		return
 	}
@@ -265,7 +279,9 @@ func (m *members) rename(c *client, name string) {
 	c.answer <- answerYes
 	if name != old {
 		now := m.room.opts.now()
-		m.sendLine(lineRenamed(now, old, name), c)
+		notice := lineRenamed(now, old, name)
+		m.sendLine(notice, c)
+		m.publish(BusMessage{Kind: BusNick, Old: old, Name: name, Line: notice})
 		m.room.log.Info("renamed", "client", old, "name", name)
 		m.emit(Event{Kind: EventNick, Time: now, Name: name, Addr: c.addr, Old: old})
 	}
@@ -273,9 +289,12 @@ func (m *members) rename(c *client, name string) {
 
 // names returns everyone's name, sorted ignoring case.
 func (m *members) names() []string {
-	names := make([]string, len(m.list))
-	for i, c := range m.list {
-		names[i] = c.seat.name
+	names := make([]string, 0, m.online())
+	for _, c := range m.list {
+		names = append(names, c.seat.name)
+	}
+	for _, r := range m.remotes {
+		names = append(names, r.info.Name)
 	}
 	slices.SortFunc(names, compareNames)
 	return names
@@ -302,21 +321,29 @@ func (m *members) whisper(from *client, to, text string, line []byte) {
 	if !m.has(from) {
 		return
 	}
-	target := m.byName[foldName(to)]
-	if target == nil {
+	var name string
+	if target := m.byName[foldName(to)]; target != nil {
+		m.post(target, [][]byte{line})
+		name = target.seat.name
+	} else if r := m.remotes[foldName(to)]; r != nil {
+		name = r.info.Name
+		m.publish(BusMessage{Kind: BusWhisper, Name: name, Line: line})
+	} else {
 		m.post(from, [][]byte{lineNoSuchClient(to)})
 		return
 	}
-	m.post(target, [][]byte{line})
 	m.emit(Event{Kind: EventMessage, Time: m.room.opts.now(), Name: from.seat.name, Addr: from.addr,
-		Text: text, To: target.seat.name})
+		Text: text, To: name})
 }
 
 // clients lists everyone, sorted by name ignoring case.
 func (m *members) clients() []ClientInfo {
-	infos := make([]ClientInfo, len(m.list))
-	for i, c := range m.list {
-		infos[i] = ClientInfo{Name: c.seat.name, Addr: c.addr, Joined: c.seat.joined}
+	infos := make([]ClientInfo, 0, m.online())
+	for _, c := range m.list {
+		infos = append(infos, ClientInfo{Name: c.seat.name, Addr: c.addr, Joined: c.seat.joined})
+	}
+	for _, r := range m.remotes {
+		infos = append(infos, r.info)
 	}
 	slices.SortFunc(infos, func(a, b ClientInfo) int { return compareNames(a.Name, b.Name) })
 	return infos
@@ -326,6 +353,10 @@ func (m *members) clients() []ClientInfo {
 func (m *members) kick(name, reason string) error {
 	c := m.byName[foldName(name)]
 	if c == nil {
+		if r := m.remotes[foldName(name)]; r != nil {
+			m.publish(BusMessage{Kind: BusKick, Name: r.info.Name, Text: reason})
+			return nil
+		}
 		return ErrNoSuchClient
 	}
 	m.depart(c, reasonKicked, reason)

@@ -73,6 +73,7 @@ type options struct {
 	auth         func(ctx context.Context, conn net.Conn) (string, error) // names or refuses a client; nil: named by address
 	filter       func(name, text string) (string, bool)                   // rewrites or rejects a line; nil: none
 	events       func(Event)                                              // observes the room; nil: none
+	bus          Bus                                                      // joins the room to its peers; nil: none
 	logger       *slog.Logger                                             // never nil
 	now          func() time.Time                                         // the clock for timestamps; never nil
 }
@@ -277,6 +278,26 @@ func WithFilter(f func(name, text string) (string, bool)) Option {
 			panic("chatroom: WithFilter(nil): filter must not be nil")
 		}
 		o.filter = f
+	}
+}
+
+// WithBus makes the room one of several, in as many processes, that serve
+// one room through b (see [Bus]; package natsbus is one over NATS). Every
+// client of every peer is then in the room: it sees their lines and
+// notices, /who and [Room.Clients] list them, /msg and [Room.Kick] reach
+// them, names are unique across every peer, and with [WithHistory] the
+// history is the whole room's. What is still this room's own: the client
+// limit ([WithMaxClients]) and the per-address limits count its own
+// clients; Stats counts what happened here (Stats.Clients: its own
+// clients; Stats.Messages: its own clients' lines and its own notices),
+// and WithEvents reports what its own clients do. NewRoom panics if b is
+// nil.
+func WithBus(b Bus) Option {
+	return func(o *options) {
+		if b == nil {
+			panic("chatroom: WithBus(nil): the bus must not be nil")
+		}
+		o.bus = b
 	}
 }
 

@@ -136,6 +136,8 @@ type Room struct {
 	ctx      context.Context    // ends when Shutdown or Close begins
 	cancel   context.CancelFunc // ends ctx; called once, by stop
 	ran      chan struct{}      // closed by the room goroutine as it returns
+	opened   chan struct{}      // closed by the room goroutine once its bus is open, or failed to open (at once without a bus)
+	openErr  error              // why the bus did not open, wrapped; written before opened is closed
 
 	// Lines written whole and lines discarded, counted where that happens
 	// (outbox.go), by the room goroutine or a writer goroutine: the room
@@ -188,6 +190,7 @@ func NewRoom(opts ...Option) *Room {
 		ctx:          ctx,
 		cancel:       cancel,
 		ran:          make(chan struct{}),
+		opened:       make(chan struct{}),
 		listeners:    make(map[*onceCloseListener]struct{}),
 		conns:        make(map[*client]struct{}),
 	}
@@ -206,7 +209,10 @@ func NewRoom(opts ...Option) *Room {
 func (r *Room) Serve(ln net.Listener) error {
 	l := &onceCloseListener{Listener: ln}
 	defer l.Close()
-	if !r.start() || !r.trackListener(l) {
+	if err := r.start(); err != nil {
+		return err
+	}
+	if !r.trackListener(l) {
 		return ErrRoomClosed
 	}
 	defer r.untrackListener(l)
@@ -302,10 +308,10 @@ func (r *Room) ServeConn(conn net.Conn) error {
 func (r *Room) serve(conn net.Conn, admitting bool) error {
 	c := newClient(r, conn)
 	c.admitting = admitting
-	if !r.trackConn(c) {
+	if err := r.trackConn(c); err != nil {
 		c.doneAdmitting()
 		conn.Close()
-		return ErrRoomClosed
+		return err
 	}
 	defer r.untrackConn(c)
 
@@ -321,8 +327,8 @@ func (r *Room) serve(conn net.Conn, admitting bool) error {
 // Broadcast returns, and reaches each of them in order with the other
 // messages. It returns [ErrRoomClosed] once Shutdown or Close was called.
 func (r *Room) Broadcast(text string) error {
-	if !r.start() {
-		return ErrRoomClosed
+	if err := r.start(); err != nil {
+		return err
 	}
 	line := lineNotice(r.opts.now(), string(appendClean(nil, []byte(text), math.MaxInt)))
 	if !r.ask(request{kind: askNotice, line: line}) {
@@ -458,13 +464,21 @@ func (r *Room) closeLogs() {
 	r.logs.close()
 }
 
-// start starts the room goroutine unless it runs already. It reports false
-// if the room is closing.
-func (r *Room) start() bool {
+// start starts the room goroutine unless it runs already, and waits until
+// the room's bus, if any, is open. It returns ErrRoomClosed if the room is
+// closing, or the error that kept the bus from opening.
+func (r *Room) start() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closing {
-		return false
+		started := r.started
+		r.mu.Unlock()
+		if started {
+			<-r.opened
+		}
+		if r.openErr != nil {
+			return r.openErr
+		}
+		return ErrRoomClosed
 	}
 	if !r.started {
 		r.started = true
@@ -474,7 +488,9 @@ func (r *Room) start() bool {
 			r.wg.Go(func() { r.events.deliver(r.log.Error) })
 		}
 	}
-	return true
+	r.mu.Unlock()
+	<-r.opened
+	return r.openErr
 }
 
 // spawn runs f in a goroutine of the room, counted on r.wg, unless the
@@ -554,20 +570,20 @@ func (r *Room) untrackListener(l *onceCloseListener) {
 
 // trackConn adds a connection in ServeConn, so that Close and Shutdown can
 // reach it, and counts it on r.wg; it starts the room goroutine if need be.
-// It reports false if the room is closing. Every true is matched by one
-// untrackConn.
-func (r *Room) trackConn(c *client) bool {
-	if !r.start() {
-		return false
+// It returns start's error, or ErrRoomClosed if the room is closing. Every
+// nil is matched by one untrackConn.
+func (r *Room) trackConn(c *client) error {
+	if err := r.start(); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
-		return false
+		return ErrRoomClosed
 	}
 	r.conns[c] = struct{}{}
 	r.wg.Add(1)
-	return true
+	return nil
 }
 
 // untrackConn waits until no writer goroutine of c runs (its connection is
@@ -600,6 +616,7 @@ type request struct {
 	stats   chan<- Stats        // askStats: the answer
 	clients chan<- []ClientInfo // askClients: the answer
 	done    chan<- error        // askKick: the answer
+	peer    *BusMessage         // askPeer: what a peer's client did
 }
 
 type requestKind uint8
@@ -615,6 +632,7 @@ const (
 	askStats                          // Room.Stats
 	askClients                        // Room.Clients
 	askKick                           // Room.Kick
+	askPeer                           // what a peer's client did, from the bus (bus.go)
 )
 
 // answer is the room's answer to a client's join, /nick, /who or /msg.
@@ -655,6 +673,9 @@ func (r *Room) run() {
 		}
 		close(r.ran)
 	}()
+	if !r.openBus(m) {
+		return
+	}
 	yielded := false // run has yielded since its last flush
 	for {
 		// Take every request that is already waiting before writing
@@ -679,6 +700,7 @@ func (r *Room) run() {
 			m.handle(q)
 		case <-r.ctx.Done():
 			m.closeAll(r.isGraceful())
+			r.closeBus()
 			return
 		}
 	}

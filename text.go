@@ -90,6 +90,7 @@ var (
 	lineNickTaken     = []byte("* error: nickname taken\n")
 	lineNamesByServer = []byte("* error: names are set by the server\n")
 	lineNameTaken     = []byte("* error: name taken\n")
+	lineNamesDown     = []byte("* error: names cannot be checked now, try again later\n") // the bus cannot reach its peers
 	lineRejected      = []byte("* error: message rejected\n")
 	lineAuthTimeout   = []byte("* error: authentication timed out\n")
 	lineAuthFailed    = []byte("* error: authentication failed\n")
