@@ -1,0 +1,282 @@
+package natsbus_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+// Three processes serve one room over one NATS server: each test starts
+// the server inside the test process and three rooms on their own
+// listeners, and talks to them as clients do, over TCP.
+
+func threeProcesses(t *testing.T, opts ...chatroom.Option) (*natsServer, []*process) {
+	ns := startNATS(t)
+	ps := []*process{startProcess(t, ns, opts...), startProcess(t, ns, opts...), startProcess(t, ns, opts...)}
+	return ns, ps
+}
+
+// trio joins alice, bob and carol, one on each process, and waits until
+// every process knows all three.
+func trio(t *testing.T, ps []*process) (alice, bob, carol *client) {
+	alice = join(t, ps[0], "alice")
+	bob = join(t, ps[1], "bob")
+	allSee(t, []string{"alice", "bob"}, ps...)
+	carol = join(t, ps[2], "carol")
+	allSee(t, []string{"alice", "bob", "carol"}, ps...)
+	// The others saw each newcomer arrive under its address, then rename.
+	alice.waitUntil(" is now carol")
+	bob.waitUntil(" is now carol")
+	return alice, bob, carol
+}
+
+func TestChatAcrossProcesses(t *testing.T) {
+	_, ps := threeProcesses(t)
+	alice, bob, carol := trio(t, ps)
+
+	alice.send("hello from A\n")
+	bob.expect(ts + " alice say: hello from A")
+	carol.expect(ts + " alice say: hello from A")
+
+	bob.send("/me waves\n")
+	alice.expect(ts + " * bob waves")
+	carol.expect(ts + " * bob waves")
+
+	// A whisper reaches its one recipient, on another process.
+	carol.send("/msg ALICE psst\n")
+	alice.expect(ts + " carol whispers: psst")
+	carol.send("after the whisper\n")
+	assert.Empty(t, bob.waitFor(ts+" carol say: after the whisper"), "bob heard the whisper")
+	alice.expect(ts + " carol say: after the whisper")
+
+	for _, c := range []*client{alice, bob, carol} {
+		c.send("/who\n")
+		c.expect("* 3 online: alice, bob, carol")
+	}
+
+	// A rename is seen everywhere, and the new name is found everywhere.
+	bob.send("/nick bobby\n")
+	bob.expect("* you are now bobby")
+	alice.expect(ts + " * bob is now bobby")
+	carol.expect(ts + " * bob is now bobby")
+	allSee(t, []string{"alice", "bobby", "carol"}, ps...)
+	alice.send("/msg bobby hi bobby\n")
+	bob.expect(ts + " alice whispers: hi bobby")
+	alice.send("/msg bob hi bob\n")
+	alice.expect("* error: no such client bob")
+
+	// Clients says where each client is.
+	infos := ps[0].room.Clients()
+	require.Len(t, infos, 3)
+	assert.Empty(t, infos[0].Peer, "alice is process A's own")
+	assert.Equal(t, ps[1].bus.ID(), infos[1].Peer)
+	assert.Equal(t, ps[2].bus.ID(), infos[2].Peer)
+
+	// Kick reaches a client on another process.
+	require.NoError(t, ps[0].room.Kick("BOBBY", "enough"))
+	bob.expect("* kicked: enough")
+	alice.expect(ts + " * bobby left (kicked: enough)")
+	carol.expect(ts + " * bobby left (kicked: enough)")
+	allSee(t, []string{"alice", "carol"}, ps...)
+
+	// A name is unique across processes: bob's old name is free again,
+	// alice's is not.
+	carol.send("/nick alice\n")
+	carol.expect("* error: nickname taken")
+	carol.send("/nick Bob\n")
+	carol.expect("* you are now Bob")
+}
+
+// TestEachSendersOrderAcrossProcesses: two senders on two processes, many
+// lines each: every receiver on every process gets each sender's lines
+// once, all of them, in order.
+func TestEachSendersOrderAcrossProcesses(t *testing.T) {
+	_, ps := threeProcesses(t)
+	alice, bob, carol := trio(t, ps)
+	const lines = 2000
+	var wg sync.WaitGroup
+	for _, c := range []*client{alice, bob} {
+		wg.Go(func() {
+			for i := range lines {
+				fmt.Fprintf(c.conn, "%s %d\n", c.name, i)
+			}
+		})
+	}
+	next := map[string]int{}
+	for range 2 * lines {
+		l := carol.line()
+		if !strings.HasPrefix(l, ts+" ") {
+			continue
+		}
+		var who, again string
+		var n int
+		_, err := fmt.Sscanf(strings.TrimPrefix(l, ts+" "), "%s say: %s %d", &who, &again, &n)
+		require.NoError(t, err, l)
+		require.Equal(t, next[who], n, "%s's lines out of order or lost", who)
+		next[who]++
+	}
+	wg.Wait()
+	assert.Equal(t, map[string]int{"alice": lines, "bob": lines}, next)
+}
+
+// TestNameRace: two clients on two processes take one name at the same
+// moment, 100 times over: each time exactly one gets it.
+func TestNameRace(t *testing.T) {
+	_, ps := threeProcesses(t)
+	a, b := dial(t, ps[0]), dial(t, ps[1])
+	for round := range 100 {
+		name := fmt.Sprintf("racer%d", round)
+		var start, sent sync.WaitGroup
+		start.Add(1)
+		for _, c := range []*client{a, b} {
+			sent.Go(func() {
+				start.Wait()
+				fmt.Fprintf(c.conn, "/nick %s\n", name)
+			})
+		}
+		start.Done()
+		sent.Wait()
+		var winners []*client
+		for _, c := range []*client{a, b} {
+			switch reply := c.reply(); reply {
+			case "* you are now " + name:
+				winners = append(winners, c)
+			default:
+				require.Equal(t, "* error: nickname taken", reply, "round %d", round)
+			}
+		}
+		require.Len(t, winners, 1, "round %d: more or less than one client got %s", round, name)
+		winners[0].name = name
+	}
+	want := []string{a.name, b.name}
+	slices.SortFunc(want, func(x, y string) int { return strings.Compare(strings.ToLower(x), strings.ToLower(y)) })
+	allSee(t, want, ps...)
+}
+
+func TestHistoryAcrossProcessesAndRestarts(t *testing.T) {
+	ns := startNATS(t)
+	history := chatroom.WithHistory(4)
+	ps := []*process{startProcess(t, ns, history), startProcess(t, ns, history), startProcess(t, ns, history)}
+	alice, bob, _ := trio(t, ps)
+	for i := range 3 {
+		alice.send("a%d\n", i)
+		bob.waitFor(fmt.Sprintf("%s alice say: a%d", ts, i))
+		bob.send("/me b%d\n", i)
+		alice.waitFor(fmt.Sprintf("%s * bob b%d", ts, i))
+	}
+	want := []string{ts + " alice say: a1", ts + " * bob b1", ts + " alice say: a2", ts + " * bob b2"}
+	newcomers := func(ps []*process) {
+		t.Helper()
+		for i, p := range ps {
+			c := dial(t, p)
+			var got []string
+			for range want {
+				got = append(got, c.line())
+			}
+			assert.Equal(t, want, got, "a newcomer on process %d", i)
+			c.conn.Close()
+		}
+	}
+	newcomers(ps)
+
+	// Every process restarts: the history is the stream's.
+	for _, p := range ps {
+		p.close(t)
+	}
+	ps = []*process{startProcess(t, ns, history), startProcess(t, ns, history), startProcess(t, ns, history)}
+	newcomers(ps)
+}
+
+// TestKilledProcess: a process whose bus connection is cut, with no
+// goodbye, loses nothing for the others, and its clients leave the room
+// for them within 6 heartbeats.
+func TestKilledProcess(t *testing.T) {
+	_, ps := threeProcesses(t)
+	alice, bob, carol := trio(t, ps)
+	const lines = 500
+	go func() {
+		for i := range lines {
+			if _, err := fmt.Fprintf(bob.conn, "line %d\n", i); err != nil {
+				return
+			}
+			if i == lines/2 {
+				ps[0].nc.Close() // process A is cut off mid-stream, without a word
+			}
+		}
+	}()
+	cut := time.Now()
+	var notices []string
+	for i := range lines {
+		notices = append(notices, carol.waitFor(fmt.Sprintf("%s bob say: line %d", ts, i))...)
+	}
+	eventually(t, 6*heartbeat+2*time.Second, func() bool {
+		return slices.Equal(ps[1].names(), []string{"bob", "carol"}) && slices.Equal(ps[2].names(), []string{"bob", "carol"})
+	}, "alice still listed")
+	t.Logf("alice gone for the others %v after process A was cut off (heartbeat %v)", time.Since(cut).Round(time.Millisecond), heartbeat)
+	if !slices.Contains(notices, ts+" * alice left") {
+		assert.Empty(t, notices, "carol heard only bob's lines")
+		carol.expect(ts + " * alice left")
+	}
+	bob.send("/who\n")
+	bob.waitFor("* 2 online: bob, carol")
+	alice.send("still here\n") // process A goes on serving its own clients
+}
+
+// TestNATSRestart: the NATS server goes away and comes back. The processes
+// reconnect by themselves and the room carries on: what is said during
+// the gap reaches the speaker's own process only, never late, and nobody
+// is counted gone for the gap.
+func TestNATSRestart(t *testing.T) {
+	ns, ps := threeProcesses(t)
+	alice, bob, carol := trio(t, ps)
+	alice.send("before\n")
+	bob.waitFor(ts + " alice say: before")
+	carol.waitFor(ts + " alice say: before")
+
+	ns.stop()
+	eventually(t, waitLimit, func() bool { return !ps[0].nc.IsConnected() && !ps[1].nc.IsConnected() }, "still connected")
+	// Nobody can take a name during the gap: a newcomer is told to come
+	// back.
+	refused := rawDial(t, ps[0])
+	assert.Equal(t, "* error: names cannot be checked now, try again later", refused.line())
+	alice.send("during the gap\n")
+	ns.start()
+
+	// Probe until bob hears alice again: the probes said before her
+	// process reconnected are lost, as documented, and nothing else.
+	var heard []string
+	for i := 0; ; i++ {
+		require.Less(t, i, 200, "alice's process never reconnected")
+		alice.send("probe %d\n", i)
+		bob.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		l, err := bob.in.ReadString('\n')
+		if err == nil {
+			heard = append(heard, strings.TrimSuffix(l, "\n"))
+			break
+		}
+		require.True(t, errors.Is(err, os.ErrDeadlineExceeded), "bob: %v", err)
+	}
+	require.Len(t, heard, 1)
+	assert.Regexp(t, `^`+ts+` alice say: probe \d+$`, heard[0], "the first line bob hears after the gap")
+	// Nobody was counted gone; names can be taken again.
+	allSee(t, []string{"alice", "bob", "carol"}, ps...)
+	dave := join(t, ps[0], "dave")
+	alice.send("after\n")
+	dave.waitUntil(ts + " alice say: after")
+	for _, l := range bob.waitFor(ts + " alice say: after") {
+		assert.NotContains(t, l, "during the gap")
+		assert.NotContains(t, l, " left")
+	}
+	t.Logf("messages known missed across the gap: %d on alice's process, %d on bob's",
+		ps[0].bus.Stats().Lost, ps[1].bus.Stats().Lost)
+}
