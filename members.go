@@ -127,7 +127,7 @@ func (m *members) admit(c *client) {
 	lines = m.appendHistory(lines, r.opts.outboxSize-1)
 	m.post(c, lines)
 	c.answer <- answerYes // after the welcome: the reader's first reply comes after it
-	r.log.Info("joined", "client", c.name, "addr", c.addr, "online", len(m.list))
+	r.log.Info("joined", "client", c.name, "addr", c.addr, "online", m.online())
 	notice := lineJoined(now, c.name)
 	m.sendLine(notice, c)
 	m.publish(BusMessage{Kind: BusJoin, Name: c.name, Addr: c.addr, Time: now, Line: notice})

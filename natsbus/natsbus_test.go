@@ -230,6 +230,10 @@ func TestKilledProcess(t *testing.T) {
 	bob.send("/who\n")
 	bob.waitFor("* 2 online: bob, carol")
 	alice.send("still here\n") // process A goes on serving its own clients
+
+	// The name of a client of a gone process is free for the others.
+	bob.send("/nick Alice\n")
+	assert.Equal(t, "* you are now Alice", bob.reply())
 }
 
 // TestNATSRestart: the NATS server goes away and comes back. The processes

@@ -107,7 +107,13 @@ func decode(data []byte) (*envelope, error) {
 		m.Name, m.Text = d.string(), d.string()
 	case kind(chatroom.BusNotice), kindHeartbeat, kindBye:
 	case kindState:
-		e.ask = d.byte() == 1
+		switch d.byte() {
+		case 0:
+		case 1:
+			e.ask = true
+		default:
+			return nil, errBadEnvelope
+		}
 		n := d.uvarint()
 		if n > uint64(len(data)) { // each member takes bytes: a lie
 			return nil, errBadEnvelope

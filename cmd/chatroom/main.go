@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/natsbus"
 	"github.com/chatroom-go/chatroom/web"
 )
 
@@ -93,6 +94,8 @@ func serve(args []string) error {
 	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) for -tls-cert")
 	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long to let clients take their last lines")
 	httpAddr := fs.String("http", "", "also serve the web page at /, its WebSocket at /ws and Prometheus metrics at /metrics on this `address`, in the same room")
+	natsURL := fs.String("nats", "", "serve this process's share of a room spread over every process with the same NATS server `URL` and -room (the server needs JetStream: nats-server -js)")
+	roomName := fs.String("room", "lobby", "with -nats, the `name` of the room: 1 to 64 letters, digits, _ or -")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,6 +124,11 @@ func serve(args []string) error {
 	case (*tlsCert == "") != (*tlsKey == ""):
 		return usageError{"-tls-cert and -tls-key go together"}
 	}
+	roomSet := false
+	fs.Visit(func(f *flag.Flag) { roomSet = roomSet || f.Name == "room" })
+	if roomSet && *natsURL == "" {
+		return usageError{"-room names a room spread over processes: it needs -nats"}
+	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ln, err := net.Listen("tcp", *addr)
@@ -144,7 +152,7 @@ func serve(args []string) error {
 	if *rate == 0 {
 		rateBurst = 0
 	}
-	room := chatroom.NewRoom(
+	opts := []chatroom.Option{
 		chatroom.WithHistory(*history),
 		chatroom.WithRateLimit(*rate, rateBurst),
 		chatroom.WithMaxPerHost(*maxPerHost),
@@ -155,7 +163,17 @@ func serve(args []string) error {
 		chatroom.WithWriteTimeout(*writeTimeout),
 		chatroom.WithOutboxSize(*outbox),
 		chatroom.WithLogger(logger),
-	)
+	}
+	if *natsURL != "" {
+		bus, err := natsbus.Connect(*natsURL, *roomName, natsbus.WithLogger(logger))
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		opts = append(opts, chatroom.WithBus(bus)) // the room closes it
+		logger.Info("sharing the room over NATS", "url", *natsURL, "room", *roomName, "peer", bus.ID())
+	}
+	room := chatroom.NewRoom(opts...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

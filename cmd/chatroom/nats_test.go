@@ -1,0 +1,95 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// natsServerBinary finds nats-server in PATH or in $GOPATH/bin, as .ci/run
+// installs it; the test that needs it skips without it.
+func natsServerBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	gopath, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		p := filepath.Join(string(gopath[:len(gopath)-1]), "bin", "nats-server")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("nats-server is not installed: go install github.com/nats-io/nats-server/v2@v2.15.2")
+	return ""
+}
+
+// startNATSServer runs nats-server with JetStream on a free loopback port
+// until the test ends, and returns its URL.
+func startNATSServer(t *testing.T) string {
+	t.Helper()
+	bin := natsServerBinary(t)
+	addr := freePort(t)
+	host, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "-js", "-a", host, "-p", port, "-sd", t.TempDir())
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(waitLimit)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return "nats://" + addr
+		}
+		require.True(t, time.Now().Before(deadline), "nats-server did not start: %v", err)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDemoOverNATS: two demo processes with -nats serve one room, as the
+// README has a new user try it: people on each chat, rename, whisper, see
+// who is here and the same history; both exit 0 on SIGTERM.
+func TestDemoOverNATS(t *testing.T) {
+	url := startNATSServer(t)
+	one := startDemo(t, "-nats", url, "-room", "demo", "-history", "5")
+	two := startDemo(t, "-nats", url, "-room", "demo", "-history", "5")
+
+	ann := joinDemo(t, one.addr, nil)
+	ann.send(t, "/nick ann\n")
+	ann.waitFor(t, "* you are now ann")
+	bob := joinDemo(t, two.addr, nil)
+	bob.send(t, "/nick bob\n")
+	bob.waitFor(t, "* you are now bob")
+	ann.waitFor(t, " is now bob")
+
+	ann.send(t, "hello from one\n")
+	bob.waitFor(t, " ann say: hello from one")
+	bob.send(t, "/me waves from two\n")
+	ann.waitFor(t, "* bob waves from two")
+	ann.send(t, "/msg bob psst\n")
+	bob.waitFor(t, " ann whispers: psst")
+	bob.send(t, "/nick ann\n")
+	bob.waitFor(t, "* error: nickname taken")
+	bob.send(t, "/nick bobby\n")
+	ann.waitFor(t, "* bob is now bobby")
+	ann.send(t, "/who\n")
+	ann.waitFor(t, "* 2 online: ann, bobby")
+
+	for _, d := range []*demo{one, two} {
+		newcomer := joinDemo(t, d.addr, nil)
+		newcomer.waitFor(t, " ann say: hello from one")
+		newcomer.waitFor(t, "* bob waves from two")
+	}
+	one.stop()
+	bob.waitFor(t, "* ann left")
+	two.stop()
+}
