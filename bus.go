@@ -43,8 +43,8 @@ type Bus interface {
 
 	// Publish hands the bus what one of the room's own clients did, or a
 	// Broadcast: BusJoin, BusLeave, BusNick, BusSay, BusNotice, BusWhisper
-	// or BusKick. m.Line is shared with the room's clients: the bus must not
-	// modify it.
+	// or BusKick. m.Line and m.Lines are shared with the room's clients:
+	// the bus must not modify them.
 	Publish(m BusMessage)
 
 	// Claim reserves name, ignoring case, for a client of this room, against
@@ -74,7 +74,7 @@ const (
 	BusJoin    BusKind = iota + 1 // Name joined, from Addr, at Time; Line is the others' notice
 	BusLeave                      // Name left; Line is the others' notice
 	BusNick                       // Old is now Name; Line is the others' notice
-	BusSay                        // Name said Line, a chat or /me line, which is kept in the history
+	BusSay                        // Lines are chat and /me lines, in order, kept in the history; received, they may be several peers' clients
 	BusNotice                     // Line is a Broadcast notice
 	BusWhisper                    // Line is a whisper to the client named Name alone
 	BusKick                       // Kick the client named Name, for the reason Text (Room.Kick)
@@ -102,7 +102,8 @@ type BusMessage struct {
 	Addr    string       // BusJoin: the client's remote address
 	Time    time.Time    // BusJoin: when it joined, by its room's clock
 	Text    string       // BusKick: the reason
-	Line    []byte       // the formatted line, ending in "\n"
+	Line    []byte       // the formatted line, ending in "\n" (not BusSay, BusKick)
+	Lines   [][]byte     // BusSay: the formatted lines
 	Members []ClientInfo // BusState: everyone on Peer
 }
 
@@ -190,8 +191,8 @@ func (m *members) fromPeer(msg BusMessage) {
 		}
 		m.sendLine(msg.Line, nil)
 	case BusSay:
-		m.send([][]byte{msg.Line}, nil)
-		m.remember([][]byte{msg.Line})
+		m.send(msg.Lines, nil)
+		m.remember(msg.Lines)
 	case BusNotice:
 		m.sendLine(msg.Line, nil)
 	case BusWhisper:

@@ -198,9 +198,7 @@ func (m *members) relay(from *client, said *lineQueue, action bool) {
 		m.send(said.lines, from)
 		m.remember(said.lines)
 		if m.bus != nil {
-			for _, l := range said.lines {
-				m.bus.Publish(BusMessage{Kind: BusSay, Name: from.seat.name, Line: l})
-			}
+			m.bus.Publish(BusMessage{Kind: BusSay, Lines: slices.Clone(said.lines)}) // said goes back to the pool
 		}
 		if m.events != nil {
 			m.emitMessages(from, said.lines, action)

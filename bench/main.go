@@ -98,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	var cfg config
-	servers := fs.String("servers", "room,redis,nats", "comma-separated `list` of servers to run against: room, room-ws (the room's WebSocket, as browsers use it), baseline, redis, nats")
+	servers := fs.String("servers", "room,redis,nats", "comma-separated `list` of servers to run against: room, room-ws (the room's WebSocket, as browsers use it), room-nats1, room-nats2, room-nats3 (one room over 1, 2 or 3 processes and a nats-server with JetStream, clients spread over them), baseline, redis, nats")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs per figure; the median is reported")
 	fs.IntVar(&cfg.clients, "clients", 100, "fanout and latency: connected clients")
 	fs.IntVar(&cfg.senders, "senders", 10, "fanout: how many of the clients send")
@@ -153,7 +153,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.paths = serverPaths{redis: findBinary("redis-server", *redisPath), nats: findBinary("nats-server", *natsPath),
 		room: *roomBin, baseline: *baselineBin, baselineArgs: strings.Fields(*baselineArgs)}
-	if cfg.paths.room == "" && (slices.Contains(cfg.servers, "room") || slices.Contains(cfg.servers, "room-ws")) {
+	if cfg.paths.room == "" && slices.ContainsFunc(cfg.servers, func(s string) bool { return s == "room" || s == "room-ws" || natsRooms(s) > 0 }) {
 		bin, cleanup, err := buildRoom()
 		if err != nil {
 			return err
@@ -208,6 +208,9 @@ func protocolFor(name string) protocol {
 		return redisProto{}
 	case "nats":
 		return natsProto{}
+	}
+	if natsRooms(name) > 0 {
+		return roomProto{label: name}
 	}
 	return nil
 }

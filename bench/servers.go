@@ -14,11 +14,33 @@ import (
 	"time"
 )
 
-// server is a server process under test, on this machine's loopback.
+// server is the server under test, on this machine's loopback: one
+// process, or for room-natsN, a nats-server and N rooms sharing one room
+// through it, measured together.
 type server struct {
-	kind string
-	addr string
-	cmd  *exec.Cmd
+	kind  string
+	addr  string      // where clients connect: the first room
+	addrs []string    // every room's address, for clients spread over the processes
+	cmds  []*exec.Cmd // every process: CPU, writes and memory are summed over them
+	dir   string      // a temporary directory to remove when stopped, or ""
+}
+
+// addrFor is the address client i connects to: the processes take turns.
+func (s *server) addrFor(i int) string {
+	if len(s.addrs) == 0 {
+		return s.addr
+	}
+	return s.addrs[i%len(s.addrs)]
+}
+
+// natsRooms reports how many room processes share a room over NATS for
+// kind "room-natsN", or 0 for any other kind.
+func natsRooms(kind string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(kind, "room-nats"))
+	if !strings.HasPrefix(kind, "room-nats") || err != nil || n < 1 || n > 9 {
+		return 0
+	}
+	return n
 }
 
 // serverPaths says where to find the servers' binaries.
@@ -81,6 +103,9 @@ var errMissing = errors.New("not installed")
 // waits until it accepts connections. A room is the demo program, run as
 // a user runs it, with its log on stderr.
 func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
+	if n := natsRooms(kind); n > 0 {
+		return startNATSRooms(kind, n, paths, outbox)
+	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -125,39 +150,100 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 	default:
 		return nil, fmt.Errorf("unknown server %q", kind)
 	}
+	s := &server{kind: kind, addr: addr}
+	if err := s.launch(cmd, addr); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startNATSRooms starts a nats-server with JetStream and n rooms sharing
+// the room "bench" through it, each run as a user runs the demo with
+// -nats.
+func startNATSRooms(kind string, n int, paths serverPaths, outbox int) (*server, error) {
+	switch {
+	case paths.nats == "":
+		return nil, fmt.Errorf("nats-server: %w (go install github.com/nats-io/nats-server/v2@v2.15.2)", errMissing)
+	case paths.room == "":
+		return nil, fmt.Errorf("%s: no binary given", kind)
+	}
+	dir, err := os.MkdirTemp("", "chatbench-js-")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{kind: kind, dir: dir}
+	port, err := freePort()
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	natsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err := s.launch(exec.Command(paths.nats, "-js", "-sd", dir, "-a", "127.0.0.1", "-p", strconv.Itoa(port)), natsAddr); err != nil {
+		s.stop()
+		return nil, err
+	}
+	for range n {
+		port, err := freePort()
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		args := append([]string{"-addr", addr, "-outbox", strconv.Itoa(outbox), "-nats", "nats://" + natsAddr, "-room", "bench"}, roomArgs...)
+		if err := s.launch(exec.Command(paths.room, args...), addr); err != nil {
+			s.stop()
+			return nil, err
+		}
+		s.addrs = append(s.addrs, addr)
+	}
+	s.addr = s.addrs[0]
+	return s, nil
+}
+
+// launch starts cmd as one of s's processes and waits until it accepts
+// connections on addr.
+func (s *server) launch(cmd *exec.Cmd, addr string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", kind, err)
+		return fmt.Errorf("starting %s: %w", s.kind, err)
 	}
-	s := &server{kind: kind, addr: addr, cmd: cmd}
+	s.cmds = append(s.cmds, cmd)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return s, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("%s did not come up on %s: %v\n%s", kind, addr, err, stderr.String())
+			return fmt.Errorf("%s did not come up on %s: %v\n%s", s.kind, addr, err, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// stop stops every process of s, the last started first.
 func (s *server) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-done
+	for i := len(s.cmds) - 1; i >= 0; i-- {
+		cmd := s.cmds[i]
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	s.cmds = nil
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
 	}
 }
 
@@ -166,9 +252,21 @@ func (s *server) stop() {
 const clockTick = 10 * time.Millisecond
 
 // cpu returns the CPU time the server has used so far, user and system,
-// all threads, from /proc/PID/stat.
+// all threads of all its processes, from /proc/PID/stat.
 func (s *server) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	var sum time.Duration
+	for _, cmd := range s.cmds {
+		d, err := processCPU(cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -185,27 +283,39 @@ func (s *server) cpu() (time.Duration, error) {
 // writeCalls returns how many write system calls (write, writev, send and
 // the like) the server has made so far, all threads, from /proc/PID/io.
 func (s *server) writeCalls() (int64, error) {
-	v, err := s.procField("io", "syscw:")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(v, 10, 64)
+	return s.sum("io", "syscw:", func(v string) (int64, error) { return strconv.ParseInt(v, 10, 64) })
 }
 
 // rss returns the server's resident memory in bytes, from /proc/PID/status.
 func (s *server) rss() (int64, error) {
-	v, err := s.procField("status", "VmRSS:")
-	if err != nil {
-		return 0, err
-	}
-	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
-	return kb << 10, err
+	return s.sum("status", "VmRSS:", func(v string) (int64, error) {
+		kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+		return kb << 10, err
+	})
 }
 
-// procField returns the value of the line that starts with name in the
-// server's /proc/PID/file, spaces trimmed.
-func (s *server) procField(file, name string) (string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", s.cmd.Process.Pid, file))
+// sum adds up, over the server's processes, the value of the line that
+// starts with name in /proc/PID/file, as parse reads it.
+func (s *server) sum(file, name string, parse func(string) (int64, error)) (int64, error) {
+	var total int64
+	for _, cmd := range s.cmds {
+		v, err := procField(cmd.Process.Pid, file, name)
+		if err != nil {
+			return 0, err
+		}
+		n, err := parse(v)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// procField returns the value of the line that starts with name in
+// /proc/PID/file, spaces trimmed.
+func procField(pid int, file, name string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return "", err
 	}
@@ -214,7 +324,7 @@ func (s *server) procField(file, name string) (string, error) {
 			return strings.TrimSpace(rest), nil
 		}
 	}
-	return "", fmt.Errorf("no %s in /proc/%d/%s", name, s.cmd.Process.Pid, file)
+	return "", fmt.Errorf("no %s in /proc/%d/%s", name, pid, file)
 }
 
 func freePort() (int, error) {

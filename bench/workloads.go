@@ -84,12 +84,12 @@ func decode(p []byte) (sender, seq int, sent int64, ok bool) {
 	return int(f[0]), int(f[1]), f[2], true
 }
 
-// connectAll joins n clients to addr, a few at a time, reporting progress,
+// connectAll joins n clients to srv, a few at a time, reporting progress,
 // and calls onJoin with each as soon as it is in. onJoin must start reading
 // at once: the room announces every arrival to everyone already there, and
 // a client that reads nothing while thousands arrive is rightly evicted as
 // too slow.
-func connectAll(p protocol, addr string, n int, progress *progress, onJoin func(i int, c client)) ([]client, error) {
+func connectAll(p protocol, srv *server, n int, progress *progress, onJoin func(i int, c client)) ([]client, error) {
 	clients := make([]client, n)
 	var next atomic.Int64
 	var firstErr error
@@ -104,7 +104,7 @@ func connectAll(p protocol, addr string, n int, progress *progress, onJoin func(
 				if i >= n {
 					return
 				}
-				c, err := p.join(addr)
+				c, err := p.join(srv.addrFor(i))
 				if err != nil {
 					mu.Lock()
 					firstErr = errors.Join(firstErr, fmt.Errorf("client %d: %w", i, err))
@@ -211,7 +211,7 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 		}()
 	}
 	progress.start(fmt.Sprintf("%s: connecting %d clients", p.name(), spec.clients), int64(spec.clients))
-	clients, err := connectAll(p, srv.addr, spec.clients, progress, startReader)
+	clients, err := connectAll(p, srv, spec.clients, progress, startReader)
 	if err != nil {
 		return res, err
 	}
@@ -337,7 +337,7 @@ func runIdle(p protocol, srv *server, n int, first, late time.Duration, progress
 			}
 		}()
 	}
-	clients, err := connectAll(p, srv.addr, n, progress, drain)
+	clients, err := connectAll(p, srv, n, progress, drain)
 	if err != nil {
 		return res, err
 	}

@@ -408,6 +408,12 @@ func (b *Bus) publisher() {
 			c.Name = m.Name
 			members[nameKey(m.Name)] = c
 		}
+		if m.Kind == chatroom.BusSay { // one envelope per line: the history stream counts lines
+			for _, l := range m.Lines {
+				buf = b.send(&envelope{kind: o.kind, msg: chatroom.BusMessage{Kind: m.Kind, Line: l}}, &seq, buf)
+			}
+			return
+		}
 		buf = b.send(&envelope{kind: o.kind, msg: m, target: o.target}, &seq, buf)
 	}
 	tick := time.NewTicker(b.cfg.heartbeat)
@@ -474,18 +480,84 @@ func (b *Bus) receiver() {
 	}
 }
 
-// receive deals with one message. It reports false once the room is
-// closing.
+// maxBatch is the most lines the receiver hands the room at once.
+const maxBatch = 64
+
+// receive deals with one message. A line is handed to the room with the
+// lines already waiting behind it, up to maxBatch, so that the room writes
+// them to each client at once. It reports false once the room is closing.
 func (b *Bus) receive(m *nats.Msg) bool {
+	e := b.open(m)
+	switch {
+	case e == nil:
+		return true
+	case e.kind == kind(chatroom.BusSay):
+		return b.receiveLines(e)
+	}
+	return b.receiveOne(e)
+}
+
+// open decodes a message and records it was heard; it returns nil for one
+// to skip: malformed, or this process's own.
+func (b *Bus) open(m *nats.Msg) *envelope {
 	e, err := decode(m.Data)
 	if err != nil {
 		b.log.Warn("natsbus: dropped a malformed message", "subject", m.Subject, "err", err)
-		return true
+		return nil
 	}
 	if e.from == b.id {
-		return true // our own, echoed
+		return nil // our own, echoed
 	}
 	b.track(e)
+	return e
+}
+
+// receiveLines hands the room the line e carries and the lines waiting
+// behind it; a message after them that is not a line is dealt with next.
+func (b *Bus) receiveLines(e *envelope) bool {
+	var lines [][]byte
+	add := func(e *envelope) {
+		if !b.seen(msgID{e.from, e.seq}) {
+			lines = append(lines, e.msg.Line)
+		}
+	}
+	add(e)
+	var after *envelope // the first message waiting that is not a line
+	for len(lines) < maxBatch {
+		m := b.more()
+		if m == nil {
+			break
+		}
+		next := b.open(m)
+		switch {
+		case next == nil:
+			continue
+		case next.kind != kind(chatroom.BusSay):
+			after = next
+		default:
+			add(next)
+			continue
+		}
+		break
+	}
+	if len(lines) > 0 && !b.deliver(chatroom.BusMessage{Kind: chatroom.BusSay, Lines: lines}) {
+		return false
+	}
+	return after == nil || b.receiveOne(after)
+}
+
+// more returns a message already waiting, or nil.
+func (b *Bus) more() *nats.Msg {
+	select {
+	case m := <-b.in:
+		return m
+	default:
+		return nil
+	}
+}
+
+// receiveOne deals with an envelope that is not a line.
+func (b *Bus) receiveOne(e *envelope) bool {
 	msg := e.msg
 	msg.Peer = e.from
 	switch e.kind {
@@ -503,10 +575,6 @@ func (b *Bus) receive(m *nats.Msg) bool {
 		msg.Kind, msg.Members = chatroom.BusState, e.members
 	case kindBye:
 		msg.Kind = chatroom.BusGone
-	case kind(chatroom.BusSay):
-		if b.seen(msgID{e.from, e.seq}) {
-			return true
-		}
 	}
 	return b.deliver(msg)
 }

@@ -49,7 +49,7 @@ func (e *envelope) encode(buf []byte) []byte {
 	case kind(chatroom.BusJoin):
 		buf = appendStrings(buf, m.Name, m.Addr)
 		buf = binary.AppendVarint(buf, m.Time.UnixNano())
-	case kind(chatroom.BusLeave), kind(chatroom.BusSay), kind(chatroom.BusWhisper):
+	case kind(chatroom.BusLeave), kind(chatroom.BusWhisper):
 		buf = appendString(buf, m.Name)
 	case kind(chatroom.BusNick):
 		buf = appendStrings(buf, m.Old, m.Name)
@@ -99,8 +99,9 @@ func decode(data []byte) (*envelope, error) {
 	case kind(chatroom.BusJoin):
 		m.Name, m.Addr = d.string(), d.string()
 		m.Time = time.Unix(0, d.varint())
-	case kind(chatroom.BusLeave), kind(chatroom.BusSay), kind(chatroom.BusWhisper):
+	case kind(chatroom.BusLeave), kind(chatroom.BusWhisper):
 		m.Name = d.string()
+	case kind(chatroom.BusSay): // one line per envelope: the history stream counts lines
 	case kind(chatroom.BusNick):
 		m.Old, m.Name = d.string(), d.string()
 	case kind(chatroom.BusKick):
