@@ -79,7 +79,7 @@ const maxAdmitting = 256
 
 // Stats is a snapshot of a room's counters, taken by [Room.Stats].
 type Stats struct {
-	Clients  int    // clients in the room now
+	Clients  int    // clients in the room now (with a bus, this room's own)
 	Joined   uint64 // clients admitted since the room was made
 	Left     uint64 // clients that left for any reason, evictions and shutdown included
 	Refused  uint64 // clients turned away: the room was full, their name taken, their address over its limits, or the auth hook said no
@@ -338,7 +338,8 @@ func (r *Room) Broadcast(text string) error {
 }
 
 // Clients returns everyone in the room now, sorted by name ignoring case:
-// a snapshot taken by the room goroutine. It returns nil for a room that
+// a snapshot taken by the room goroutine. With a bus ([WithBus]) it lists
+// the peers' clients too, each with its Peer. It returns nil for a room that
 // has not served yet or has closed.
 func (r *Room) Clients() []ClientInfo {
 	reply := make(chan []ClientInfo, 1)
@@ -353,7 +354,9 @@ func (r *Room) Clients() []ClientInfo {
 // written before its connection closes, and the others see "<ts> * <name>
 // left (kicked: <reason>)". The reason is cleaned like a chat line. Kick
 // returns [ErrNoSuchClient] if nobody has that name, and [ErrRoomClosed]
-// once the room has closed.
+// once the room has closed. With a bus ([WithBus]), a client of a peer is
+// kicked by its own room, which the bus asks to: Kick returns once the
+// request is on its way.
 func (r *Room) Kick(name, reason string) error {
 	done := make(chan error, 1)
 	if !r.query(request{kind: askKick, name: name, text: cleanString(reason), done: done}) {
