@@ -176,25 +176,26 @@ func (d *decoder) byte() byte {
 }
 
 func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
-		d.err = true
-		d.buf = nil
-		return 0
-	}
-	d.buf = d.buf[n:]
+	v, n := binary.Uvarint(d.buf) // 0 when n <= 0
+	d.skip(n)
 	return v
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.buf)
+	v, n := binary.Varint(d.buf) // 0 when n <= 0
+	d.skip(n)
+	return v
+}
+
+// skip moves past a varint of n bytes; n <= 0 is a varint that does not
+// fit.
+func (d *decoder) skip(n int) {
 	if n <= 0 {
 		d.err = true
 		d.buf = nil
-		return 0
+		return
 	}
 	d.buf = d.buf[n:]
-	return v
 }
 
 func (d *decoder) string() string {
