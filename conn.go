@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -48,6 +49,16 @@ type client struct {
 	counted   bool       // counted in Room.hosts: untrackConn closes its account
 	tokens    float64    // WithRateLimit's tokens, as of tokensAt
 	tokensAt  time.Time
+	lr        *lineReader // frames the client's input; kept between a polled client's turns
+
+	// The poller's (poller_linux.go), for a client it reads: polled says
+	// whether a turn runs; slot and gen, set once by register, are the
+	// client's token; idleAt, the poller clock's reading at which the
+	// client has been idle too long, moves on with every line that counts.
+	polled atomic.Int32
+	slot   int32
+	gen    int32
+	idleAt atomic.Int64
 
 	seat seat // the room goroutine's record of this client (members.go)
 
@@ -266,34 +277,49 @@ func (c *client) leave(reason leaveReason, err error) error {
 
 // read is the client's reader: it runs in ServeConn's goroutine until the
 // client leaves, and returns why, or reasonNone if the room is closing and
-// ends the client itself. It answers a line that is too long without
-// involving the room, and hands every other line, cleaned and formatted,
-// to the room. The idle clock starts when the client joins and restarts
-// only at a line that does something (see heard).
-//
-// Lines are handed over in batches: every whole line the last read brought
-// in, up to maxRelay, goes to the room in one request, and nothing is kept
-// back while the reader waits for input. The room then queues the batch on
-// each outbox at once, and each client gets it in one write.
-//
-// A parked reader's stack is sized for its deepest point, so read, and
-// ServeConn above it, keep their frames small by leaving the work of each
-// line to the functions below: that lets the collector shrink an idle
-// reader's stack to its smallest size.
+// ends the client itself (see readLines).
 func (c *client) read() (leaveReason, error) {
+	c.startReading(false)
+	defer c.lr.release()
+	return c.readLines()
+}
+
+// startReading prepares the client's reader; nonblocking is for a client
+// the poller reads, in turns. The idle clock starts.
+func (c *client) startReading(nonblocking bool) {
 	r := c.room
 	var in *socketInput
 	if c.raw != nil {
 		in = readiness(c.raw)
 	}
-	lr := newLineReader(c.conn, in, r.opts.bufferSize, r.readBuffers)
-	defer lr.release()
-	var said *lineQueue // formatted lines not yet handed to the room
-	c.restartIdleClock()
+	c.lr = newLineReader(c.conn, in, r.opts.bufferSize, r.readBuffers)
+	c.lr.nonblocking = nonblocking
 	if r.opts.rate > 0 {
 		c.tokens, c.tokensAt = float64(r.opts.rateBurst), time.Now()
 		c.limitReadBuffer()
 	}
+	if !nonblocking {
+		c.restartIdleClock() // the poller starts a polled client's as it registers it
+	}
+}
+
+// readLines reads the client's lines and deals with each until the client
+// leaves, and returns why, or reasonNone if the room is closing and ends
+// the client itself. A polled client's turn ends instead when the socket
+// has nothing more for now: readLines then returns errWouldBlock. It
+// answers a line that is too long without involving the room, and hands
+// every other line, cleaned and formatted, to the room. The idle clock
+// restarts only at a line that does something (see heard).
+//
+// Lines are handed over in batches: every whole line the last read brought
+// in, up to maxRelay, goes to the room in one request, and nothing is kept
+// back while the reader waits for input (or its turn ends). The room then
+// queues the batch on each outbox at once, and each client gets it in one
+// write.
+func (c *client) readLines() (leaveReason, error) {
+	r := c.room
+	lr := c.lr
+	var said *lineQueue // formatted lines not yet handed to the room
 	for {
 		if said != nil && (len(said.lines) >= r.maxRelay || !lr.buffered()) {
 			if !c.handOver(said) {
@@ -302,6 +328,9 @@ func (c *client) read() (leaveReason, error) {
 			said = nil // the room's now; it returns it to the pool
 		}
 		line, tooLong, err := lr.next()
+		if err == errWouldBlock {
+			return reasonNone, err
+		}
 		if err != nil { // said is empty: it was handed over before next could read
 			return c.readFailed(err)
 		}
@@ -314,10 +343,77 @@ func (c *client) read() (leaveReason, error) {
 	}
 }
 
+// readPolled hands the client to the room's poller: from its first turn,
+// run here, on the goroutine of Serve that admitted it, it is read in
+// turns, each on a goroutine that lives while the client has input to
+// deal with (see turn). It reports false if the poller would not take it;
+// the client is then read as any other.
+func (c *client) readPolled() bool {
+	c.polled.Store(pollBusy)
+	if err := c.room.poll.register(c); err != nil {
+		c.polled.Store(pollOff)
+		return false
+	}
+	c.startReading(true)
+	c.turn()
+	return true
+}
+
+// turn is one turn of a polled client's reader: it deals with whatever
+// input the socket has, then arms the poller for more and returns. A turn
+// that ends the client (it left, was cut off, or the room closed it) also
+// takes it out of the room and completes what ServeConn would. The poller
+// starts a turn on an event; the idle timeout starts idle instead; and a
+// client closed while no turn runs starts its last turn itself (shut).
+func (c *client) turn() {
+	for {
+		reason, err := c.readLines()
+		if err != errWouldBlock {
+			c.finish(reason, err)
+			return
+		}
+		c.polled.Store(pollIdle) // before arming: the next event must find it idle
+		err = c.room.poll.arm(c)
+		if err == nil {
+			return
+		}
+		// Closed meanwhile (or epoll failed): whoever takes the client
+		// now meets the closed connection and ends it.
+		c.shut(reasonDisconnect, fmt.Errorf("chatroom: polling: %w", err))
+		if !c.polled.CompareAndSwap(pollIdle, pollBusy) {
+			return
+		}
+	}
+}
+
+// idle ends a polled client whose idle timeout passed; the poller runs it
+// as a turn of its own.
+func (c *client) idle() {
+	c.finish(reasonIdle, nil)
+}
+
+// finish takes a polled client out of the room for reason (see leave),
+// and does what ServeConn's return would: gives the poller its slot back,
+// logs how it ended, and forgets it.
+func (c *client) finish(reason leaveReason, err error) {
+	c.lr.release()
+	err = c.leave(reason, err)
+	c.room.poll.unregister(c)
+	if err != nil {
+		c.room.logEnded(c.conn, err)
+	}
+	c.room.untrackConn(c)
+}
+
 // restartIdleClock gives the client the idle timeout, from now, to say
 // something that counts.
 func (c *client) restartIdleClock() {
-	if d := c.room.opts.idleTimeout; d > 0 {
+	d := c.room.opts.idleTimeout
+	switch {
+	case d <= 0:
+	case c.polled.Load() != pollOff:
+		c.idleAt.Store(c.room.poll.now() + int64(d)) // the poller's to enforce
+	default:
 		c.conn.SetReadDeadline(time.Now().Add(d))
 	}
 }

@@ -2,6 +2,7 @@ package chatroom
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,17 @@ type lineReader struct {
 	r, w     int     // the unread input is (*buf)[r:w]
 	skipping bool    // the rest of a line already reported too long is being discarded
 	err      error   // the read error to report once the input before it is used
+	part     []byte  // part of a line, kept while its buffer is back in the pool (see park)
+
+	// nonblocking: next returns errWouldBlock when it would wait for
+	// input (a polled client's turn, conn.go); then, with part of a line
+	// unread, it keeps the part parked until the next call.
+	nonblocking bool
 }
+
+// errWouldBlock is what next returns, in nonblocking mode, when the socket
+// has nothing more for now.
+var errWouldBlock = errors.New("chatroom: no input for now")
 
 // newLineReader returns a lineReader over src; in, if not nil, is src's
 // socket (see readiness).
@@ -73,7 +84,9 @@ func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 			lr.release()
 			return nil, false, lr.err
 		}
-		if err := lr.fill(); err != nil {
+		if err := lr.fill(); err == errWouldBlock {
+			return nil, false, err
+		} else if err != nil {
 			lr.err = err
 		}
 	}
@@ -100,24 +113,32 @@ func (lr *lineReader) frame(line []byte) ([]byte, bool, error) {
 // first waits for input without a buffer; with part of a line unread and
 // nothing more arrived, it parks that part first (see park).
 func (lr *lineReader) fill() error {
-	if lr.buf == nil || lr.r == lr.w {
+	switch {
+	case lr.part != nil: // parked by the last call, in nonblocking mode
+		if err := lr.wait(); err != nil {
+			return err
+		}
+		lr.unpark()
+	case lr.buf == nil || lr.r == lr.w:
 		lr.release()
 		if lr.in != nil {
-			if err := lr.in.await(); err != nil {
+			if err := lr.wait(); err != nil {
 				return err
 			}
 		}
 		lr.buf = lr.pool.get()
-	} else {
+	default:
 		if lr.in != nil {
 			ready, err := lr.in.ready()
 			if err != nil {
 				return err
 			}
 			if !ready {
-				if err := lr.park(); err != nil {
+				lr.park()
+				if err := lr.wait(); err != nil {
 					return err
 				}
+				lr.unpark()
 			}
 		}
 		if lr.r > 0 {
@@ -130,25 +151,49 @@ func (lr *lineReader) fill() error {
 	return err
 }
 
-// park keeps the part of a line that has arrived in a slice of its own
-// size, gives the buffer back, waits for more input, and takes a buffer
-// again with the part at its start.
-func (lr *lineReader) park() error {
-	part := bytes.Clone((*lr.buf)[lr.r:lr.w])
-	lr.pool.put(lr.buf)
-	lr.pool.parked.Add(1)
-	err := lr.in.await()
-	lr.pool.parked.Add(-1)
-	lr.buf = lr.pool.get()
-	lr.r, lr.w = 0, copy(*lr.buf, part)
-	return err
+// wait waits until the socket has input; in nonblocking mode it returns
+// errWouldBlock instead if it has none now.
+func (lr *lineReader) wait() error {
+	if !lr.nonblocking {
+		return lr.in.await()
+	}
+	ready, err := lr.in.ready()
+	switch {
+	case err != nil:
+		return err
+	case !ready:
+		return errWouldBlock
+	}
+	return nil
 }
 
-// release gives the buffer back to the pool; nothing unread may be in it.
+// park keeps the part of a line that has arrived in a slice of its own
+// size, and gives the buffer back while the reader waits for more input;
+// unpark takes a buffer again with the part at its start.
+func (lr *lineReader) park() {
+	lr.part = bytes.Clone((*lr.buf)[lr.r:lr.w])
+	lr.pool.put(lr.buf)
+	lr.buf, lr.r, lr.w = nil, 0, 0
+	lr.pool.parked.Add(1)
+}
+
+func (lr *lineReader) unpark() {
+	lr.pool.parked.Add(-1)
+	lr.buf = lr.pool.get()
+	lr.r, lr.w = 0, copy(*lr.buf, lr.part)
+	lr.part = nil
+}
+
+// release gives the buffer back to the pool, and drops a parked part;
+// nothing unread may be in the buffer.
 func (lr *lineReader) release() {
 	if lr.buf != nil {
 		lr.pool.put(lr.buf)
 		lr.buf, lr.r, lr.w = nil, 0, 0
+	}
+	if lr.part != nil {
+		lr.part = nil
+		lr.pool.parked.Add(-1)
 	}
 }
 

@@ -174,6 +174,11 @@ func (c *client) shut(reason leaveReason, err error) {
 	// Outside the lock: closing a TLS connection may write an alert.
 	c.conn.Close()
 	close(c.done)
+	// A polled client with no turn running has nobody to notice: start
+	// its last turn, which meets the closed connection and ends it.
+	if c.polled.CompareAndSwap(pollIdle, pollBusy) {
+		c.room.wg.Go(c.turn)
+	}
 }
 
 // writer is the writer goroutine. It alone writes to the connection while

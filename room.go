@@ -114,6 +114,7 @@ type Room struct {
 	lineRoomFull []byte
 
 	logs *logSink     // takes the room's log records to the user's handler without ever waiting (logs.go)
+	poll *poller      // waits for the input of idle clients from Serve (poller_linux.go); nil until the first one, or off Linux
 	log  *slog.Logger // the room's logger, through logs
 
 	handshakeFailures *burstLog  // failed TLS handshakes, logged at info and summarised in bursts
@@ -147,6 +148,7 @@ type Room struct {
 
 	mu        sync.Mutex
 	started   bool                            // the room goroutine was started
+	pollTried bool                            // startPoller was called: poll is set, or there is none
 	closing   bool                            // Shutdown or Close was called
 	graceful  bool                            // ... and it was Shutdown
 	listeners map[*onceCloseListener]struct{} // listeners in Serve
@@ -254,11 +256,30 @@ func (r *Room) Serve(ln net.Listener) error {
 }
 
 // serveAccepted serves a connection from Serve, which took its place in
-// r.admitting.
+// r.admitting. Once the client is in, the room's poller, if it has one,
+// reads a plain socket in turns, and this goroutine returns: an idle
+// client then costs no goroutine.
 func (r *Room) serveAccepted(conn net.Conn) {
-	if err := r.serve(conn, true); err != nil {
+	c := newClient(r, conn)
+	c.admitting = true
+	if err := r.trackConn(c); err != nil {
+		c.doneAdmitting()
+		conn.Close()
+		return
+	}
+	if err := c.join(); err != nil {
+		r.logEnded(conn, err)
+		r.untrackConn(c)
+		return
+	}
+	if c.raw != nil && r.startPoller() && c.readPolled() {
+		return // the poller's now; its last turn untracks it
+	}
+	reason, err := c.read()
+	if err := c.leave(reason, err); err != nil {
 		r.logEnded(conn, err)
 	}
+	r.untrackConn(c)
 }
 
 // waitAdmitting takes a place in r.admitting, waiting while every place is
@@ -440,7 +461,7 @@ func (r *Room) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
-	r.closeLogs()
+	r.closeRest()
 	return err
 }
 
@@ -452,13 +473,20 @@ func (r *Room) Close() error {
 	err := r.stop(false)
 	r.closeConns()
 	r.wg.Wait()
-	r.closeLogs()
+	r.closeRest()
 	return err
 }
 
-// closeLogs ends the room's logging, once every other goroutine of the
-// room has returned: its burst summaries, then the log goroutine.
-func (r *Room) closeLogs() {
+// closeRest releases what the room keeps until every other goroutine of
+// it has returned: the poller's descriptors, then its logging (its burst
+// summaries, then the log goroutine).
+func (r *Room) closeRest() {
+	r.mu.Lock()
+	poll := r.poll
+	r.mu.Unlock()
+	if poll != nil {
+		poll.close()
+	}
 	r.handshakeFailures.close()
 	r.hostRefusals.close()
 	if r.events != nil {
@@ -494,6 +522,20 @@ func (r *Room) start() error {
 	r.mu.Unlock()
 	<-r.opened
 	return r.openErr
+}
+
+// startPoller starts the room's poller, with the first client from Serve
+// on a plain socket, and reports whether the room has one.
+func (r *Room) startPoller() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.pollTried {
+		r.pollTried = true
+		if r.poll = newPoller(r); r.poll != nil {
+			r.wg.Go(r.poll.run)
+		}
+	}
+	return r.poll != nil
 }
 
 // spawn runs f in a goroutine of the room, counted on r.wg, unless the

@@ -1,0 +1,303 @@
+//go:build linux
+
+package chatroom
+
+import (
+	"container/heap"
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// This file is the poller goroutine's: on Linux, the room waits for the
+// input of its quiet TCP and Unix-socket clients in one epoll loop, as the
+// select() server it descends from did, instead of with a parked goroutine
+// for each. A client has a goroutine only while it has input to deal with
+// (a turn, conn.go), and the loop also times out the idle ones.
+//
+// Descriptor numbers are reused as soon as a connection closes, so the
+// loop never acts on a number alone:
+//
+//   - every epoll_ctl runs inside the connection's RawConn.Control, which
+//     holds the descriptor open: the number is this connection's while it
+//     runs, and after Close it fails instead of reaching a newer one;
+//   - an event carries a token, the client's slot and the slot's
+//     generation, and an event whose generation is stale (its client left,
+//     and the slot may hold another) is dropped;
+//   - all reading goes through the net.Conn, which reports net.ErrClosed
+//     once closed, never another socket's bytes.
+//
+// Each client is registered one-shot: an event disarms it until the turn
+// that event started has read everything and arms it again, so there is
+// never more than one turn per client. A client is armed level-triggered,
+// so input that arrived while it was disarmed fires at once.
+
+// poller is the room's epoll loop.
+type poller struct {
+	room      *Room
+	epfd      int
+	wakeR     int // a pipe's ends: a byte written to wakeW ends epoll_wait
+	wakeW     int
+	epoch     time.Time // idle deadlines count nanoseconds from here (monotonic)
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	slots   []pollSlot // by slot index
+	free    []int32    // free slot indexes
+	timers  idleTimers // every registered client's idle deadline, soonest first
+	waiting int64      // the deadline epoll_wait sleeps until; 0: none
+}
+
+// pollSlot holds one registered client, and counts the clients that had
+// the slot, so that an event for a former one is known stale.
+type pollSlot struct {
+	c   *client
+	gen int32
+}
+
+// A client's poll state (client.polled): not polled, its reader blocks as
+// on any other system; or polled, with a turn running or none.
+const (
+	pollOff  int32 = iota // not the poller's: ServeConn's blocking reader
+	pollBusy              // a turn runs: it alone reads; events wait, disarmed
+	pollIdle              // no turn runs: the next event, the idle timeout or a close starts one
+)
+
+// wakeToken marks the wake pipe's events.
+const wakeToken = -1
+
+// newPoller returns a poller for r, or nil if the system refuses one: the
+// room then reads every client with a goroutine of its own.
+func newPoller(r *Room) *poller {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		r.log.Warn("no epoll: every client is read by a goroutine of its own", "err", err)
+		return nil
+	}
+	var pipe [2]int
+	if err := syscall.Pipe2(pipe[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(epfd)
+		r.log.Warn("no pipe for the poller: every client is read by a goroutine of its own", "err", err)
+		return nil
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeToken}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(pipe[0])
+		syscall.Close(pipe[1])
+		r.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
+		return nil
+	}
+	return &poller{room: r, epfd: epfd, wakeR: pipe[0], wakeW: pipe[1], epoch: time.Now()}
+}
+
+// now is the poller's clock, in nanoseconds since its epoch.
+func (p *poller) now() int64 { return int64(time.Since(p.epoch)) }
+
+// register gives c a slot and a token, and adds its socket to the epoll
+// set, disarmed: the first turn arms it. It starts c's idle clock.
+func (p *poller) register(c *client) error {
+	p.mu.Lock()
+	var i int32
+	if n := len(p.free); n > 0 {
+		i = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		i = int32(len(p.slots))
+		p.slots = append(p.slots, pollSlot{})
+	}
+	p.slots[i].c = c
+	c.slot, c.gen = i, p.slots[i].gen
+	p.mu.Unlock()
+
+	err := p.ctl(c, syscall.EPOLL_CTL_ADD, syscall.EPOLLONESHOT)
+	if err != nil {
+		p.unregister(c)
+		return err
+	}
+	if d := p.room.opts.idleTimeout; d > 0 {
+		at := p.now() + int64(d)
+		c.idleAt.Store(at)
+		p.schedule(c, at)
+	}
+	return nil
+}
+
+// unregister frees c's slot; events still on their way for it are stale.
+func (p *poller) unregister(c *client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := &p.slots[c.slot]; s.c == c {
+		s.c = nil
+		s.gen++
+		p.free = append(p.free, c.slot)
+	}
+}
+
+// arm has the loop watch c's socket for input again, once.
+func (p *poller) arm(c *client) error {
+	return p.ctl(c, syscall.EPOLL_CTL_MOD, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
+}
+
+// ctl applies an epoll operation to c's socket, inside Control, which
+// holds the descriptor: it fails, rather than reach another socket, once
+// the connection is closed.
+func (p *poller) ctl(c *client, op int, events uint32) error {
+	var opErr error
+	err := c.raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: events, Fd: c.slot, Pad: c.gen}
+		opErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+	})
+	return errors.Join(err, opErr)
+}
+
+// schedule puts c's idle deadline, the clock reading at, in the loop's
+// heap. Each client has one entry there, from register on: when it comes
+// due, the loop looks at the client's latest deadline (client.idleAt,
+// which every line that counts moves) and schedules that instead, so a
+// busy client costs the heap nothing per line.
+func (p *poller) schedule(c *client, at int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	heap.Push(&p.timers, idleTimer{at: at, c: c, gen: c.gen})
+	if p.waiting == 0 || at < p.waiting {
+		p.wake() // epoll_wait sleeps past it
+	}
+}
+
+// wake ends the loop's epoll_wait.
+func (p *poller) wake() {
+	syscall.Write(p.wakeW, []byte{0}) // a full pipe wakes it as well
+}
+
+// run is the poller goroutine. It waits for input on every armed client,
+// starts a turn for each that has some, and times out the idle ones,
+// until the room begins to close; closing clients start their last turns
+// themselves (client.shut).
+func (p *poller) run() {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the room's end wakes the loop
+		select {
+		case <-p.room.ctx.Done():
+			p.wake()
+		case <-stop:
+		}
+	}()
+	events := make([]syscall.EpollEvent, 256)
+	for p.room.ctx.Err() == nil {
+		n, err := syscall.EpollWait(p.epfd, events, p.timeout())
+		if err != nil && err != syscall.EINTR {
+			p.room.log.Error("epoll_wait failed; the poller stops", "err", err)
+			return
+		}
+		for _, ev := range events[:max(n, 0)] {
+			if ev.Fd == wakeToken {
+				p.drainWake()
+				continue
+			}
+			if c := p.client(ev.Fd, ev.Pad); c != nil && c.polled.CompareAndSwap(pollIdle, pollBusy) {
+				p.room.wg.Go(c.turn)
+			}
+		}
+		p.expire()
+	}
+}
+
+// client returns the client the token (slot, gen) names, or nil if it is
+// stale.
+func (p *poller) client(slot, gen int32) *client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if slot < 0 || int(slot) >= len(p.slots) || p.slots[slot].gen != gen {
+		return nil
+	}
+	return p.slots[slot].c
+}
+
+func (p *poller) drainWake() {
+	var b [64]byte
+	for {
+		if n, _ := syscall.Read(p.wakeR, b[:]); n < len(b) {
+			return
+		}
+	}
+}
+
+// timeout is how long epoll_wait may sleep, in milliseconds: until the
+// soonest idle deadline, or for ever (-1).
+func (p *poller) timeout() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.timers) == 0 {
+		p.waiting = 0
+		return -1
+	}
+	p.waiting = p.timers[0].at
+	wait := p.waiting - p.now()
+	if wait <= 0 {
+		return 0
+	}
+	return int((wait + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+// busyRetry is how soon the loop looks again at a client whose deadline
+// passed while a turn was running.
+const busyRetry = 50 * time.Millisecond
+
+// expire ends every client whose idle deadline has passed. A deadline
+// that moved (the client said something) is scheduled anew; a client in
+// the middle of a turn is looked at again shortly.
+func (p *poller) expire() {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.timers) > 0 && p.timers[0].at <= now {
+		t := heap.Pop(&p.timers).(idleTimer)
+		if s := p.slots[t.c.slot]; s.c != t.c || s.gen != t.gen {
+			continue // it left
+		}
+		switch at := t.c.idleAt.Load(); {
+		case at > now:
+			heap.Push(&p.timers, idleTimer{at: at, c: t.c, gen: t.gen})
+		case t.c.polled.CompareAndSwap(pollIdle, pollBusy):
+			p.room.wg.Go(t.c.idle)
+		default:
+			heap.Push(&p.timers, idleTimer{at: now + int64(busyRetry), c: t.c, gen: t.gen})
+		}
+	}
+}
+
+// close releases the poller's descriptors, once no goroutine of the room
+// runs. Only the first call closes them: a number closed twice may by then
+// be someone else's.
+func (p *poller) close() {
+	p.closeOnce.Do(func() {
+		syscall.Close(p.epfd)
+		syscall.Close(p.wakeR)
+		syscall.Close(p.wakeW)
+	})
+}
+
+// idleTimer is a client's idle deadline, as scheduled.
+type idleTimer struct {
+	at  int64
+	c   *client
+	gen int32
+}
+
+// idleTimers is a min-heap of deadlines (container/heap).
+type idleTimers []idleTimer
+
+func (h idleTimers) Len() int           { return len(h) }
+func (h idleTimers) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h idleTimers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idleTimers) Push(x any)        { *h = append(*h, x.(idleTimer)) }
+func (h *idleTimers) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = idleTimer{}
+	*h = old[:len(old)-1]
+	return t
+}
