@@ -114,11 +114,8 @@ func (c *client) whisper(args string, said **lineQueue) (leaveReason, bool) {
 // waits until it has: a reply the reader queues next then comes after it.
 // It reports false if the room is closing.
 func (c *client) askAndWait(q request) bool {
-	if !c.room.ask(q) {
-		return false
-	}
-	<-c.answer // the room answers as it takes the request
-	return true
+	_, ok := c.askRoom(q) // the room answers as it takes the request
+	return ok
 }
 
 // nick asks the room for the name name, and takes it if the room agrees:
@@ -144,13 +141,14 @@ func (c *client) nick(name string, said **lineQueue) (leaveReason, bool) {
 		}
 		claimed = true
 	}
-	if !c.room.ask(request{kind: askNick, client: c, name: name}) {
+	a, ok := c.askRoom(request{kind: askNick, client: c, name: name})
+	if !ok {
 		if claimed {
 			bus.Release(name)
 		}
 		return reasonNone, false
 	}
-	switch <-c.answer { // the room answers as it takes the request, after queuing "you are now"
+	switch a { // the room answers as it takes the request, after queuing "you are now"
 	case answerYes:
 		if claimed {
 			bus.Release(c.name)

@@ -38,7 +38,7 @@ type client struct {
 	conn   net.Conn
 	raw    syscall.RawConn // conn's socket, or nil if it is not a plain one (see rawSocket)
 	addr   string          // the remote address
-	answer chan answer     // the room's answer to this client's join, /nick, /who or /msg; buffered, so the room never waits
+	answer chan answer     // the room's answer to this client's join, /nick, /who or /msg, made by askRoom while it asks; buffered, so the room never waits
 
 	// The reader's own.
 	name      string     // the client's name: its address, the auth hook's name, or its /nick; the room keeps its own copy in seat, and sets this one before it answers a join
@@ -49,7 +49,9 @@ type client struct {
 	counted   bool       // counted in Room.hosts: untrackConn closes its account
 	tokens    float64    // WithRateLimit's tokens, as of tokensAt
 	tokensAt  time.Time
-	lr        *lineReader // frames the client's input; kept between a polled client's turns
+	lr        *lineReader // frames the client's input; a polled client has one only during a turn
+	part      []byte      // a polled client's part of a line, kept between turns (see lineReader.park)
+	skipping  bool        // ... and whether it is discarding the rest of a line too long
 
 	// The poller's (poller_linux.go), for a client it reads: polled says
 	// whether a turn runs; slot and gen, set once by register, are the
@@ -78,21 +80,20 @@ type client struct {
 
 	writers   sync.WaitGroup // counts the writer goroutine while one runs
 	runWriter func()         // c.writer, bound once so that starting a writer does not allocate
-	done      chan struct{}  // closed when conn is closed
+	closing   sync.WaitGroup // 1 until conn is closed (shut): leave waits on it
 }
 
 func newClient(r *Room, conn net.Conn) *client {
 	addr := conn.RemoteAddr().String()
 	c := &client{
-		room:   r,
-		conn:   conn,
-		raw:    rawSocket(conn),
-		addr:   addr,
-		name:   addr,
-		answer: make(chan answer, 1),
-		seat:   seat{index: -1},
-		done:   make(chan struct{}),
+		room: r,
+		conn: conn,
+		raw:  rawSocket(conn),
+		addr: addr,
+		name: addr,
+		seat: seat{index: -1},
 	}
+	c.closing.Add(1)
 	c.runWriter = c.writer
 	return c
 }
@@ -138,12 +139,13 @@ func (c *client) join() error {
 			return err
 		}
 	}
-	if !r.ask(request{kind: askJoin, client: c}) {
+	a, ok := c.askRoom(request{kind: askJoin, client: c})
+	if !ok {
 		c.releaseName()
 		c.shut(reasonClosed, nil)
 		return ErrRoomClosed
 	}
-	switch <-c.answer {
+	switch a {
 	case answerFull:
 		c.releaseName()
 		c.refuse(r.lineRoomFull)
@@ -158,6 +160,19 @@ func (c *client) join() error {
 
 // maxNameSuffix bounds the suffixes claimName tries.
 const maxNameSuffix = 100
+
+// askRoom asks the room q, a request the room answers (a join, /nick,
+// /who, /msg), and waits for the answer. It reports false if the room is
+// closing. The answer's channel exists only while the reader asks: a
+// quiet client holds none.
+func (c *client) askRoom(q request) (answer, bool) {
+	c.answer = make(chan answer, 1)
+	defer func() { c.answer = nil }() // the room's send, its last use, came before the receive
+	if !c.room.ask(q) {
+		return 0, false
+	}
+	return <-c.answer, true
+}
 
 // claimName claims the client's name through the room's bus, before it
 // asks the room to join. A name by address that someone else holds gets
@@ -260,7 +275,7 @@ func (c *client) leave(reason leaveReason, err error) error {
 	if reason != reasonNone {
 		c.room.ask(request{kind: askLeave, client: c, reason: reason})
 	}
-	<-c.done
+	c.closing.Wait()
 	c.releaseName()
 
 	c.mu.Lock()
@@ -284,23 +299,48 @@ func (c *client) read() (leaveReason, error) {
 	return c.readLines()
 }
 
-// startReading prepares the client's reader; nonblocking is for a client
-// the poller reads, in turns. The idle clock starts.
-func (c *client) startReading(nonblocking bool) {
+// startReading prepares the client's reader; polled is for a client the
+// poller reads, in turns, each with a reader of its own (borrowReader).
+// The idle clock starts.
+func (c *client) startReading(polled bool) {
 	r := c.room
+	if r.opts.rate > 0 {
+		c.tokens, c.tokensAt = float64(r.opts.rateBurst), time.Now()
+		c.limitReadBuffer()
+	}
+	if polled {
+		return // the poller starts the idle clock as it registers the client
+	}
 	var in *socketInput
 	if c.raw != nil {
 		in = readiness(c.raw)
 	}
 	c.lr = newLineReader(c.conn, in, r.opts.bufferSize, r.readBuffers)
-	c.lr.nonblocking = nonblocking
-	if r.opts.rate > 0 {
-		c.tokens, c.tokensAt = float64(r.opts.rateBurst), time.Now()
-		c.limitReadBuffer()
-	}
-	if !nonblocking {
-		c.restartIdleClock() // the poller starts a polled client's as it registers it
-	}
+	c.restartIdleClock()
+}
+
+// borrowReader lends a polled client a reader for a turn, with the part of
+// a line it kept from the last one.
+func (c *client) borrowReader() {
+	lr := lineReaders.Get().(*lineReader)
+	lr.src, lr.pool, lr.max = c.conn, c.room.readBuffers, c.room.opts.bufferSize
+	lr.in.rc = c.raw
+	lr.part, lr.skipping = c.part, c.skipping
+	c.part = nil
+	c.lr = lr
+}
+
+// returnReader gives the reader back at the end of a turn, which ends
+// waiting for input: its buffer is back in the pool, and the part of a line
+// it holds, if any, stays with the client.
+func (c *client) returnReader() {
+	lr := c.lr
+	c.part, c.skipping = lr.part, lr.skipping
+	in := lr.in
+	in.rc = nil
+	*lr = lineReader{in: in, nonblocking: true}
+	lineReaders.Put(lr)
+	c.lr = nil
 }
 
 // readLines reads the client's lines and deals with each until the client
@@ -367,11 +407,13 @@ func (c *client) readPolled() bool {
 // client closed while no turn runs starts its last turn itself (shut).
 func (c *client) turn() {
 	for {
+		c.borrowReader()
 		reason, err := c.readLines()
 		if err != errWouldBlock {
 			c.finish(reason, err)
 			return
 		}
+		c.returnReader()
 		c.polled.Store(pollIdle) // before arming: the next event must find it idle
 		err = c.room.poll.arm(c)
 		if err == nil {
@@ -396,7 +438,14 @@ func (c *client) idle() {
 // and does what ServeConn's return would: gives the poller its slot back,
 // logs how it ended, and forgets it.
 func (c *client) finish(reason leaveReason, err error) {
-	c.lr.release()
+	if c.lr != nil {
+		c.lr.release()
+		c.returnReader()
+	}
+	if c.part != nil { // parked between turns (idle)
+		c.part = nil
+		c.room.readBuffers.parked.Add(-1)
+	}
 	err = c.leave(reason, err)
 	c.room.poll.unregister(c)
 	if err != nil {

@@ -36,6 +36,13 @@ type lineReader struct {
 	nonblocking bool
 }
 
+// lineReaders lends polled clients a lineReader, with its socket input,
+// for one turn each (client.turn): between turns a quiet client holds
+// neither.
+var lineReaders = sync.Pool{New: func() any {
+	return &lineReader{in: readiness(nil), nonblocking: true}
+}}
+
 // errWouldBlock is what next returns, in nonblocking mode, when the socket
 // has nothing more for now.
 var errWouldBlock = errors.New("chatroom: no input for now")

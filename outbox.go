@@ -173,7 +173,7 @@ func (c *client) shut(reason leaveReason, err error) {
 
 	// Outside the lock: closing a TLS connection may write an alert.
 	c.conn.Close()
-	close(c.done)
+	c.closing.Done()
 	// A polled client with no turn running has nobody to notice: start
 	// its last turn, which meets the closed connection and ends it.
 	if c.polled.CompareAndSwap(pollIdle, pollBusy) {
