@@ -409,13 +409,6 @@ func (c *client) turn() {
 	for {
 		c.borrowReader()
 		reason, err := c.readLines()
-		for err == errWouldBlock && c.lr.lines > 0 {
-			// A client in full flow has more by the time the others had
-			// their turn: keeping this turn saves the poller's round trip.
-			c.lr.lines = 0
-			yield()
-			reason, err = c.readLines()
-		}
 		if err != errWouldBlock {
 			c.finish(reason, err)
 			return

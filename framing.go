@@ -29,7 +29,6 @@ type lineReader struct {
 	skipping bool    // the rest of a line already reported too long is being discarded
 	err      error   // the read error to report once the input before it is used
 	part     []byte  // part of a line, kept while its buffer is back in the pool (see park)
-	lines    int     // lines next has returned, for a polled client's turn (client.turn)
 
 	// nonblocking: next returns errWouldBlock when it would wait for
 	// input (a polled client's turn, conn.go); then, with part of a line
@@ -108,7 +107,6 @@ func (lr *lineReader) buffered() bool {
 
 // frame turns the bytes of one line into next's result.
 func (lr *lineReader) frame(line []byte) ([]byte, bool, error) {
-	lr.lines++
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}

@@ -752,7 +752,7 @@ func (r *Room) run() {
 }
 
 // yield lets the goroutines that are ready to run go first. The room and
-// its readers and writers yield in four places, and only there, for one rule: a write
+// its writers yield in three places, and only there, for one rule: a write
 // system call costs nearly as much for one line as for a hundred, so a
 // batch is written once those who would add to it have had their turn.
 //
@@ -764,10 +764,6 @@ func (r *Room) run() {
 //     scheduled, filling a healthy client's outbox.
 //   - A new writer goroutine, before it takes its batch (client.writer):
 //     readers with lines for the room go first, so the batch is bigger.
-//   - A polled client's turn that handed lines over, before it gives the
-//     turn back (client.turn): a client in full flow has more by then, and
-//     reading it in the same turn makes bigger batches and saves the
-//     poller's round trip.
 func yield() { runtime.Gosched() }
 
 // onceCloseListener wraps a listener so that Serve's deferred Close and
