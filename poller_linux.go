@@ -5,6 +5,7 @@ package chatroom
 import (
 	"container/heap"
 	"errors"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -37,7 +38,10 @@ import (
 type poller struct {
 	room      *Room
 	epfd      int
-	wakeR     int // a pipe's ends: a byte written to wakeW ends epoll_wait
+	epoll     *os.File        // epfd, for the runtime's poller: the loop waits for it as a goroutine, not a thread
+	epollRaw  syscall.RawConn // epoll's
+	deadline  time.Time       // the read deadline set on epoll, to move it only when it changes
+	wakeR     int             // a pipe's ends: a byte written to wakeW ends epoll_wait
 	wakeW     int
 	epoch     time.Time // idle deadlines count nanoseconds from here (monotonic)
 	closeOnce sync.Once
@@ -89,7 +93,21 @@ func newPoller(r *Room) *poller {
 		r.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
 		return nil
 	}
-	return &poller{room: r, epfd: epfd, wakeR: pipe[0], wakeW: pipe[1], epoch: time.Now()}
+	// The epoll descriptor is itself readable while events wait in it:
+	// handed to the runtime's poller, it lets the loop park as any
+	// goroutine does on a socket, instead of holding a thread in
+	// epoll_wait, and wakes it where the runtime already waits.
+	syscall.SetNonblock(epfd, true)
+	epoll := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := epoll.SyscallConn()
+	if err != nil {
+		epoll.Close()
+		syscall.Close(pipe[0])
+		syscall.Close(pipe[1])
+		r.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
+		return nil
+	}
+	return &poller{room: r, epfd: epfd, epoll: epoll, epollRaw: raw, wakeR: pipe[0], wakeW: pipe[1], epoch: time.Now()}
 }
 
 // now is the poller's clock, in nanoseconds since its epoch.
@@ -187,12 +205,12 @@ func (p *poller) run() {
 	}()
 	events := make([]syscall.EpollEvent, 256)
 	for p.room.ctx.Err() == nil {
-		n, err := syscall.EpollWait(p.epfd, events, p.timeout())
-		if err != nil && err != syscall.EINTR {
+		n, err := p.wait(events)
+		if err != nil {
 			p.room.log.Error("epoll_wait failed; the poller stops", "err", err)
 			return
 		}
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range events[:n] {
 			if ev.Fd == wakeToken {
 				p.drainWake()
 				continue
@@ -225,21 +243,47 @@ func (p *poller) drainWake() {
 	}
 }
 
-// timeout is how long epoll_wait may sleep, in milliseconds: until the
-// soonest idle deadline, or for ever (-1).
-func (p *poller) timeout() int {
+// wait takes the events waiting in the epoll set, at most len(events),
+// waiting for some until the soonest idle deadline. It takes them without
+// blocking (epoll_wait with no timeout), and waits in between for the
+// epoll descriptor to be readable, through the runtime's poller, with the
+// deadline as the descriptor's read deadline. It returns 0 events at the
+// deadline.
+func (p *poller) wait(events []syscall.EpollEvent) (int, error) {
+	if d := p.nextDeadline(); !d.Equal(p.deadline) {
+		p.deadline = d
+		p.epoll.SetReadDeadline(d)
+	}
+	n := 0
+	var waitErr error
+	err := p.epollRaw.Read(func(fd uintptr) bool {
+		n, waitErr = syscall.EpollWait(int(fd), events, 0)
+		switch {
+		case waitErr == syscall.EINTR:
+			n, waitErr = 0, nil
+			return false
+		case waitErr != nil:
+			n = 0
+			return true
+		}
+		return n > 0 // none yet: the runtime waits for the descriptor
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	return n, errors.Join(err, waitErr)
+}
+
+// nextDeadline is the soonest idle deadline, or the zero time for none.
+func (p *poller) nextDeadline() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.timers) == 0 {
 		p.waiting = 0
-		return -1
+		return time.Time{}
 	}
 	p.waiting = p.timers[0].at
-	wait := p.waiting - p.now()
-	if wait <= 0 {
-		return 0
-	}
-	return int((wait + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+	return p.epoch.Add(time.Duration(p.waiting))
 }
 
 // busyRetry is how soon the loop looks again at a client whose deadline
@@ -274,7 +318,7 @@ func (p *poller) expire() {
 // be someone else's.
 func (p *poller) close() {
 	p.closeOnce.Do(func() {
-		syscall.Close(p.epfd)
+		p.epoll.Close()
 		syscall.Close(p.wakeR)
 		syscall.Close(p.wakeW)
 	})
