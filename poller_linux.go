@@ -29,6 +29,11 @@ import (
 //   - all reading goes through the net.Conn, which reports net.ErrClosed
 //     once closed, never another socket's bytes.
 //
+// The loop itself parks in the runtime's netpoller: the epoll descriptor is
+// readable while events wait in it, so it is read as an *os.File, with
+// epoll_wait and no timeout inside RawConn.Read, and no thread sits in
+// epoll_wait.
+//
 // Each client is registered one-shot: an event disarms it until the turn
 // that event started has read everything and arms it again, so there is
 // never more than one turn per client. A client is armed level-triggered,
