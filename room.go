@@ -208,6 +208,12 @@ func NewRoom(opts ...Option) *Room {
 // accepts no more: the rest wait in the kernel's backlog. Serve always
 // returns a non-nil error and closes ln: after Shutdown or Close it returns
 // [ErrRoomClosed]; otherwise the Accept error that stopped it, wrapped.
+//
+// On Linux, a client Serve accepted on a *net.TCPConn or *net.UnixConn
+// costs no goroutine while it is quiet: once it is in, the room's poller
+// (one goroutine over epoll) waits for its input, and a goroutine runs for
+// it only while it has input to deal with. Other connections, and those
+// handed to ServeConn, have a goroutine each for as long as they stay.
 func (r *Room) Serve(ln net.Listener) error {
 	l := &onceCloseListener{Listener: ln}
 	defer l.Close()
