@@ -60,6 +60,7 @@ type client struct {
 	polled atomic.Int32
 	slot   int32
 	gen    int32
+	timer  int32 // the client's place in the poller's heap of idle deadlines, plus 1; 0: none (guarded by the poller's mu)
 	idleAt atomic.Int64
 
 	seat seat // the room goroutine's record of this client (members.go)

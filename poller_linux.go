@@ -147,10 +147,14 @@ func (p *poller) register(c *client) error {
 	return nil
 }
 
-// unregister frees c's slot; events still on their way for it are stale.
+// unregister frees c's slot, and its idle deadline's place in the heap;
+// events still on their way for it are stale.
 func (p *poller) unregister(c *client) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if c.timer > 0 {
+		heap.Remove(&p.timers, int(c.timer-1))
+	}
 	if s := &p.slots[c.slot]; s.c == c {
 		s.c = nil
 		s.gen++
@@ -176,14 +180,14 @@ func (p *poller) ctl(c *client, op int, events uint32) error {
 }
 
 // schedule puts c's idle deadline, the clock reading at, in the loop's
-// heap. Each client has one entry there, from register on: when it comes
-// due, the loop looks at the client's latest deadline (client.idleAt,
-// which every line that counts moves) and schedules that instead, so a
-// busy client costs the heap nothing per line.
+// heap. Each client has one entry there, from register until unregister:
+// when it comes due, the loop looks at the client's latest deadline
+// (client.idleAt, which every line that counts moves) and moves the entry
+// there instead, so a busy client costs the heap nothing per line.
 func (p *poller) schedule(c *client, at int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	heap.Push(&p.timers, idleTimer{at: at, c: c, gen: c.gen})
+	heap.Push(&p.timers, idleTimer{at: at, c: c})
 	if p.waiting == 0 || at < p.waiting {
 		p.wake() // epoll_wait sleeps past it
 	}
@@ -296,24 +300,24 @@ func (p *poller) nextDeadline() time.Time {
 const busyRetry = 50 * time.Millisecond
 
 // expire ends every client whose idle deadline has passed. A deadline
-// that moved (the client said something) is scheduled anew; a client in
-// the middle of a turn is looked at again shortly.
+// that moved (the client said something) takes its new place in the heap;
+// a client in the middle of a turn is looked at again shortly.
 func (p *poller) expire() {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.timers) > 0 && p.timers[0].at <= now {
-		t := heap.Pop(&p.timers).(idleTimer)
-		if s := p.slots[t.c.slot]; s.c != t.c || s.gen != t.gen {
-			continue // it left
-		}
-		switch at := t.c.idleAt.Load(); {
+		c := p.timers[0].c
+		switch at := c.idleAt.Load(); {
 		case at > now:
-			heap.Push(&p.timers, idleTimer{at: at, c: t.c, gen: t.gen})
-		case t.c.polled.CompareAndSwap(pollIdle, pollBusy):
-			p.room.wg.Go(t.c.idle)
+			p.timers[0].at = at
+			heap.Fix(&p.timers, 0)
+		case c.polled.CompareAndSwap(pollIdle, pollBusy):
+			heap.Pop(&p.timers) // the client ends: unregister finds no entry
+			p.room.wg.Go(c.idle)
 		default:
-			heap.Push(&p.timers, idleTimer{at: now + int64(busyRetry), c: t.c, gen: t.gen})
+			p.timers[0].at = now + int64(busyRetry)
+			heap.Fix(&p.timers, 0)
 		}
 	}
 }
@@ -331,21 +335,33 @@ func (p *poller) close() {
 
 // idleTimer is a client's idle deadline, as scheduled.
 type idleTimer struct {
-	at  int64
-	c   *client
-	gen int32
+	at int64
+	c  *client
 }
 
-// idleTimers is a min-heap of deadlines (container/heap).
+// idleTimers is a min-heap of deadlines (container/heap), each client's
+// place in it kept in client.timer, so that a client that leaves takes its
+// entry with it at once, whatever its deadline.
 type idleTimers []idleTimer
 
 func (h idleTimers) Len() int           { return len(h) }
 func (h idleTimers) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h idleTimers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *idleTimers) Push(x any)        { *h = append(*h, x.(idleTimer)) }
+
+func (h idleTimers) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].c.timer, h[j].c.timer = int32(i+1), int32(j+1)
+}
+
+func (h *idleTimers) Push(x any) {
+	t := x.(idleTimer)
+	t.c.timer = int32(len(*h) + 1)
+	*h = append(*h, t)
+}
+
 func (h *idleTimers) Pop() any {
 	old := *h
 	t := old[len(old)-1]
+	t.c.timer = 0
 	old[len(old)-1] = idleTimer{}
 	*h = old[:len(old)-1]
 	return t
