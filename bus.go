@@ -60,7 +60,8 @@ type Bus interface {
 	Release(name string)
 
 	// Close ends the bus: the room has closed, and its peers should count
-	// its clients gone.
+	// its clients gone. The room's Shutdown and Close wait for it to
+	// return, so it must bound its own work (natsbus: 3s at most).
 	Close() error
 }
 
