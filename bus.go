@@ -152,11 +152,6 @@ func (r *Room) closeBus() {
 	}
 }
 
-// remote is a client of a peer, as the room goroutine knows it.
-type remote struct {
-	info ClientInfo // info.Peer is set
-}
-
 // publish hands m to the bus, if the room has one.
 func (m *members) publish(msg BusMessage) {
 	if m.bus != nil {
@@ -180,14 +175,14 @@ func (m *members) fromPeer(msg BusMessage) {
 		m.addRemote(ClientInfo{Name: msg.Name, Addr: msg.Addr, Joined: msg.Time, Peer: msg.Peer})
 		m.sendLine(msg.Line, nil)
 	case BusLeave:
-		if r := m.remotes[foldName(msg.Name)]; r != nil && r.info.Peer == msg.Peer {
+		if r := m.remotes[foldName(msg.Name)]; r != nil && r.Peer == msg.Peer {
 			delete(m.remotes, foldName(msg.Name))
 		}
 		m.sendLine(msg.Line, nil)
 	case BusNick:
-		if r := m.remotes[foldName(msg.Old)]; r != nil && r.info.Peer == msg.Peer {
+		if r := m.remotes[foldName(msg.Old)]; r != nil && r.Peer == msg.Peer {
 			delete(m.remotes, foldName(msg.Old))
-			r.info.Name = msg.Name
+			r.Name = msg.Name
 			m.remotes[foldName(msg.Name)] = r
 		}
 		m.sendLine(msg.Line, nil)
@@ -214,9 +209,9 @@ func (m *members) fromPeer(msg BusMessage) {
 // addRemote records a peer's client.
 func (m *members) addRemote(info ClientInfo) {
 	if m.remotes == nil {
-		m.remotes = make(map[string]*remote)
+		m.remotes = make(map[string]*ClientInfo)
 	}
-	m.remotes[foldName(info.Name)] = &remote{info: info}
+	m.remotes[foldName(info.Name)] = &info
 }
 
 // syncPeer makes the room's record of peer's clients members, telling the
@@ -227,7 +222,7 @@ func (m *members) syncPeer(peer string, members []ClientInfo) {
 	for _, info := range members {
 		key := foldName(info.Name)
 		keep[key] = true
-		if r := m.remotes[key]; r != nil && r.info.Peer == peer {
+		if r := m.remotes[key]; r != nil && r.Peer == peer {
 			continue
 		}
 		info.Peer = peer
@@ -236,13 +231,13 @@ func (m *members) syncPeer(peer string, members []ClientInfo) {
 	}
 	var gone []string
 	for key, r := range m.remotes {
-		if r.info.Peer == peer && !keep[key] {
+		if r.Peer == peer && !keep[key] {
 			gone = append(gone, key)
 		}
 	}
 	slices.Sort(gone) // the same notices, in the same order, on every peer
 	for _, key := range gone {
-		name := m.remotes[key].info.Name
+		name := m.remotes[key].Name
 		delete(m.remotes, key)
 		m.sendLine(lineLeft(now, name, ""), nil)
 	}

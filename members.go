@@ -15,17 +15,17 @@ import (
 // lately, and the counters.
 type members struct {
 	room    *Room
-	list    []*client          // everyone in the room; a client's seat.index is its place here
-	byName  map[string]*client // everyone in the room, by foldName of their name
-	stats   Stats              // all but what completeStats adds
-	slow    []*client          // clients whose outbox filled during a send, to evict after it
-	dirty   []*client          // clients with lines queued since the last flushAll
-	out     *socketWriter      // the room's non-blocking writes (see client.flush)
-	history [][]byte           // the last say and /me lines, at most opts.history, a ring from next once full
-	next    int                // where the next line goes in a full history
-	events  *eventSink         // nil without WithEvents
-	bus     Bus                // nil without WithBus
-	remotes map[string]*remote // the peers' clients, by foldName of their name (bus.go); nil without a bus
+	list    []*client              // everyone in the room; a client's seat.index is its place here
+	byName  map[string]*client     // everyone in the room, by foldName of their name
+	stats   Stats                  // all but what completeStats adds
+	slow    []*client              // clients whose outbox filled during a send, to evict after it
+	dirty   []*client              // clients with lines queued since the last flushAll
+	out     *socketWriter          // the room's non-blocking writes (see client.flush)
+	history [][]byte               // the last say and /me lines, at most opts.history, a ring from next once full
+	next    int                    // where the next line goes in a full history
+	events  *eventSink             // nil without WithEvents
+	bus     Bus                    // nil without WithBus
+	remotes map[string]*ClientInfo // the peers' clients, by foldName of their name (bus.go); nil without a bus
 }
 
 // seat is the room goroutine's record of one client. It lives in the
@@ -292,7 +292,7 @@ func (m *members) names() []string {
 		names = append(names, c.seat.name)
 	}
 	for _, r := range m.remotes {
-		names = append(names, r.info.Name)
+		names = append(names, r.Name)
 	}
 	slices.SortFunc(names, compareNames)
 	return names
@@ -324,7 +324,7 @@ func (m *members) whisper(from *client, to, text string, line []byte) {
 		m.post(target, [][]byte{line})
 		name = target.seat.name
 	} else if r := m.remotes[foldName(to)]; r != nil {
-		name = r.info.Name
+		name = r.Name
 		m.publish(BusMessage{Kind: BusWhisper, Name: name, Line: line})
 	} else {
 		m.post(from, [][]byte{lineNoSuchClient(to)})
@@ -341,7 +341,7 @@ func (m *members) clients() []ClientInfo {
 		infos = append(infos, ClientInfo{Name: c.seat.name, Addr: c.addr, Joined: c.seat.joined})
 	}
 	for _, r := range m.remotes {
-		infos = append(infos, r.info)
+		infos = append(infos, *r)
 	}
 	slices.SortFunc(infos, func(a, b ClientInfo) int { return compareNames(a.Name, b.Name) })
 	return infos
@@ -352,7 +352,7 @@ func (m *members) kick(name, reason string) error {
 	c := m.byName[foldName(name)]
 	if c == nil {
 		if r := m.remotes[foldName(name)]; r != nil {
-			m.publish(BusMessage{Kind: BusKick, Name: r.info.Name, Text: reason})
+			m.publish(BusMessage{Kind: BusKick, Name: r.Name, Text: reason})
 			return nil
 		}
 		return ErrNoSuchClient
