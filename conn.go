@@ -72,6 +72,7 @@ type client struct {
 	// never waits for the network.
 	mu      sync.Mutex
 	outbox  *lineQueue  // lines waiting to be written, oldest first; nil or empty when none wait; nil once closed
+	view    [][]byte    // or, instead, the lines waiting in the room's list of lines for everyone (see outbox.go); nil when none
 	skip    int         // bytes of the outbox's first line already written; 0 when none wait
 	writing bool        // a writer goroutine runs; set by startWriter, cleared by the writer as it exits
 	final   bool        // the last line is queued: nothing more is taken, and conn closes once the outbox is written

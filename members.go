@@ -20,6 +20,7 @@ type members struct {
 	stats   Stats                  // all but what completeStats adds
 	slow    []*client              // clients whose outbox filled during a send, to evict after it
 	dirty   []*client              // clients with lines queued since the last flushAll
+	shared  [][]byte               // the lines sent to everyone since the last flushAll, which clients with nothing else waiting view instead of queuing (outbox.go)
 	out     *socketWriter          // the room's non-blocking writes (see client.flush)
 	history [][]byte               // the last say and /me lines, at most opts.history, a ring from next once full
 	next    int                    // where the next line goes in a full history
@@ -48,6 +49,10 @@ const (
 	// bigger batches save little, and waiting longer only risks the
 	// outbox.
 	flushBatch = 256
+	// maxShared bounds members.shared while requests keep coming and
+	// flushAll does not run: each client's view is flushed at flushBatch
+	// lines, but the list is only reused once nobody views it.
+	maxShared = 4 * flushBatch
 )
 
 func newMembers(r *Room) *members {
@@ -372,13 +377,21 @@ func (m *members) sendLine(line []byte, except *client) {
 // reading fills its outbox all the same and is evicted, and nobody ever
 // waits for it.
 func (m *members) send(lines [][]byte, except *client) {
+	if except != nil {
+		except.unshareLines() // its view must end where the others' go on
+	}
+	from := len(m.shared)
+	m.shared = append(m.shared, lines...)
 	busy := false
 	for _, c := range m.list {
-		if c != except && m.post(c, lines) > m.room.opts.outboxSize/2 {
+		if c != except && m.queued(c, c.share(m.shared, from), len(lines)) > m.room.opts.outboxSize/2 {
 			busy = true
 		}
 	}
-	m.evictSlow()
+	m.evictSlow() // before any flushAll: an evicted client's view becomes its last queue
+	if len(m.shared) >= maxShared {
+		m.flushAll()
+	}
 	if busy {
 		yield()
 	}
@@ -399,12 +412,17 @@ func (m *members) evictSlow() {
 // returns how many lines c has waiting; a client that could not take them
 // all is put on the list to evict.
 func (m *members) post(c *client, lines [][]byte) int {
-	n := c.enqueue(lines, false)
+	return m.queued(c, c.enqueue(lines, false), len(lines))
+}
+
+// queued schedules c's write, now that added lines were queued for it and
+// n are waiting (see post), and returns n.
+func (m *members) queued(c *client, n, added int) int {
 	switch {
 	case n < 0:
 		m.slow = append(m.slow, c)
 	case n > m.room.opts.outboxSize/2,
-		n >= flushBatch && n-len(lines) < flushBatch: // a batch worth a write already
+		n >= flushBatch && n-added < flushBatch: // a batch worth a write already
 		c.flush(m.out)
 	case n > 0 && !c.seat.dirty:
 		c.seat.dirty = true
@@ -422,6 +440,10 @@ func (m *members) flushAll() {
 		m.dirty[i] = nil
 	}
 	m.dirty = m.dirty[:0]
+	// Every view was in dirty, and flush ended each: nobody reads the
+	// list now.
+	clear(m.shared)
+	m.shared = m.shared[:0]
 }
 
 // closeAll ends the room for every member: on Shutdown each gets its last

@@ -10,9 +10,22 @@ import (
 // what a socket will not take at once. The fields it works on, and who
 // owns each, are described on client (conn.go).
 
+// A client's outbox is either of two things, never both at once:
+//
+//   - a view (client.view): lines the room sent to everyone, still in the
+//     room's list of them (members.shared), which the room writes out or
+//     hands over by its next flushAll. A client that has nothing else to
+//     write follows the room this way: a line for everyone costs it no
+//     queue, only the length of its view.
+//   - a queue of its own (client.outbox): lines for it alone, and
+//     everything after them, or everything a writer goroutine has to
+//     finish. A view becomes a queue (unshare) as soon as anything else is
+//     queued for the client, so its lines stay in order.
+
 // lineQueue is the backing store of an outbox. Queues are pooled and a
-// client holds one only while it has lines to write, so an idle client
-// costs no queue however busy it once was, and a busy one allocates none.
+// client holds one only while it has lines of its own to write, so an idle
+// client costs no queue however busy it once was, and a busy one allocates
+// none.
 type lineQueue struct {
 	lines [][]byte // lines waiting to be written, oldest first; shared, never modified
 }
@@ -45,9 +58,15 @@ func putQueue(q *lineQueue) {
 func (c *client) enqueue(lines [][]byte, wake bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.enqueueLocked(lines, wake)
+}
+
+// enqueueLocked is enqueue, with c.mu held.
+func (c *client) enqueueLocked(lines [][]byte, wake bool) int {
 	if c.closed || c.final {
 		return 0
 	}
+	c.unshare()
 	if c.outbox == nil {
 		c.outbox = getQueue()
 	}
@@ -64,6 +83,50 @@ func (c *client) enqueue(lines [][]byte, wake bool) int {
 	return len(c.outbox.lines)
 }
 
+// share queues for the client the lines shared[from:], the last the room
+// sent to everyone: as a view into shared if it has nothing else waiting,
+// or else on its queue (see enqueue). Only the room goroutine calls it,
+// with its own list (members.shared), whose lines before from the client's
+// view, if it has one, ends with. It returns what enqueue returns.
+func (c *client) share(shared [][]byte, from int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.final {
+		return 0
+	}
+	if c.outbox != nil || c.writing {
+		return c.enqueueLocked(shared[from:], false)
+	}
+	start := from - len(c.view)
+	if space := c.room.opts.outboxSize - len(c.view); len(shared)-from > space {
+		c.view = shared[start : from+space]
+		c.room.dropped.Add(uint64(len(shared) - from - space))
+		return -1
+	}
+	c.view = shared[start:]
+	return len(c.view)
+}
+
+// unshareLines is unshare, for the room goroutine.
+func (c *client) unshareLines() {
+	c.mu.Lock()
+	c.unshare()
+	c.mu.Unlock()
+}
+
+// unshare turns the client's view, if it has one, into a queue of its
+// own, so that lines for it alone can follow. c.mu must be held.
+func (c *client) unshare() {
+	if c.view == nil {
+		return
+	}
+	if c.outbox == nil {
+		c.outbox = getQueue()
+	}
+	c.outbox.lines = append(c.outbox.lines, c.view...)
+	c.view = nil
+}
+
 // reply queues one line for the client alone, and wakes its writer. It
 // reports false if the outbox was full.
 func (c *client) reply(line []byte) bool {
@@ -78,10 +141,35 @@ func (c *client) reply(line []byte) bool {
 // nearly every client nearly always. Whatever the socket does not take, and
 // everything for a connection that is not a plain socket, is left to a
 // writer goroutine, which can wait for the socket under the write deadline.
+// Either way the client has no view left: the room may reuse its list.
 func (c *client) flush(w *socketWriter) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.writing || c.outbox == nil || len(c.outbox.lines) == 0 {
+	if c.closed || c.writing {
+		return
+	}
+	if c.view != nil && c.raw != nil && !c.final {
+		lines := c.view
+		buf := getWriteBuffer()
+		*buf = appendLines(*buf, lines, 0)
+		n := w.tryWrite(c.raw, *buf)
+		putWriteBuffer(buf)
+		whole, skip := advance(lines, 0, n)
+		c.room.delivered.Add(uint64(whole))
+		if whole == len(lines) {
+			c.view = nil
+			return
+		}
+		// The writer goroutine resumes skip bytes into the first line not
+		// written whole, from a queue of the client's own.
+		c.view = lines[whole:]
+		c.unshare()
+		c.skip = skip
+		c.startWriter()
+		return
+	}
+	c.unshare()
+	if c.outbox == nil || len(c.outbox.lines) == 0 {
 		return
 	}
 	if c.raw != nil && !c.final {
@@ -126,6 +214,7 @@ func (c *client) enqueueFinal(line []byte, reason leaveReason) {
 	}
 	c.final = true
 	c.reason = reason
+	c.unshare()
 	if line != nil {
 		if c.outbox == nil {
 			c.outbox = getQueue()
@@ -169,6 +258,8 @@ func (c *client) shut(reason leaveReason, err error) {
 		putQueue(c.outbox)
 		c.outbox, c.skip = nil, 0
 	}
+	c.room.dropped.Add(uint64(len(c.view)))
+	c.view = nil
 	c.mu.Unlock()
 
 	// Outside the lock: closing a TLS connection may write an alert.

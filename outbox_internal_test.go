@@ -1,9 +1,14 @@
 package chatroom
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestAdvance checks the bookkeeping of a write that ends part way through
@@ -38,4 +43,94 @@ func TestAdvance(t *testing.T) {
 			assert.Equal(t, string(all[tt.skip+tt.n:]), string(rest))
 		})
 	}
+}
+
+// TestViewsKeepEachClientsOrder drives the room's side of two clients' outboxes
+// by hand, as the room goroutine does: lines for everyone are viewed in
+// the room's shared list, not queued, until something else is queued for
+// the client; whatever comes in between, each client gets its lines in
+// the order they were queued, and after flushAll nobody holds a view or
+// a queue, and the shared list is empty for the next round.
+func TestViewsKeepEachClientsOrder(t *testing.T) {
+	line := func(s string) []byte { return []byte(s + "\n") }
+	tests := []struct {
+		name  string
+		steps func(m *members, a, b *client)
+		want  string // what a reads
+	}{
+		{"lines for everyone", func(m *members, a, b *client) {
+			m.sendLine(line("1"), nil)
+			m.send([][]byte{line("2"), line("3")}, b)
+		}, "1\n2\n3\n"},
+		{"a reply of its reader's in between", func(m *members, a, b *client) {
+			m.sendLine(line("1"), nil)
+			a.reply(line("reply"))
+			m.sendLine(line("2"), nil)
+		}, "1\nreply\n2\n"},
+		{"a line for it alone in between", func(m *members, a, b *client) {
+			m.sendLine(line("1"), nil)
+			m.post(a, [][]byte{line("alone")})
+			m.sendLine(line("2"), nil)
+		}, "1\nalone\n2\n"},
+		{"left out of a line in between", func(m *members, a, b *client) {
+			m.sendLine(line("1"), nil)
+			m.sendLine(line("own"), a)
+			m.sendLine(line("2"), nil)
+		}, "1\n2\n"},
+		{"a flush in between", func(m *members, a, b *client) {
+			m.sendLine(line("1"), nil)
+			m.flushAll()
+			m.sendLine(line("2"), b)
+		}, "1\n2\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRoom()
+			defer r.Close()
+			m := newMembers(r)
+			var reads [2]*bufio.Reader
+			var clients [2]*client
+			for i, name := range []string{"a", "b"} {
+				server, remote := tcpPair(t)
+				clients[i] = newClient(r, server)
+				clients[i].seat = seat{index: i, name: name}
+				m.list = append(m.list, clients[i])
+				reads[i] = bufio.NewReader(remote)
+				remote.SetReadDeadline(time.Now().Add(10 * time.Second))
+			}
+			a, b := clients[0], clients[1]
+
+			tt.steps(m, a, b)
+			m.flushAll()
+
+			got := make([]byte, len(tt.want))
+			_, err := io.ReadFull(reads[0], got)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(got))
+			assert.Empty(t, m.shared, "the shared list after flushAll")
+			for _, c := range clients {
+				c.writers.Wait()
+				c.mu.Lock()
+				assert.Nil(t, c.view, "%s's view", c.seat.name)
+				assert.Nil(t, c.outbox, "%s's queue", c.seat.name)
+				c.mu.Unlock()
+				c.shut(reasonClosed, nil)
+			}
+		})
+	}
+}
+
+// tcpPair returns both ends of a fresh TCP connection on 127.0.0.1, closed
+// when the test ends.
+func tcpPair(t *testing.T) (server, remote net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	remote, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { remote.Close() })
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	return server, remote
 }
