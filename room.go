@@ -727,7 +727,8 @@ func (r *Room) run() {
 	if !r.openBus(m) {
 		return
 	}
-	yielded := false // run has yielded since its last flush
+	yields := 0      // times run has yielded since its last flush
+	fruitful := true // ... and the last yield brought a request
 	for {
 		// Take every request that is already waiting before writing
 		// anything, so that each client gets all of it in one write: the
@@ -735,15 +736,17 @@ func (r *Room) run() {
 		select {
 		case q := <-r.requests:
 			m.handle(q)
+			fruitful = true
 			continue
 		default:
 		}
-		if len(m.dirty) > 0 && !yielded {
-			yielded = true
+		if len(m.dirty) > 0 && fruitful && yields < maxYields {
+			yields++
+			fruitful = false
 			yield() // a reader the room just took lines from may have more
 			continue
 		}
-		yielded = false
+		yields, fruitful = 0, true
 		m.flushAll()
 
 		select {
@@ -763,7 +766,8 @@ func (r *Room) run() {
 // batch is written once those who would add to it have had their turn.
 //
 //   - The room goroutine, before it flushes (run): a reader it just took
-//     lines from has likely read more.
+//     lines from has likely read more; and again while each yield brings
+//     it a request, up to maxYields times.
 //   - The room goroutine, once an outbox is more than half full
 //     (members.send): that client's writer goroutine is at work, and on a
 //     busy machine readers can feed the room faster than writers get
@@ -771,6 +775,12 @@ func (r *Room) run() {
 //   - A new writer goroutine, before it takes its batch (client.writer):
 //     readers with lines for the room go first, so the batch is bigger.
 func yield() { runtime.Gosched() }
+
+// maxYields bounds the room goroutine's yields before one flush: it yields
+// again only while each yield brought it a request, and at most this many
+// times, so that a steady stream of requests delays nobody's lines by more
+// than a few of the readers' turns.
+const maxYields = 16
 
 // onceCloseListener wraps a listener so that Serve's deferred Close and
 // Shutdown's Close do not both close it.
