@@ -167,34 +167,71 @@ func TestHistoryAcrossProcessesAndRestarts(t *testing.T) {
 	ns := startNATS(t)
 	history := chatroom.WithHistory(4)
 	ps := []*process{startProcess(t, ns, history), startProcess(t, ns, history), startProcess(t, ns, history)}
-	alice, bob, _ := trio(t, ps)
+	alice, bob, carol := trio(t, ps)
 	for i := range 3 {
 		alice.send("a%d\n", i)
 		bob.waitFor(fmt.Sprintf("%s alice say: a%d", ts, i))
 		bob.send("/me b%d\n", i)
 		alice.waitFor(fmt.Sprintf("%s * bob b%d", ts, i))
 	}
+	// The third process hears the lines on its own time: once carol has
+	// the last, its history has them all.
+	carol.waitFor(ts + " * bob b2")
+	// Each sender's order is kept everywhere; two senders' lines may
+	// interleave differently where neither said them (carol's process, the
+	// stream), even one after the other: that is all NATS orders. The
+	// senders' own processes saw them as said.
 	want := []string{ts + " alice say: a1", ts + " * bob b1", ts + " alice say: a2", ts + " * bob b2"}
-	newcomers := func(ps []*process) {
+	newcomers := func(ps []*process, exact int) [][]string {
 		t.Helper()
+		var all [][]string
 		for i, p := range ps {
 			c := dial(t, p)
 			var got []string
 			for range want {
 				got = append(got, c.line())
 			}
-			assert.Equal(t, want, got, "a newcomer on process %d", i)
 			c.conn.Close()
+			if i < exact {
+				assert.Equal(t, want, got, "a newcomer on process %d", i)
+			}
+			assertLastLines(t, got, i)
+			all = append(all, got)
 		}
+		return all
 	}
-	newcomers(ps)
+	newcomers(ps, 2)
 
-	// Every process restarts: the history is the stream's.
+	// Every process restarts: the history is the stream's, the same on
+	// every process.
 	for _, p := range ps {
 		p.close(t)
 	}
 	ps = []*process{startProcess(t, ns, history), startProcess(t, ns, history), startProcess(t, ns, history)}
-	newcomers(ps)
+	all := newcomers(ps, 0)
+	assert.Equal(t, all[0], all[1], "the history on processes 0 and 1")
+	assert.Equal(t, all[0], all[2], "the history on processes 0 and 2")
+}
+
+// assertLastLines checks a history of 4 of the lines a0, b0 ... a2, b2,
+// alice's said, bob's /me: each sender's lines in order, and the last of
+// each there (4 of 6 always hold them, however the two interleave).
+func assertLastLines(t *testing.T, got []string, process int) {
+	t.Helper()
+	var a, b []string
+	for _, l := range got {
+		switch {
+		case strings.HasPrefix(l, ts+" alice say: a"):
+			a = append(a, strings.TrimPrefix(l, ts+" alice say: "))
+		case strings.HasPrefix(l, ts+" * bob b"):
+			b = append(b, strings.TrimPrefix(l, ts+" * bob "))
+		default:
+			assert.Fail(t, "not a line of the history", "process %d: %q", process, l)
+		}
+	}
+	assert.True(t, slices.IsSorted(a) && slices.IsSorted(b), "process %d: a sender's lines out of order: %q", process, got)
+	assert.Contains(t, a, "a2", "process %d: %q", process, got)
+	assert.Contains(t, b, "b2", "process %d: %q", process, got)
 }
 
 // TestKilledProcess: a process whose bus connection is cut, with no
