@@ -149,20 +149,14 @@ func (c *client) flush(w *socketWriter) {
 		return
 	}
 	if c.view != nil && c.raw != nil && !c.final {
-		lines := c.view
-		buf := getWriteBuffer()
-		*buf = appendLines(*buf, lines, 0)
-		n := w.tryWrite(c.raw, *buf)
-		putWriteBuffer(buf)
-		whole, skip := advance(lines, 0, n)
-		c.room.delivered.Add(uint64(whole))
-		if whole == len(lines) {
+		whole, skip := c.tryWrite(w, c.view, 0)
+		if whole == len(c.view) {
 			c.view = nil
 			return
 		}
 		// The writer goroutine resumes skip bytes into the first line not
 		// written whole, from a queue of the client's own.
-		c.view = lines[whole:]
+		c.view = c.view[whole:]
 		c.unshare()
 		c.skip = skip
 		c.startWriter()
@@ -174,12 +168,7 @@ func (c *client) flush(w *socketWriter) {
 	}
 	if c.raw != nil && !c.final {
 		lines := c.outbox.lines
-		buf := getWriteBuffer()
-		*buf = appendLines(*buf, lines, c.skip)
-		n := w.tryWrite(c.raw, *buf)
-		putWriteBuffer(buf)
-		whole, skip := advance(lines, c.skip, n)
-		c.room.delivered.Add(uint64(whole))
+		whole, skip := c.tryWrite(w, lines, c.skip)
 		if whole == len(lines) {
 			putQueue(c.outbox)
 			c.outbox, c.skip = nil, 0
@@ -191,6 +180,19 @@ func (c *client) flush(w *socketWriter) {
 		c.outbox.lines, c.skip = lines[:len(lines)-whole], skip
 	}
 	c.startWriter()
+}
+
+// tryWrite writes lines, the first from skip bytes in, to the client's
+// socket in one non-blocking system call, and returns how many it wrote
+// whole and how far into the next it got. c.mu must be held.
+func (c *client) tryWrite(w *socketWriter, lines [][]byte, skip int) (whole, rest int) {
+	buf := getWriteBuffer()
+	*buf = appendLines(*buf, lines, skip)
+	n := w.tryWrite(c.raw, *buf)
+	putWriteBuffer(buf)
+	whole, rest = advance(lines, skip, n)
+	c.room.delivered.Add(uint64(whole))
+	return whole, rest
 }
 
 // end ends the client's connection as reason says (reason.go): after last
