@@ -356,8 +356,8 @@ func (c *client) returnReader() {
 // Lines are handed over in batches: every whole line the last read brought
 // in, up to maxRelay, goes to the room in one request, and nothing is kept
 // back while the reader waits for input (or its turn ends). The room then
-// queues the batch on each outbox at once, and each client gets it in one
-// write.
+// keeps the batch once for everyone (members.send), and each client gets
+// it in one write.
 func (c *client) readLines() (leaveReason, error) {
 	r := c.room
 	lr := c.lr
@@ -440,14 +440,11 @@ func (c *client) idle() {
 // and does what ServeConn's return would: gives the poller its slot back,
 // logs how it ended, and forgets it.
 func (c *client) finish(reason leaveReason, err error) {
-	if c.lr != nil {
-		c.lr.release()
-		c.returnReader()
+	if c.lr == nil {
+		c.borrowReader() // with the part of a line kept between turns, if any
 	}
-	if c.part != nil { // parked between turns (idle)
-		c.part = nil
-		c.room.readBuffers.parked.Add(-1)
-	}
+	c.lr.release()
+	c.returnReader()
 	err = c.leave(reason, err)
 	c.room.poll.unregister(c)
 	if err != nil {

@@ -134,3 +134,17 @@ func tcpPair(t *testing.T) (server, remote net.Conn) {
 	t.Cleanup(func() { server.Close() })
 	return server, remote
 }
+
+// serveTCP serves room on a fresh 127.0.0.1 port until the test ends, and
+// returns its address; Close then makes Serve return.
+func serveTCP(t *testing.T, room *Room) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- room.Serve(ln) }()
+	t.Cleanup(func() {
+		require.NoError(t, room.Close())
+		<-served
+	})
+	return ln.Addr().String()
+}

@@ -18,15 +18,8 @@ import (
 // the clients in the room, and no one else.
 func TestPollerForgetsDepartedClients(t *testing.T) {
 	room := NewRoom(WithIdleTimeout(time.Hour), WithMaxPerHost(0), WithJoinRate(0, 0))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- room.Serve(ln) }()
-	defer func() {
-		require.NoError(t, room.Close())
-		<-served
-	}()
-	stay, err := net.Dial("tcp", ln.Addr().String())
+	addr := serveTCP(t, room)
+	stay, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer stay.Close()
 	in := bufio.NewReader(stay)
@@ -40,7 +33,7 @@ func TestPollerForgetsDepartedClients(t *testing.T) {
 		}
 	}()
 	for range 500 {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		require.NoError(t, err)
 		_, err = bufio.NewReader(c).ReadString('\n')
 		require.NoError(t, err)

@@ -262,30 +262,11 @@ func (r *Room) Serve(ln net.Listener) error {
 }
 
 // serveAccepted serves a connection from Serve, which took its place in
-// r.admitting. Once the client is in, the room's poller, if it has one,
-// reads a plain socket in turns, and this goroutine returns: an idle
-// client then costs no goroutine.
+// r.admitting.
 func (r *Room) serveAccepted(conn net.Conn) {
-	c := newClient(r, conn)
-	c.admitting = true
-	if err := r.trackConn(c); err != nil {
-		c.doneAdmitting()
-		conn.Close()
-		return
-	}
-	if err := c.join(); err != nil {
-		r.logEnded(conn, err)
-		r.untrackConn(c)
-		return
-	}
-	if c.raw != nil && r.startPoller() && c.readPolled() {
-		return // the poller's now; its last turn untracks it
-	}
-	reason, err := c.read()
-	if err := c.leave(reason, err); err != nil {
+	if err := r.serve(conn, true); err != nil {
 		r.logEnded(conn, err)
 	}
-	r.untrackConn(c)
 }
 
 // waitAdmitting takes a place in r.admitting, waiting while every place is
@@ -330,23 +311,31 @@ func (r *Room) ServeConn(conn net.Conn) error {
 	return r.serve(conn, false)
 }
 
-// serve is ServeConn; admitting says whether conn already holds a place
-// in r.admitting (Serve took it before accepting conn).
-func (r *Room) serve(conn net.Conn, admitting bool) error {
+// serve is ServeConn, and Serve's for each connection it accepts
+// (accepted): such a connection already holds a place in r.admitting, and
+// once the client is in, the room's poller, if it has one, reads a plain
+// socket in turns and serve returns at once: an idle client then costs no
+// goroutine. ServeConn's contract is to block until the client leaves, so
+// its clients are read here, by their own goroutine.
+func (r *Room) serve(conn net.Conn, accepted bool) error {
 	c := newClient(r, conn)
-	c.admitting = admitting
+	c.admitting = accepted
 	if err := r.trackConn(c); err != nil {
 		c.doneAdmitting()
 		conn.Close()
 		return err
 	}
-	defer r.untrackConn(c)
-
 	if err := c.join(); err != nil {
+		r.untrackConn(c)
 		return err
 	}
+	if accepted && c.raw != nil && r.startPoller() && c.readPolled() {
+		return nil // the poller's now; its last turn logs how it ended and untracks it
+	}
 	reason, err := c.read()
-	return c.leave(reason, err)
+	err = c.leave(reason, err)
+	r.untrackConn(c)
+	return err
 }
 
 // Broadcast sends "<ts> * text" to every client in the room. The text is
