@@ -167,6 +167,7 @@ func (c *client) nick(name string, said **lineQueue) (leaveReason, bool) {
 // claimNick claims name through the room's bus for a /nick. It returns
 // nil if the client has it, or the error line to reply.
 func (c *client) claimNick(name string) []byte {
+	c.mayWait()
 	ctx, cancel := context.WithTimeout(c.room.ctx, c.hookTimeout())
 	defer cancel()
 	err := c.room.opts.bus.Claim(ctx, name)
@@ -214,6 +215,7 @@ func (c *client) filtered(text string) (out string, ok, broke bool) {
 	if f == nil {
 		return text, true, false
 	}
+	c.mayWait()
 	defer func() {
 		if p := recover(); p != nil {
 			c.room.log.Error("filter panicked; disconnecting the client", "client", c.name, "panic", fmt.Sprint(p))
@@ -260,6 +262,7 @@ func (c *client) throttle(said **lineQueue) bool {
 	if !c.flushSaid(said) {
 		return false
 	}
+	c.mayWait()
 	t := time.NewTimer(time.Duration((1 - c.tokens) / o.rate * float64(time.Second)))
 	defer t.Stop()
 	select {

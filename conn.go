@@ -52,6 +52,7 @@ type client struct {
 	lr        *lineReader // frames the client's input; a polled client has one only during a turn
 	part      []byte      // a polled client's part of a line, kept between turns (see lineReader.park)
 	skipping  bool        // ... and whether it is discarding the rest of a line too long
+	onRunner  bool        // the turn running holds a turn runner's place (poller_linux.go); cleared by mayWait
 
 	// The poller's (poller_linux.go), for a client it reads: polled says
 	// whether a turn runs; slot and gen, set once by register, are the
@@ -168,6 +169,7 @@ const maxNameSuffix = 100
 // closing. The answer's channel exists only while the reader asks: a
 // quiet client holds none.
 func (c *client) askRoom(q request) (answer, bool) {
+	c.mayWait()
 	c.answer = make(chan answer, 1)
 	defer func() { c.answer = nil }() // the room's send, its last use, came before the receive
 	if !c.room.ask(q) {
@@ -404,29 +406,44 @@ func (c *client) readPolled() bool {
 // turn is one turn of a polled client's reader: it deals with whatever
 // input the socket has, then arms the poller for more and returns. A turn
 // that ends the client (it left, was cut off, or the room closed it) also
-// takes it out of the room and completes what ServeConn would. The poller
-// starts a turn on an event; the idle timeout starts idle instead; and a
-// client closed while no turn runs starts its last turn itself (shut).
-func (c *client) turn() {
+// takes it out of the room and completes what ServeConn would. A turn
+// runner takes a turn when the poller has an event for the client; the
+// idle timeout starts idle instead; and a client closed while no turn
+// runs starts its last turn itself (shut). turn reports whether the
+// runner's place is still the turn's (see mayWait).
+func (c *client) turn() (kept bool) {
 	for {
 		c.borrowReader()
 		reason, err := c.readLines()
 		if err != errWouldBlock {
 			c.finish(reason, err)
-			return
+			return false
 		}
 		c.returnReader()
-		c.polled.Store(pollIdle) // before arming: the next event must find it idle
+		kept, c.onRunner = c.onRunner, false // the next turn may be another runner's
+		c.polled.Store(pollIdle)             // before arming: the next event must find it idle
 		err = c.room.poll.arm(c)
 		if err == nil {
-			return
+			return kept
 		}
 		// Closed meanwhile (or epoll failed): whoever takes the client
 		// now meets the closed connection and ends it.
 		c.shut(reasonDisconnect, fmt.Errorf("chatroom: polling: %w", err))
 		if !c.polled.CompareAndSwap(pollIdle, pollBusy) {
-			return
+			return kept
 		}
+		c.onRunner = kept
+	}
+}
+
+// mayWait comes before anything a turn does that may wait: the room's
+// answer, a hook, flood control, leaving. A turn that holds a turn
+// runner's place gives it up (poller.stepOut), so that no other client's
+// turn waits behind it.
+func (c *client) mayWait() {
+	if c.onRunner {
+		c.onRunner = false
+		c.room.poll.stepOut()
 	}
 }
 
@@ -440,6 +457,7 @@ func (c *client) idle() {
 // and does what ServeConn's return would: gives the poller its slot back,
 // logs how it ended, and forgets it.
 func (c *client) finish(reason leaveReason, err error) {
+	c.mayWait() // leaving waits for the room and for the connection to close
 	if c.lr == nil {
 		c.borrowReader() // with the part of a line kept between turns, if any
 	}
@@ -534,7 +552,14 @@ func (c *client) handOver(said *lineQueue) bool {
 
 // handOverLines is handOver, for /me lines if action is set.
 func (c *client) handOverLines(said *lineQueue, action bool) bool {
-	if !c.room.ask(request{kind: askRelay, client: c, said: said, action: action}) {
+	q := request{kind: askRelay, client: c, said: said, action: action}
+	select {
+	case c.room.requests <- q: // the room was waiting for it
+		return true
+	default:
+	}
+	c.mayWait()
+	if !c.room.ask(q) {
 		putQueue(said)
 		return false
 	}

@@ -31,10 +31,19 @@ type lineReader struct {
 	part     []byte  // part of a line, kept while its buffer is back in the pool (see park)
 
 	// nonblocking: next returns errWouldBlock when it would wait for
-	// input (a polled client's turn, conn.go); then, with part of a line
-	// unread, it keeps the part parked until the next call.
+	// input (a polled client's turn, conn.go), or when it has read
+	// turnReads times (its turn's share: the socket is polled again, behind
+	// the others); then, with part of a line unread, it keeps the part
+	// parked until the next call.
 	nonblocking bool
+	reads       int // reads so far, in nonblocking mode
 }
+
+// turnReads is how many reads a polled client's turn makes at most: a
+// client that sends without pause waits for its next turn behind the
+// others, as on a busy select() server, instead of keeping a turn runner
+// (poller_linux.go) to itself.
+const turnReads = 16
 
 // lineReaders lends polled clients a lineReader, with its socket input,
 // for one turn each (client.turn): between turns a quiet client holds
@@ -140,7 +149,7 @@ func (lr *lineReader) fill() error {
 			if err != nil {
 				return err
 			}
-			if !ready {
+			if !ready || lr.spent() {
 				lr.park()
 				if err := lr.wait(); err != nil {
 					return err
@@ -155,7 +164,14 @@ func (lr *lineReader) fill() error {
 	}
 	n, err := lr.src.Read((*lr.buf)[lr.w:])
 	lr.w += n
+	lr.reads++
 	return err
+}
+
+// spent reports whether, in nonblocking mode, the reader has had its
+// turn's share of reads.
+func (lr *lineReader) spent() bool {
+	return lr.nonblocking && lr.reads >= turnReads
 }
 
 // wait waits until the socket has input; in nonblocking mode it returns
@@ -163,6 +179,9 @@ func (lr *lineReader) fill() error {
 func (lr *lineReader) wait() error {
 	if !lr.nonblocking {
 		return lr.in.await()
+	}
+	if lr.spent() {
+		return errWouldBlock
 	}
 	ready, err := lr.in.ready()
 	switch {

@@ -270,7 +270,7 @@ func (c *client) shut(reason leaveReason, err error) {
 	// A polled client with no turn running has nobody to notice: start
 	// its last turn, which meets the closed connection and ends it.
 	if c.polled.CompareAndSwap(pollIdle, pollBusy) {
-		c.room.wg.Go(c.turn)
+		c.room.wg.Go(func() { c.turn() })
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"errors"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +39,17 @@ import (
 // that event started has read everything and arms it again, so there is
 // never more than one turn per client. A client is armed level-triggered,
 // so input that arrived while it was disarmed fires at once.
+//
+// Turns are taken by turn runners, a few goroutines that the loop starts
+// as input arrives: each takes the ready clients' turns, oldest first, and
+// exits when none is left. At most maxRunners of them hold a place at a
+// time, so a burst of input from thousands of clients runs on a few
+// goroutines, not thousands. A turn about to do something that may wait
+// (hand lines to a busy room, run a filter hook, wait out flood control,
+// leave) steps out first (stepOut): its runner gives its place to a new
+// one, and exits once that turn ends. So the clients behind it wait for
+// nobody, the way Go's scheduler hands a thread's processor on when the
+// thread enters a system call.
 
 // poller is the room's epoll loop.
 type poller struct {
@@ -51,11 +63,15 @@ type poller struct {
 	epoch     time.Time // idle deadlines count nanoseconds from here (monotonic)
 	closeOnce sync.Once
 
+	maxRunners int // how many turn runners may hold a place at a time: GOMAXPROCS, as the room starts polling
+
 	mu      sync.Mutex
 	slots   []pollSlot // by slot index
 	free    []int32    // free slot indexes
 	timers  idleTimers // every registered client's idle deadline, soonest first
 	waiting int64      // the deadline epoll_wait sleeps until; 0: none
+	due     turnQueue  // clients whose turn is due, oldest first
+	runners int        // turn runners holding a place
 }
 
 // pollSlot holds one registered client, and counts the clients that had
@@ -112,7 +128,10 @@ func newPoller(r *Room) *poller {
 		r.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
 		return nil
 	}
-	return &poller{room: r, epfd: epfd, epoll: epoll, epollRaw: raw, wakeR: pipe[0], wakeW: pipe[1], epoch: time.Now()}
+	return &poller{
+		room: r, epfd: epfd, epoll: epoll, epollRaw: raw, wakeR: pipe[0], wakeW: pipe[1], epoch: time.Now(),
+		maxRunners: runtime.GOMAXPROCS(0),
+	}
 }
 
 // now is the poller's clock, in nanoseconds since its epoch.
@@ -219,30 +238,83 @@ func (p *poller) run() {
 			p.room.log.Error("epoll_wait failed; the poller stops", "err", err)
 			return
 		}
-		for _, ev := range events[:n] {
-			if ev.Fd == wakeToken {
-				p.drainWake()
-				continue
-			}
-			if c := p.client(ev.Fd, ev.Pad); c != nil && c.polled.CompareAndSwap(pollIdle, pollBusy) {
-				p.room.wg.Go(c.turn)
-			}
-		}
+		p.dispatch(events[:n])
 		p.expire()
 	}
 }
 
-// client returns the client the token (slot, gen) names, or nil if it is
-// stale.
-func (p *poller) client(slot, gen int32) *client {
+// dispatch queues the turns of the clients the events name, and starts
+// the runners to take them.
+func (p *poller) dispatch(events []syscall.EpollEvent) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, ev := range events {
+		if ev.Fd == wakeToken {
+			p.drainWake()
+			continue
+		}
+		if c := p.client(ev.Fd, ev.Pad); c != nil && c.polled.CompareAndSwap(pollIdle, pollBusy) {
+			p.due.push(c)
+		}
+	}
+	p.startRunners()
+}
+
+// client returns the client the token (slot, gen) names, or nil if it is
+// stale. p.mu is held.
+func (p *poller) client(slot, gen int32) *client {
 	if slot < 0 || int(slot) >= len(p.slots) || p.slots[slot].gen != gen {
 		return nil
 	}
 	return p.slots[slot].c
 }
 
+// startRunners starts a turn runner for each ready turn, while fewer than
+// maxRunners hold a place. p.mu is held.
+func (p *poller) startRunners() {
+	for n := p.due.len(); n > 0 && p.runners < p.maxRunners; n-- {
+		p.runners++
+		p.room.wg.Go(p.runTurns)
+	}
+}
+
+// runTurns is a turn runner: it takes the ready clients' turns, one at a
+// time, until none is left or a turn steps out.
+func (p *poller) runTurns() {
+	for c := p.nextTurn(true); c != nil; c = p.nextTurn(c.turn()) {
+	}
+}
+
+// nextTurn returns the next ready client, its turn now the runner's
+// (client.onRunner), or nil when the runner is to exit: held reports
+// whether its last turn kept its place, and a runner that finds no turn
+// ready gives its place up.
+func (p *poller) nextTurn(held bool) *client {
+	if !held {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.due.pop()
+	if c == nil {
+		p.runners--
+		return nil
+	}
+	c.onRunner = true
+	return c
+}
+
+// stepOut gives up a runner's place for a turn about to do something that
+// may wait: a new runner takes the ready turns meanwhile, and the turn's
+// own runner exits once it ends.
+func (p *poller) stepOut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.runners--
+	p.startRunners()
+}
+
+// drainWake empties the wake pipe.
 func (p *poller) drainWake() {
 	var b [64]byte
 	for {
@@ -365,4 +437,38 @@ func (h *idleTimers) Pop() any {
 	old[len(old)-1] = idleTimer{}
 	*h = old[:len(old)-1]
 	return t
+}
+
+// turnQueue is the poller's list of clients whose turn is due, oldest
+// first: a slice taken from the front, reused once empty.
+type turnQueue struct {
+	clients []*client
+	head    int
+}
+
+func (q *turnQueue) len() int { return len(q.clients) - q.head }
+
+// push adds c as the newest; the space before the oldest is reused
+// before the slice grows.
+func (q *turnQueue) push(c *client) {
+	if q.head > 0 && len(q.clients) == cap(q.clients) {
+		n := copy(q.clients, q.clients[q.head:])
+		clear(q.clients[n:])
+		q.clients, q.head = q.clients[:n], 0
+	}
+	q.clients = append(q.clients, c)
+}
+
+// pop returns the oldest client, or nil if there is none.
+func (q *turnQueue) pop() *client {
+	if q.head == len(q.clients) {
+		return nil
+	}
+	c := q.clients[q.head]
+	q.clients[q.head] = nil
+	q.head++
+	if q.head == len(q.clients) {
+		q.clients, q.head = q.clients[:0], 0
+	}
+	return c
 }

@@ -15,6 +15,7 @@ func (*poller) arm(*client) error      { return nil }
 func (*poller) now() int64             { return 0 }
 func (*poller) run()                   {}
 func (*poller) close()                 {}
+func (*poller) stepOut()               {}
 
 const (
 	pollOff int32 = iota

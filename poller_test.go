@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -172,4 +173,50 @@ func TestThousandsIdleOutAtOnce(t *testing.T) {
 	assert.Equal(t, clients, n)
 	eventually(t, func() bool { return room.Stats().Clients == 1 }, "the idle clients left")
 	assert.Equal(t, uint64(clients+1), room.Stats().Joined)
+}
+
+// TestStuckFilterHoldsUpNoOneElse: a filter that never returns for some
+// clients' lines, more of them than the room has processors, holds up
+// those clients alone: on Linux their turns give up their runners' places
+// before they call it, and everyone else's lines still go round. Once the
+// filter lets them go, their lines arrive too.
+func TestStuckFilterHoldsUpNoOneElse(t *testing.T) {
+	release := make(chan struct{})
+	var stuck sync.WaitGroup
+	filter := func(_, text string) (string, bool) {
+		if strings.HasPrefix(text, "stuck") {
+			stuck.Done()
+			<-release
+		}
+		return text, true
+	}
+	_, addr := startRoom(t, chatroom.WithFilter(filter))
+	alice, bob := dialPair(t, addr)
+
+	n := 2*runtime.GOMAXPROCS(0) + 2
+	stuck.Add(n)
+	for i := range n {
+		c := dial(t, addr, 3+i)
+		discard(c, nil)
+		c.send(fmt.Sprintf("stuck %d\n", i))
+	}
+	waited := make(chan struct{})
+	go func() {
+		stuck.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(waitLimit):
+		close(release)
+		t.Fatal("the filter did not get every stuck line")
+	}
+
+	alice.send("still here\n")
+	bob.waitFor(fmt.Sprintf(ts+" %s say: still here", alice))
+	close(release)
+	for range n {
+		l := bob.line()
+		assert.Contains(t, l, " say: stuck ", "the stuck lines after the filter let them go")
+	}
 }
