@@ -13,7 +13,7 @@ import (
 
 func rawSocket(net.Conn) syscall.RawConn { return nil }
 
-type socketInput struct{}
+type socketInput struct{ rc syscall.RawConn } // rc is never set: there is no socket to wait on
 
 func readiness(syscall.RawConn) *socketInput { return nil }
 
