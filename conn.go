@@ -52,7 +52,7 @@ type client struct {
 	lr        *lineReader // frames the client's input; a polled client has one only during a turn
 	part      []byte      // a polled client's part of a line, kept between turns (see lineReader.park)
 	skipping  bool        // ... and whether it is discarding the rest of a line too long
-	onRunner  bool        // the turn running holds a turn runner's place (poller_linux.go); cleared by mayWait
+	onRunner  bool        // the running turn holds a turn runner's place (poller_linux.go); mayWait gives it up
 
 	// The poller's (poller_linux.go), for a client it reads: polled says
 	// whether a turn runs; slot and gen, set once by register, are the
@@ -327,7 +327,7 @@ func (c *client) startReading(polled bool) {
 // a line it kept from the last one.
 func (c *client) borrowReader() {
 	lr := lineReaders.Get().(*lineReader)
-	lr.src, lr.pool, lr.max = c.conn, c.room.readBuffers, c.room.opts.bufferSize
+	lr.src, lr.pool, lr.max = lr.in, c.room.readBuffers, c.room.opts.bufferSize // reads without waiting
 	lr.in.rc = c.raw
 	lr.part, lr.skipping = c.part, c.skipping
 	c.part = nil
@@ -409,9 +409,9 @@ func (c *client) readPolled() bool {
 // takes it out of the room and completes what ServeConn would. A turn
 // runner takes a turn when the poller has an event for the client; the
 // idle timeout starts idle instead; and a client closed while no turn
-// runs starts its last turn itself (shut). turn reports whether the
-// runner's place is still the turn's (see mayWait).
-func (c *client) turn() (kept bool) {
+// runs starts its last turn itself (shut). turn reports whether the turn
+// still holds the runner's place it was given (see mayWait).
+func (c *client) turn() (held bool) {
 	for {
 		c.borrowReader()
 		reason, err := c.readLines()
@@ -420,26 +420,26 @@ func (c *client) turn() (kept bool) {
 			return false
 		}
 		c.returnReader()
-		kept, c.onRunner = c.onRunner, false // the next turn may be another runner's
+		held, c.onRunner = c.onRunner, false // the next turn may be another runner's
 		c.polled.Store(pollIdle)             // before arming: the next event must find it idle
 		err = c.room.poll.arm(c)
 		if err == nil {
-			return kept
+			return held
 		}
 		// Closed meanwhile (or epoll failed): whoever takes the client
 		// now meets the closed connection and ends it.
 		c.shut(reasonDisconnect, fmt.Errorf("chatroom: polling: %w", err))
 		if !c.polled.CompareAndSwap(pollIdle, pollBusy) {
-			return kept
+			return held
 		}
-		c.onRunner = kept
+		c.onRunner = held
 	}
 }
 
 // mayWait comes before anything a turn does that may wait: the room's
 // answer, a hook, flood control, leaving. A turn that holds a turn
-// runner's place gives it up (poller.stepOut), so that no other client's
-// turn waits behind it.
+// runner's place gives it up to a new runner (poller.stepOut), so that no
+// other client's turn waits behind it.
 func (c *client) mayWait() {
 	if c.onRunner {
 		c.onRunner = false

@@ -165,6 +165,13 @@ func (lr *lineReader) fill() error {
 	n, err := lr.src.Read((*lr.buf)[lr.w:])
 	lr.w += n
 	lr.reads++
+	if err == errWouldBlock { // a polled socket that had nothing after all
+		if lr.r < lr.w {
+			lr.park()
+		} else {
+			lr.release()
+		}
+	}
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // This file is the poller goroutine's: on Linux, the room waits for the
@@ -193,7 +194,7 @@ func (p *poller) ctl(c *client, op int, events uint32) error {
 	var opErr error
 	err := c.raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: events, Fd: c.slot, Pad: c.gen}
-		opErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+		opErr = epollCtl(p.epfd, op, fd, &ev)
 	})
 	return errors.Join(err, opErr)
 }
@@ -212,25 +213,17 @@ func (p *poller) schedule(c *client, at int64) {
 	}
 }
 
-// wake ends the loop's epoll_wait.
+// wake ends the loop's epoll_wait; the room's end calls it (Room.stop),
+// before it waits for the room's goroutines and closes the poller.
 func (p *poller) wake() {
 	syscall.Write(p.wakeW, []byte{0}) // a full pipe wakes it as well
 }
 
 // run is the poller goroutine. It waits for input on every armed client,
-// starts a turn for each that has some, and times out the idle ones,
-// until the room begins to close; closing clients start their last turns
-// themselves (client.shut).
+// queues a turn for each that has some, for the turn runners, and times
+// out the idle ones, until the room begins to close (Room.stop wakes it);
+// closing clients start their last turns themselves (client.shut).
 func (p *poller) run() {
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() { // the room's end wakes the loop
-		select {
-		case <-p.room.ctx.Done():
-			p.wake()
-		case <-stop:
-		}
-	}()
 	events := make([]syscall.EpollEvent, 256)
 	for p.room.ctx.Err() == nil {
 		n, err := p.wait(events)
@@ -338,7 +331,7 @@ func (p *poller) wait(events []syscall.EpollEvent) (int, error) {
 	n := 0
 	var waitErr error
 	err := p.epollRaw.Read(func(fd uintptr) bool {
-		n, waitErr = syscall.EpollWait(int(fd), events, 0)
+		n, waitErr = epollPoll(fd, events)
 		switch {
 		case waitErr == syscall.EINTR:
 			n, waitErr = 0, nil
@@ -471,4 +464,28 @@ func (q *turnQueue) pop() *client {
 		q.clients, q.head = q.clients[:0], 0
 	}
 	return c
+}
+
+// The loop's epoll calls never wait, and are raw, as sys_linux.go explains
+// for the sockets'.
+
+// epollPoll takes the events waiting in the epoll set epfd, at most
+// len(events), without waiting for any.
+func epollPoll(epfd uintptr, events []syscall.EpollEvent) (int, error) {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, epfd,
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0) // no timeout, no signal mask
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// epollCtl applies op to the descriptor fd in the epoll set epfd.
+func epollCtl(epfd, op int, fd uintptr, ev *syscall.EpollEvent) error {
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), fd,
+		uintptr(unsafe.Pointer(ev)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ func (*poller) now() int64             { return 0 }
 func (*poller) run()                   {}
 func (*poller) close()                 {}
 func (*poller) stepOut()               {}
+func (*poller) wake()                  {}
 
 const (
 	pollOff int32 = iota

@@ -555,6 +555,9 @@ func (r *Room) stop(graceful bool) error {
 	if !r.closing {
 		r.closing, r.graceful = true, graceful
 		r.cancel()
+		if r.poll != nil {
+			r.poll.wake() // its loop sees r.ctx end
+		}
 	}
 	var err error
 	for l := range r.listeners {

@@ -3,6 +3,7 @@
 package chatroom
 
 import (
+	"io"
 	"net"
 	"syscall"
 )
@@ -20,6 +21,9 @@ func readiness(syscall.RawConn) *socketInput { return nil }
 func (*socketInput) await() error { return nil }
 
 func (*socketInput) ready() (bool, error) { return true, nil }
+
+// Read is never called: only Linux polls (poller_linux.go).
+func (*socketInput) Read([]byte) (int, error) { return 0, io.EOF }
 
 type socketWriter struct{}
 

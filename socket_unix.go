@@ -3,7 +3,9 @@
 package chatroom
 
 import (
+	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -35,19 +37,25 @@ func rawSocket(conn net.Conn) syscall.RawConn {
 }
 
 // socketInput waits for a socket's input without reading it, so that the
-// reader holds no buffer while there is nothing to read.
+// reader holds no buffer while there is nothing to read; and reads it
+// without waiting, for a polled client's turn.
 type socketInput struct {
 	rc   syscall.RawConn
 	has  bool                  // the last peek found input or the end of input
 	err  error                 // ... or an error, which the peek took from the socket
 	wait func(fd uintptr) bool // in.peekWait, bound once so that a peek does not allocate
-	poll func(fd uintptr) bool // in.peekPoll, likewise
+	poll func(fd uintptr)      // in.peekPoll, likewise
+
+	p    []byte           // Read's buffer,
+	n    int              // what it read,
+	rerr error            // and its error
+	read func(fd uintptr) // in.readOnce, bound once
 }
 
 // readiness returns the input side of the socket rc.
 func readiness(rc syscall.RawConn) *socketInput {
 	in := &socketInput{rc: rc}
-	in.wait, in.poll = in.peekWait, in.peekPoll
+	in.wait, in.poll, in.read = in.peekWait, in.peekPoll, in.readOnce
 	return in
 }
 
@@ -68,7 +76,7 @@ func (in *socketInput) await() error {
 // the end of input; or returns its error.
 func (in *socketInput) ready() (bool, error) {
 	in.has, in.err = false, nil
-	if err := in.rc.Read(in.poll); err != nil {
+	if err := in.rc.Control(in.poll); err != nil {
 		return false, err
 	}
 	return in.has, in.err
@@ -78,19 +86,16 @@ func (in *socketInput) peekWait(fd uintptr) bool {
 	return in.peek(fd) // false: nothing yet; the runtime waits for the socket
 }
 
-func (in *socketInput) peekPoll(fd uintptr) bool {
+func (in *socketInput) peekPoll(fd uintptr) {
 	in.peek(fd)
-	return true // never wait
 }
 
 // peek reports whether the socket has input, the end of input, or an error
 // (kept in in.err), without taking any input.
 func (in *socketInput) peek(fd uintptr) bool {
-	var b [1]byte
 	// The runtime keeps the socket non-blocking: no input is EAGAIN.
-	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
-	switch err {
-	case syscall.EAGAIN, syscall.EINTR:
+	switch _, err := sysPeek(fd); err {
+	case syscall.EAGAIN:
 		return false
 	case nil:
 		in.has = true
@@ -100,6 +105,32 @@ func (in *socketInput) peek(fd uintptr) bool {
 	return true
 }
 
+// Read reads what the socket has, without waiting: it is a polled client's
+// turn, which reads only once a peek (ready) found input. It reports
+// errWouldBlock if there is none after all, and io.EOF at the end of
+// input.
+func (in *socketInput) Read(p []byte) (int, error) {
+	in.p = p
+	err := in.rc.Control(in.read)
+	n, rerr := in.n, in.rerr
+	in.p, in.n, in.rerr = nil, 0, nil
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case rerr != nil:
+		return 0, os.NewSyscallError("read", rerr)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (in *socketInput) readOnce(fd uintptr) {
+	in.n, in.rerr = sysRead(fd, in.p)
+}
+
 // socketWriter makes single non-blocking writes to sockets. The room
 // goroutine owns one, so that its callback is bound once and a write
 // allocates nothing.
@@ -107,7 +138,7 @@ type socketWriter struct {
 	p     []byte
 	n     int
 	err   error
-	write func(fd uintptr) bool // w.writeOnce
+	write func(fd uintptr) // w.writeOnce
 }
 
 func newSocketWriter() *socketWriter {
@@ -116,18 +147,19 @@ func newSocketWriter() *socketWriter {
 	return w
 }
 
-func (w *socketWriter) writeOnce(fd uintptr) bool {
-	w.n, w.err = syscall.Write(int(fd), w.p)
-	return true // never wait for the socket: what did not fit is a writer goroutine's
+func (w *socketWriter) writeOnce(fd uintptr) {
+	w.n, w.err = sysWrite(fd, w.p) // never waits: what did not fit is a writer goroutine's
 }
 
 // tryWrite writes as much of p to the socket as it takes at once, and
-// returns how much that was. It never blocks. Any error (a full socket, a
-// closed connection, a passed deadline) reports 0: the caller then leaves
+// returns how much that was. It never blocks, and does not look at the
+// connection's write deadline: only writer goroutines set one. Any error
+// (a full socket, a closed connection) reports 0: the caller then leaves
 // the rest to a writer goroutine, which waits, or meets the error itself.
+// The caller is the connection's only writer (see client).
 func (w *socketWriter) tryWrite(rc syscall.RawConn, p []byte) int {
 	w.p = p
-	err := rc.Write(w.write)
+	err := rc.Control(w.write)
 	w.p = nil
 	if err != nil || w.err != nil || w.n < 0 {
 		return 0
