@@ -13,9 +13,11 @@ import (
 	"time"
 )
 
-// This file is the client's own goroutine, the one running ServeConn: it
-// joins the room, reads and frames the client's lines and hands them to the
-// room, and leaves. What is written to the client is in outbox.go.
+// This file is the client's reader: the goroutine running ServeConn or
+// Serve's for the connection, and then, for a client the poller reads, the
+// turn runner taking each of its turns (poller_linux.go). It joins the
+// room, reads and frames the client's lines and hands them to the room,
+// and leaves. What is written to the client is in outbox.go.
 
 // handshakeTimeout bounds a TLS handshake when the room has no write
 // timeout; a client is not admitted before its handshake completes.
@@ -24,8 +26,8 @@ const handshakeTimeout = DefaultWriteTimeout
 // client is one connection in the room. Three goroutines meet here, each
 // owning its part:
 //
-//   - the reader (ServeConn's goroutine, this file) reads conn, and owns
-//     nothing below but what it reads;
+//   - the reader (this file: ServeConn's goroutine, or a turn runner in
+//     its turn) reads conn, and owns nothing below but what it reads;
 //   - the room goroutine owns seat (members.go) and fills the outbox;
 //   - the writers (outbox.go) share the outbox and conn's end under mu.
 //

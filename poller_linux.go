@@ -28,8 +28,9 @@ import (
 //   - an event carries a token, the client's slot and the slot's
 //     generation, and an event whose generation is stale (its client left,
 //     and the slot may hold another) is dropped;
-//   - all reading goes through the net.Conn, which reports net.ErrClosed
-//     once closed, never another socket's bytes.
+//   - every read and peek of a turn runs inside RawConn.Control too
+//     (socketInput.Read), and reports net.ErrClosed once the connection
+//     is closed, never another socket's bytes.
 //
 // The loop itself parks in the runtime's netpoller: the epoll descriptor is
 // readable while events wait in it, so it is read as an *os.File, with
@@ -37,20 +38,22 @@ import (
 // epoll_wait.
 //
 // Each client is registered one-shot: an event disarms it until the turn
-// that event started has read everything and arms it again, so there is
+// that event queued has read everything and arms it again, so there is
 // never more than one turn per client. A client is armed level-triggered,
 // so input that arrived while it was disarmed fires at once.
 //
 // Turns are taken by turn runners, a few goroutines that the loop starts
-// as input arrives: each takes the ready clients' turns, oldest first, and
-// exits when none is left. At most maxRunners of them hold a place at a
-// time, so a burst of input from thousands of clients runs on a few
-// goroutines, not thousands. A turn about to do something that may wait
-// (hand lines to a busy room, run a filter hook, wait out flood control,
-// leave) steps out first (stepOut): its runner gives its place to a new
-// one, and exits once that turn ends. So the clients behind it wait for
-// nobody, the way Go's scheduler hands a thread's processor on when the
-// thread enters a system call.
+// as input arrives: each takes the queued turns, oldest first, and exits
+// when none is left. At most maxRunners of them hold a place at a time, so
+// a burst of input from thousands of clients runs on a few goroutines, not
+// thousands. A turn reads at most turnReads times (framing.go), so a
+// client that never pauses queues again behind the others. A turn about to
+// do something that may wait (hand lines to a busy room, run a filter
+// hook, wait out flood control, claim a name, leave) steps out first
+// (client.mayWait, stepOut): its runner gives its place to a new one, and
+// exits once that turn ends. So the clients behind it wait for nobody,
+// the way Go's scheduler hands a thread's processor on when the thread
+// enters a system call.
 
 // poller is the room's epoll loop.
 type poller struct {

@@ -11,7 +11,9 @@ import (
 
 // On Unix the room uses a TCP or Unix-domain connection's socket directly
 // for two things the net package does not offer: waiting for input without
-// a read buffer, and writing without ever blocking.
+// a read buffer, and reading and writing without ever blocking (a polled
+// client's turn, the room's flush). The calls themselves are sys_linux.go's
+// or sys_unix.go's.
 
 // rawSocket returns conn's socket if conn is a *net.TCPConn or a
 // *net.UnixConn, and nil otherwise (TLS, net.Pipe, adapters): those get
