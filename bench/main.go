@@ -39,7 +39,8 @@ the demo (an older commit, say) run the same way, for side-by-side figures.
 
 Workloads:
   fanout   -clients receivers, the first -senders of which each send
-           -messages of -size bytes, at most -window in flight per sender;
+           -messages of -size bytes, at most -window in flight per sender,
+           once the server is quiet after the joins;
            reports deliveries/s, latency, lost, duplicated, the
            server's CPU time per delivery, and how many deliveries it
            made per write system call
