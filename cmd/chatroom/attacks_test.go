@@ -412,3 +412,45 @@ func clientTLS(t *testing.T, certPEM []byte) *tls.Config {
 	require.True(t, pool.AppendCertsFromPEM(certPEM))
 	return &tls.Config{RootCAs: pool}
 }
+
+// TestDemoFloodersWaitTheirTurn: with flood control off, four clients each
+// send 10 000 lines as fast as the connection takes them, while alice says
+// one line: bob hears her during the flood, and every flooder's lines,
+// none lost.
+func TestDemoFloodersWaitTheirTurn(t *testing.T) {
+	const flooders, lines = 4, 10000
+	d := startDemo(t, "-rate", "0")
+	alice := joinDemo(t, d.addr, nil)
+	bob := joinDemo(t, d.addr, nil)
+	var wg sync.WaitGroup
+	for i := range flooders {
+		f := joinDemo(t, d.addr, nil)
+		wg.Go(func() {
+			var b strings.Builder
+			for n := range lines {
+				fmt.Fprintf(&b, "flood %d %d %s\n", i, n, strings.Repeat("x", 64))
+			}
+			f.conn.SetWriteDeadline(time.Now().Add(waitLimit))
+			_, err := io.WriteString(f.conn, b.String())
+			assert.NoError(t, err)
+		})
+	}
+	alice.send(t, "still here\n")
+	seen := 0
+	for heard := false; !heard || seen < flooders*lines; {
+		select {
+		case line, ok := <-bob.lines:
+			require.True(t, ok, "bob was cut off")
+			switch {
+			case strings.Contains(line, "say: still here"):
+				heard = true
+			case strings.Contains(line, "say: flood "):
+				seen++
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("bob heard alice: %v, and %d of %d flood lines", heard, seen, flooders*lines)
+		}
+	}
+	wg.Wait()
+	d.stop()
+}
