@@ -18,30 +18,19 @@ import (
 // through socketcall: it uses the runtime's calls, sys_unix.go.)
 
 // sysWrite writes p to the socket fd without waiting.
-func sysWrite(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if errno == syscall.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return -1, errno
-		}
-		return int(n), nil
-	}
-}
+func sysWrite(fd uintptr, p []byte) (int, error) { return sysIO(syscall.SYS_WRITE, fd, p) }
 
 // sysRead reads from the socket fd into p without waiting: 0 and no error
 // is the end of input.
-func sysRead(fd uintptr, p []byte) (int, error) {
+func sysRead(fd uintptr, p []byte) (int, error) { return sysIO(syscall.SYS_READ, fd, p) }
+
+// sysIO makes trap, a read or a write, on fd with p.
+func sysIO(trap, fd uintptr, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		if errno == syscall.EINTR {
 			continue
 		}
