@@ -373,10 +373,10 @@ func (m *members) sendLine(line []byte, except *client) {
 
 // send queues lines for every member but except (which may be nil), once,
 // in the room's shared list that clients with nothing else waiting view
-// (client.share), then evicts whoever could not take them. If an outbox is more than half full,
-// send yields before it returns (see yield): a client that really stopped
-// reading fills its outbox all the same and is evicted, and nobody ever
-// waits for it.
+// (client.share), then evicts whoever could not take them. If an outbox is
+// more than half full, send yields before it returns (see yield): a client
+// that really stopped reading fills its outbox all the same and is
+// evicted, and nobody ever waits for it.
 func (m *members) send(lines [][]byte, except *client) {
 	if except != nil {
 		except.unshareLines() // its view must end where the others' go on
