@@ -33,7 +33,9 @@ func BenchmarkFanout(b *testing.B) {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchmarkFanout(b, n) })
 	}
 	hooks := []chatroom.Option{
-		chatroom.WithFilter(func(_, text string) (string, bool) { return text, true }),
+		chatroom.WithFilter(func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
+			return chatroom.FilterReply{Text: e.Text}, nil
+		}),
 		chatroom.WithEvents(func(chatroom.Event) {}),
 	}
 	for _, n := range []int{100, 500} {

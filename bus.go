@@ -8,46 +8,60 @@ import (
 	"time"
 )
 
-// This file is the room's side of a bus (WithBus): the interface a bus
-// implements, what crosses it, and what the room goroutine does with what
-// its peers did. The members methods here are the room goroutine's, like
-// those in members.go.
+// This file is the hub's side of a bus (WithBus): the interface a bus
+// implements, what crosses it, and what the hub goroutine does with what
+// its peers did. The state methods here are the hub goroutine's, like
+// those in state.go.
 
-// A Bus joins a room to its peers: rooms in other processes that serve the
-// same room, so that every client of every one of them is in one room.
+// A Bus joins a hub to its peers: hubs in other processes that serve the
+// same rooms, so that every client of every one of them is in one hub.
 // Package natsbus (module github.com/chatroom-go/chatroom/natsbus) is one,
 // over NATS. Attach one with [WithBus].
 //
-// The room tells its bus what its own clients do, formatted once, and the
-// bus tells the room what the peers' clients do. Names are claimed through
-// the bus, so that a name is unique across every peer. The room calls its
-// bus from three kinds of goroutine, and a Bus must be safe for that:
+// The hub tells its bus what its own clients do, and the bus tells the
+// hub what the peers' clients do. Lines said in a room are ordered by the
+// bus: the hub hands them to it (BusLine) and relays them, to its own
+// clients too, when the bus hands them back numbered, so that every
+// process relays a room's lines in the same order, with the same IDs.
+// The hub tells the bus which rooms it has members in (Subscribe,
+// Unsubscribe): a room's lines reach only the processes that want them.
+// Names are claimed through the bus, so that a name is unique across
+// every peer. The hub calls its bus from three kinds of goroutine, and a
+// Bus must be safe for that:
 //
-//   - Open, once, as the room starts (the first Serve, ServeConn or
-//     Broadcast), and Close, once, after the room goroutine stopped taking
+//   - Open, once, as the hub starts (the first Serve, ServeConn or
+//     Broadcast), and Close, once, after the hub goroutine stopped taking
 //     requests;
-//   - Publish, on the room goroutine, in the order things happened: it must
-//     never wait (queue, or drop and count);
+//   - Publish, Subscribe and Unsubscribe, on the hub goroutine, in the
+//     order things happened: they must never wait (queue, or drop and
+//     count);
 //   - Claim and Release, on the goroutine of the client whose name it is:
 //     Claim may wait for the network, until ctx ends; Release must not.
 type Bus interface {
-	// Open starts the bus for the room. From then until Close, the bus hands
-	// the room what its peers do with deliver, one message at a time, in the
-	// order each peer did it; deliver waits until the room has taken the
-	// message, and reports false once the room is closing. history is the
-	// room's WithHistory: Open returns the room's last say and /me lines,
-	// at most history of them, oldest first, to start the room's own
-	// history from. An error from Open stops the room: Serve, ServeConn and
-	// Broadcast return it, wrapped. ctx ends when the room begins to close.
-	Open(ctx context.Context, history int, deliver func(BusMessage) bool) ([][]byte, error)
+	// Open starts the bus for the hub. From then until Close, the bus hands
+	// the hub what its peers do with deliver, one message at a time, in the
+	// order each peer did it; deliver waits until the hub has taken the
+	// message, and reports false once the hub is closing. An error from
+	// Open stops the hub: Serve, ServeConn and Broadcast return it,
+	// wrapped. ctx ends when the hub begins to close.
+	Open(ctx context.Context, deliver func(BusMessage) bool) error
 
-	// Publish hands the bus what one of the room's own clients did, or a
-	// Broadcast: BusJoin, BusLeave, BusNick, BusSay, BusNotice, BusWhisper
-	// or BusKick. m.Line and m.Lines are shared with the room's clients:
-	// the bus must not modify them.
+	// Publish hands the bus what one of the hub's own clients did, or a
+	// Broadcast. The bus must not keep m.Line beyond publishing it.
 	Publish(m BusMessage)
 
-	// Claim reserves name, ignoring case, for a client of this room, against
+	// Subscribe says the hub has members in the room called room: from
+	// now on the bus hands it the room's lines, first a BusHistory with
+	// the last at most n lines kept for it, oldest first, then every line
+	// said there after those, in order. Each Subscribe is answered by one
+	// BusHistory (with Err set if the room's lines cannot be had).
+	Subscribe(room string, n int)
+
+	// Unsubscribe says the hub has no members left in the room: the bus
+	// stops handing it the room's lines.
+	Unsubscribe(room string)
+
+	// Claim reserves name, ignoring case, for a client of this hub, against
 	// every client of every peer. It returns an error wrapping
 	// [ErrNameTaken] if someone else holds the name, or another error if
 	// the bus cannot tell (its connection is down); it must decide
@@ -59,8 +73,8 @@ type Bus interface {
 	// left or taken another name. It must not wait.
 	Release(name string)
 
-	// Close ends the bus: the room has closed, and its peers should count
-	// its clients gone. The room's Shutdown and Close wait for it to
+	// Close ends the bus: the hub has closed, and its peers should count
+	// its clients gone. The hub's Shutdown and Close wait for it to
 	// return, so it must bound its own work (natsbus: 3s at most).
 	Close() error
 }
@@ -68,24 +82,28 @@ type Bus interface {
 // BusKind is what a [BusMessage] reports.
 type BusKind uint8
 
-// The kinds of [BusMessage]. Line is the line the room that published the
-// message sent its own clients: rooms that receive it send it on
-// unchanged, so it is formatted once, where it happened.
+// The kinds of [BusMessage]: what a client did (the hub publishes them for
+// its own clients; the bus delivers them for the peers'), and what the bus
+// tells the hub.
 const (
-	BusJoin    BusKind = iota + 1 // Name joined, from Addr, at Time; Line is the others' notice
-	BusLeave                      // Name left; Line is the others' notice
-	BusNick                       // Old is now Name; Line is the others' notice
-	BusSay                        // Lines are chat and /me lines, in order, kept in the history; received, they may be several peers' clients
-	BusNotice                     // Line is a Broadcast notice
-	BusWhisper                    // Line is a whisper to the client named Name alone
-	BusKick                       // Kick the client named Name, for the reason Text (Room.Kick)
-	BusState                      // received only: Members is everyone on Peer now (a peer that missed messages gets this)
-	BusGone                       // received only: Peer is gone, and every client of its with it
+	BusJoin     BusKind = iota + 1 // Name entered Room, from Addr, at Time
+	BusPart                        // Name left Room and stays connected; Text: its parting words
+	BusQuit                        // Name left the hub for Reason; Text: a kick's reason or its parting words
+	BusNick                        // Old is now called Name
+	BusLine                        // Line was said in Room; delivered, its ID is set, in the room's order
+	BusWhisper                     // Line is a whisper to the client named Line.To alone
+	BusKick                        // put the client called Name out, for Text: of Room, by By; or of the hub if Room is ""
+	BusTopic                       // Name set Room's topic to Text
+	BusAnnounce                    // the program announced Text in Room ("" for every room)
+	BusHistory                     // delivered only: the answer to Subscribe(Room): Lines, or Err
+	BusState                       // delivered only: Members is everyone on Peer now (a peer that missed messages gets this)
+	BusGone                        // delivered only: Peer is gone, and every client of its with it
 )
 
-var busKindNames = [...]string{"", "join", "leave", "nick", "say", "notice", "whisper", "kick", "state", "gone"}
+var busKindNames = [...]string{"", "join", "part", "quit", "nick", "line", "whisper", "kick", "topic", "announce",
+	"history", "state", "gone"}
 
-// String returns the kind's name: "join", "leave", and so on.
+// String returns the kind's name: "join", "part", and so on.
 func (k BusKind) String() string {
 	if int(k) < len(busKindNames) && k > 0 {
 		return busKindNames[k]
@@ -93,152 +111,521 @@ func (k BusKind) String() string {
 	return "BusKind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// BusMessage is one thing a client did, as a room tells its bus and as a
-// bus tells the room's peers. Which fields are set depends on Kind.
+// BusMessage is one thing that happened, as a hub tells its bus and as a
+// bus tells the hub. Which fields are set depends on Kind. What a bus
+// delivers comes from other processes: the hub cleans every text and name
+// in it again, and ignores what does not fit.
 type BusMessage struct {
 	Kind    BusKind
-	Peer    string       // received only: the peer where it happened, as the bus names it
-	Name    string       // the client it concerns (BusWhisper, BusKick: the recipient)
+	Peer    string       // delivered: the peer where it happened, as the bus names it
+	Room    string       // the room it happened in
+	Name    string       // the client it concerns
 	Old     string       // BusNick: the previous name
+	By      string       // BusKick: the operator, "" for the program
 	Addr    string       // BusJoin: the client's remote address
-	Time    time.Time    // BusJoin: when it joined, by its room's clock
-	Text    string       // BusKick: the reason
-	Line    []byte       // the formatted line, ending in "\n" (not BusSay, BusKick)
-	Lines   [][]byte     // BusSay: the formatted lines
-	Members []ClientInfo // BusState: everyone on Peer
+	Time    time.Time    // when it happened, by its hub's clock
+	Text    string       // a reason, a topic, parting words, an announcement
+	Reason  LeaveReason  // BusQuit: why
+	Line    *Message     // BusLine, BusWhisper: what was said
+	Lines   []*Message   // BusHistory: the room's last lines, oldest first, IDs set
+	Err     error        // BusHistory: why the room's lines cannot be had
+	Members []ClientInfo // BusState: everyone on Peer, with the rooms each is in
 }
 
-// openBus opens the room's bus, if it has one, and starts the room's
-// history from the lines it returns; then it lets start's callers go on.
-// It reports false if the bus did not open: the room then stops, and
-// start returns the bus's error.
-func (r *Room) openBus(m *members) bool {
-	defer close(r.opened)
-	if r.opts.bus == nil {
+// openBus opens the hub's bus, if it has one; then it lets start's callers
+// go on. It reports false if the bus did not open: the hub then stops,
+// and start returns the bus's error.
+func (h *Hub) openBus(s *state) bool {
+	defer close(h.opened)
+	if h.opts.bus == nil {
 		return true
 	}
-	lines, err := r.opts.bus.Open(r.ctx, r.opts.history, r.deliver)
-	if err != nil {
-		if r.ctx.Err() == nil { // not just the room closing while it opened
-			r.openErr = fmt.Errorf("chatroom: opening the bus: %w", err)
-			r.log.Error("the bus did not open; the room closes", "err", err)
+	if err := h.opts.bus.Open(h.ctx, h.deliver); err != nil {
+		if h.ctx.Err() == nil { // not just the hub closing while it opened
+			h.openErr = fmt.Errorf("chatroom: opening the bus: %w", err)
+			h.log.Error("the bus did not open; the hub closes", "err", err)
 		}
-		r.stop(false)
+		h.stop(false)
 		return false
 	}
-	m.remember(lines)
 	return true
 }
 
-// deliver hands the room goroutine what a peer's client did; it is the
+// deliver hands the hub goroutine what happened on a peer; it is the
 // function a bus gets from Open.
-func (r *Room) deliver(msg BusMessage) bool {
+func (h *Hub) deliver(msg BusMessage) bool {
 	select {
-	case r.requests <- request{kind: askPeer, peer: &msg}:
+	case h.requests <- request{kind: askPeer, peer: &msg}:
 		return true
-	case <-r.ctx.Done():
+	case <-h.ctx.Done():
 		return false
 	}
 }
 
-// closeBus closes the room's bus, if it has one, once the room goroutine
+// closeBus closes the hub's bus, if it has one, once the hub goroutine
 // takes no more requests.
-func (r *Room) closeBus() {
-	if r.opts.bus == nil {
+func (h *Hub) closeBus() {
+	if h.opts.bus == nil {
 		return
 	}
-	if err := r.opts.bus.Close(); err != nil {
-		r.log.Warn("closing the bus", "err", err)
+	if err := h.opts.bus.Close(); err != nil {
+		h.log.Warn("closing the bus", "err", err)
 	}
 }
 
-// publish hands m to the bus, if the room has one.
-func (m *members) publish(msg BusMessage) {
-	if m.bus != nil {
-		m.bus.Publish(msg)
+// publish hands msg to the bus, if the hub has one.
+func (s *state) publish(msg BusMessage) {
+	if s.bus != nil {
+		s.bus.Publish(msg)
 	}
 }
 
-// online is how many are in the room, the peers' clients included.
-func (m *members) online() int { return len(m.list) + len(m.remotes) }
-
-// taken reports whether name, ignoring case, is a member's, here or on a
-// peer.
-func (m *members) taken(key string) bool {
-	return m.byName[key] != nil || m.remotes[key] != nil
+// remoteClient is a peer's client, as the hub knows it.
+type remoteClient struct {
+	info  ClientInfo
+	rooms []*Room // the rooms it is in
 }
 
-// fromPeer carries out what a peer's client did.
-func (m *members) fromPeer(msg BusMessage) {
+// remoteRoom is a room's members on the peers.
+type remoteRoom struct {
+	members map[string]*remoteClient // by foldName of their name
+}
+
+// remoteCount is how many of r's members are on peers.
+func (r *Room) remoteCount() int { return len(r.remote.members) }
+
+// appendRemoteNames appends the names of r's members on peers.
+func (r *Room) appendRemoteNames(names []string) []string {
+	for _, rc := range r.remote.members {
+		names = append(names, rc.info.Name)
+	}
+	return names
+}
+
+// remoteTaken reports whether a peer's client has the name whose key is
+// key.
+func (s *state) remoteTaken(key string) bool {
+	return s.remotes[key] != nil
+}
+
+// remoteInfo describes a peer's client called name.
+func (s *state) remoteInfo(name string) (ClientInfo, bool) {
+	rc := s.remotes[foldName(name)]
+	if rc == nil {
+		return ClientInfo{}, false
+	}
+	return rc.describe(), true
+}
+
+// describe returns rc's info with the rooms it is in now.
+func (rc *remoteClient) describe() ClientInfo {
+	info := rc.info
+	info.Rooms = make([]string, len(rc.rooms))
+	for i, r := range rc.rooms {
+		info.Rooms[i] = r.name
+	}
+	return info
+}
+
+// appendRemoteInfos appends the peers' clients in r, or every peer's
+// client if r is nil.
+func (s *state) appendRemoteInfos(infos []ClientInfo, r *Room) []ClientInfo {
+	if r != nil {
+		for _, rc := range r.remote.members {
+			infos = append(infos, rc.describe())
+		}
+		return infos
+	}
+	for _, rc := range s.remotes {
+		infos = append(infos, rc.describe())
+	}
+	return infos
+}
+
+// appendRemoteRooms appends the rooms that only peers have members in: a
+// room with members here is listed already, with its peers' members
+// counted.
+func (s *state) appendRemoteRooms(rooms []RoomInfo) []RoomInfo {
+	for _, r := range s.elsewhere {
+		rooms = append(rooms, r.info())
+	}
+	return rooms
+}
+
+// whisperRemote hands m, a whisper, to the bus for the peer whose client
+// it names, and returns that client's name.
+func (s *state) whisperRemote(m *Message) (string, bool) {
+	rc := s.remotes[foldName(m.To)]
+	if rc == nil {
+		return "", false
+	}
+	m.To = rc.info.Name
+	s.publish(BusMessage{Kind: BusWhisper, Name: rc.info.Name, Line: m, Time: m.Time})
+	return rc.info.Name, true
+}
+
+// kickRemote asks the peer of the client called name to put it out: of
+// the hub if r is nil, or of r. It reports false if no peer's client has
+// that name (in r).
+func (s *state) kickRemote(r *Room, name, reason string) bool {
+	rc := s.remotes[foldName(name)]
+	if rc == nil || r != nil && r.remote.members[foldName(name)] == nil {
+		return false
+	}
+	room := ""
+	if r != nil {
+		room = r.name
+	}
+	s.publish(BusMessage{Kind: BusKick, Room: room, Name: rc.info.Name, Text: reason})
+	return true
+}
+
+// publishLines hands lines said in r to the bus, which orders them and
+// hands them back (see relay).
+func (s *state) publishLines(r *Room, lines []*Message) {
+	for _, m := range lines {
+		s.bus.Publish(BusMessage{Kind: BusLine, Room: r.name, Name: m.From, Line: m, Time: m.Time})
+	}
+}
+
+// subscribe tells the bus the hub wants r's lines, once.
+func (s *state) subscribe(r *Room) {
+	if s.bus != nil && !r.subscribed {
+		r.subscribed, r.ready = true, false
+		s.bus.Subscribe(r.name, s.hub.opts.history+1)
+	}
+}
+
+// unsubscribe tells the bus the hub no longer wants r's lines.
+func (s *state) unsubscribe(r *Room) {
+	if s.bus != nil && r.subscribed && len(r.members) == 0 {
+		r.subscribed, r.ready = false, false
+		s.bus.Unsubscribe(r.name)
+	}
+}
+
+// fromPeer carries out what happened on a peer, or what the bus says.
+// Everything in it is cleaned again: a peer is trusted with nothing.
+func (s *state) fromPeer(msg BusMessage) {
+	msg.Name, msg.Old, msg.By = cleanName(msg.Name), cleanName(msg.Old), cleanName(msg.By)
+	msg.Text, msg.Addr = cleanString(msg.Text), cleanString(msg.Addr)
+	var r *Room
+	if msg.Room != "" {
+		name, ok := roomName(msg.Room)
+		if !ok {
+			return
+		}
+		r = s.rooms[roomKey(name)]
+		msg.Room = name
+	}
 	switch msg.Kind {
+	case BusHistory:
+		s.history(r, msg)
+	case BusLine:
+		if r != nil && r.ready && cleanLine(msg.Line, msg.Room) && msg.Line.ID > r.lastID {
+			s.relay(r, []*Message{msg.Line}, s.byName[foldName(msg.Line.From)])
+		}
 	case BusJoin:
-		m.addRemote(ClientInfo{Name: msg.Name, Addr: msg.Addr, Joined: msg.Time, Peer: msg.Peer})
-		m.sendLine(msg.Line, nil)
-	case BusLeave:
-		if r := m.remotes[foldName(msg.Name)]; r != nil && r.Peer == msg.Peer {
-			delete(m.remotes, foldName(msg.Name))
-		}
-		m.sendLine(msg.Line, nil)
+		s.remoteJoin(msg, r)
+	case BusPart:
+		s.remotePart(msg, r)
+	case BusQuit:
+		s.remoteQuit(msg.Name, msg.Peer, msg.Reason, msg.Text)
 	case BusNick:
-		if r := m.remotes[foldName(msg.Old)]; r != nil && r.Peer == msg.Peer {
-			delete(m.remotes, foldName(msg.Old))
-			r.Name = msg.Name
-			m.remotes[foldName(msg.Name)] = r
-		}
-		m.sendLine(msg.Line, nil)
-	case BusSay:
-		m.send(msg.Lines, nil)
-		m.remember(msg.Lines)
-	case BusNotice:
-		m.sendLine(msg.Line, nil)
+		s.remoteNick(msg)
 	case BusWhisper:
-		if c := m.byName[foldName(msg.Name)]; c != nil {
-			m.post(c, [][]byte{msg.Line})
+		if cleanLine(msg.Line, "") {
+			if c := s.byName[foldName(msg.Line.To)]; c != nil {
+				if b := msg.Line.bytesFor(c.seat.form, s.hub.format); b != nil {
+					s.post(c, [][]byte{b})
+				}
+			}
 		}
 	case BusKick:
-		if c := m.byName[foldName(msg.Name)]; c != nil {
-			m.depart(c, reasonKicked, msg.Text)
+		if c := s.byName[foldName(msg.Name)]; c != nil {
+			if r == nil || c.single {
+				s.depart(c, ReasonKicked, msg.Text)
+			} else if c.in(r) {
+				s.leaveRoom(c, r, &Message{Kind: KindKick, Time: s.now(), From: c.seat.name, By: msg.By, Text: msg.Text}, ReasonKicked)
+			}
+		}
+	case BusTopic:
+		if r != nil {
+			r.topicText, r.topicBy, r.topicAt = msg.Text, msg.Name, msg.Time
+			s.broadcast(r, []*Message{{Kind: KindTopic, Time: msg.Time, Room: r.name, By: msg.Name, Text: msg.Text}}, nil, 0)
+		}
+	case BusAnnounce:
+		m := &Message{Kind: KindAnnounce, Time: msg.Time, Text: msg.Text}
+		if msg.Room == "" {
+			s.announceHere(nil, m)
+		} else if r != nil {
+			s.announceHere(r, m)
 		}
 	case BusState:
-		m.syncPeer(msg.Peer, msg.Members)
+		s.syncPeer(msg.Peer, msg.Members)
 	case BusGone:
-		m.syncPeer(msg.Peer, nil)
+		s.syncPeer(msg.Peer, nil)
 	}
 }
 
-// addRemote records a peer's client.
-func (m *members) addRemote(info ClientInfo) {
-	if m.remotes == nil {
-		m.remotes = make(map[string]*ClientInfo)
+// cleanName cleans a name that came from a peer: what is not a name of
+// either kind (a nick, or an address) is cleaned to what can be shown.
+func cleanName(name string) string {
+	if len(name) > 64 {
+		name = name[:64]
 	}
-	m.remotes[foldName(info.Name)] = &info
+	return cleanString(name)
 }
 
-// syncPeer makes the room's record of peer's clients members, telling the
-// room's own clients who joined and who left since it last knew.
-func (m *members) syncPeer(peer string, members []ClientInfo) {
-	now := m.room.opts.now()
+// cleanLine cleans m, a line from a peer said in room (for a whisper,
+// ""), and reports whether it is one the hub relays.
+func cleanLine(m *Message, room string) bool {
+	if m == nil || m.Kind != KindSay && m.Kind != KindAction && m.Kind != KindWhisper {
+		return false
+	}
+	m.Room, m.From, m.To = room, cleanName(m.From), cleanName(m.To)
+	m.Text = cleanString(m.Text)
+	m.forms = formCache{}
+	return m.From != "" && m.Text != ""
+}
+
+// history takes the answer to a Subscribe: the room's last lines, which
+// start its history; the clients waiting to enter it then do.
+func (s *state) history(r *Room, msg BusMessage) {
+	if r == nil || !r.subscribed || r.ready {
+		return // unsubscribed since: a later answer is on its way
+	}
+	if msg.Err != nil {
+		s.hub.log.Warn("the bus could not start a room", "room", r.name, "err", msg.Err)
+		r.subscribed = false
+		for _, w := range r.waiting {
+			w.reply <- answer{err: fmt.Errorf("chatroom: room %s: %w", r.name, errRoomDown)}
+		}
+		r.waiting = nil
+		s.closeIfEmpty(r)
+		return
+	}
+	r.ready = true
+	r.history, r.lastID = newHistory(s.hub.opts.history), 0
+	for _, m := range msg.Lines {
+		if cleanLine(m, r.name) && m.ID > r.lastID {
+			r.lastID = m.ID
+			r.history.add(m)
+		}
+	}
+	waiting := r.waiting
+	r.waiting = nil
+	for _, w := range waiting {
+		s.handle(w)
+	}
+}
+
+// errRoomDown says the bus cannot reach a room's lines.
+var errRoomDown = fmt.Errorf("the room cannot be reached now, try again later")
+
+// relay relays lines said in r (numbered already, with a bus) to everyone
+// there, keeping them in its history; actor, if not nil, is the one of
+// this hub's clients who said them, who gets them in its own form.
+func (s *state) relay(r *Room, lines []*Message, actor *Client) {
+	for _, m := range lines {
+		if s.bus == nil {
+			r.lastID++
+			m.ID = r.lastID
+		} else {
+			r.lastID = m.ID
+		}
+		r.history.add(m)
+	}
+	n := uint64(len(lines))
+	r.stats.Messages += n
+	if actor != nil && !actor.in(r) {
+		actor = nil
+	}
+	s.broadcast(r, lines, actor, 0)
+	if s.events != nil && actor != nil {
+		for _, m := range lines {
+			s.emit(Event{Kind: EventMessage, Time: m.Time, Room: r.name, Name: m.From, Addr: actor.addr,
+				Text: m.Text, Action: m.Kind == KindAction})
+		}
+	}
+}
+
+// remoteRoomFor returns the room called name for a peer's member, making
+// a record of it, in s.elsewhere, if this hub has no room of that name.
+func (s *state) remoteRoomFor(name string) *Room {
+	key := roomKey(name)
+	if r := s.rooms[key]; r != nil {
+		return r
+	}
+	r := s.elsewhere[key]
+	if r == nil {
+		r = newRoom(s.hub, name, false)
+		if s.elsewhere == nil {
+			s.elsewhere = make(map[string]*Room)
+		}
+		s.elsewhere[key] = r
+	}
+	return r
+}
+
+// remoteJoin records that a peer's client entered a room, and tells the
+// room's members here.
+func (s *state) remoteJoin(msg BusMessage, r *Room) {
+	if msg.Name == "" || msg.Room == "" {
+		return
+	}
+	key := foldName(msg.Name)
+	rc := s.remotes[key]
+	if rc == nil {
+		if s.byName[key] != nil {
+			return // ours: a peer cannot take it
+		}
+		rc = &remoteClient{info: ClientInfo{Name: msg.Name, Addr: msg.Addr, Joined: msg.Time, Peer: msg.Peer}}
+		if s.remotes == nil {
+			s.remotes = make(map[string]*remoteClient)
+		}
+		s.remotes[key] = rc
+	} else if rc.info.Peer != msg.Peer {
+		return
+	}
+	if r == nil {
+		r = s.remoteRoomFor(msg.Room)
+	}
+	if slices.Contains(rc.rooms, r) {
+		return
+	}
+	rc.rooms = append(rc.rooms, r)
+	if r.remote.members == nil {
+		r.remote.members = make(map[string]*remoteClient)
+	}
+	r.remote.members[key] = rc
+	r.sorted = nil
+	if len(r.members) > 0 {
+		s.broadcast(r, []*Message{{Kind: KindJoin, Time: msg.Time, Room: r.name, From: rc.info.Name, Addr: rc.info.Addr}}, nil, 0)
+	}
+}
+
+// remotePart records that a peer's client left a room.
+func (s *state) remotePart(msg BusMessage, r *Room) {
+	rc := s.remotes[foldName(msg.Name)]
+	if rc == nil || rc.info.Peer != msg.Peer {
+		return
+	}
+	if r == nil {
+		r = s.elsewhere[roomKey(msg.Room)]
+	}
+	if r == nil || !s.dropRemote(rc, r) {
+		return
+	}
+	if len(r.members) > 0 {
+		s.broadcast(r, []*Message{{Kind: KindPart, Time: msg.Time, Room: r.name, From: rc.info.Name, Text: msg.Text}}, nil, 0)
+	}
+}
+
+// dropRemote takes rc out of r, and reports whether it was in it.
+func (s *state) dropRemote(rc *remoteClient, r *Room) bool {
+	i := slices.Index(rc.rooms, r)
+	if i < 0 {
+		return false
+	}
+	rc.rooms = slices.Delete(rc.rooms, i, i+1)
+	delete(r.remote.members, foldName(rc.info.Name))
+	r.sorted = nil
+	if r.remoteCount() == 0 && len(r.members) == 0 {
+		if s.elsewhere[r.key] == r {
+			delete(s.elsewhere, r.key)
+		} else {
+			s.closeIfEmpty(r)
+		}
+	}
+	return true
+}
+
+// remoteQuit records that a peer's client left the hub, and tells those
+// who shared a room with it.
+func (s *state) remoteQuit(name, peer string, reason LeaveReason, text string) {
+	rc := s.remotes[foldName(name)]
+	if rc == nil || rc.info.Peer != peer {
+		return
+	}
+	delete(s.remotes, foldName(name))
+	m := &Message{Kind: KindQuit, Time: s.now(), From: rc.info.Name, Reason: reason, Text: text}
+	for _, r := range rc.rooms {
+		m.Rooms = append(m.Rooms, r.name)
+	}
+	s.mark++
+	mark := s.mark
+	for len(rc.rooms) > 0 {
+		r := rc.rooms[0]
+		s.dropRemote(rc, r)
+		if len(r.members) > 0 {
+			s.broadcast(r, []*Message{m}, nil, mark)
+		}
+	}
+}
+
+// remoteNick records that a peer's client took a new name, and tells
+// those who share a room with it.
+func (s *state) remoteNick(msg BusMessage) {
+	rc := s.remotes[foldName(msg.Old)]
+	newKey := foldName(msg.Name)
+	if rc == nil || rc.info.Peer != msg.Peer || msg.Name == "" || s.byName[newKey] != nil {
+		return
+	}
+	delete(s.remotes, foldName(msg.Old))
+	rc.info.Name = msg.Name
+	s.remotes[newKey] = rc
+	m := &Message{Kind: KindNick, Time: msg.Time, From: msg.Name, Old: msg.Old}
+	s.mark++
+	for _, r := range rc.rooms {
+		delete(r.remote.members, foldName(msg.Old))
+		r.remote.members[newKey] = rc
+		r.sorted = nil
+		m.Rooms = append(m.Rooms, r.name)
+		s.broadcast(r, []*Message{m}, nil, s.mark)
+	}
+}
+
+// syncPeer makes the hub's record of peer's clients members, telling the
+// hub's own clients who joined and who left since it last knew.
+func (s *state) syncPeer(peer string, members []ClientInfo) {
+	now := s.now()
 	keep := make(map[string]bool, len(members))
 	for _, info := range members {
-		key := foldName(info.Name)
-		keep[key] = true
-		if r := m.remotes[key]; r != nil && r.Peer == peer {
+		name := cleanName(info.Name)
+		key := foldName(name)
+		if name == "" || s.byName[key] != nil {
 			continue
 		}
-		info.Peer = peer
-		m.addRemote(info)
-		m.sendLine(lineJoined(now, info.Name), nil)
+		keep[key] = true
+		rc := s.remotes[key]
+		if rc != nil && rc.info.Peer != peer {
+			continue
+		}
+		rooms := make(map[string]bool, len(info.Rooms))
+		for _, room := range info.Rooms {
+			if n, ok := roomName(room); ok {
+				rooms[roomKey(n)] = true
+				s.remoteJoin(BusMessage{Kind: BusJoin, Peer: peer, Room: n, Name: name,
+					Addr: cleanString(info.Addr), Time: info.Joined}, s.rooms[roomKey(n)])
+			}
+		}
+		if rc = s.remotes[key]; rc != nil {
+			for _, r := range slices.Clone(rc.rooms) {
+				if !rooms[r.key] {
+					s.remotePart(BusMessage{Kind: BusPart, Peer: peer, Room: r.name, Name: name, Time: now}, s.rooms[r.key])
+				}
+			}
+		}
 	}
 	var gone []string
-	for key, r := range m.remotes {
-		if r.Peer == peer && !keep[key] {
-			gone = append(gone, key)
+	for key, rc := range s.remotes {
+		if rc.info.Peer == peer && !keep[key] {
+			gone = append(gone, rc.info.Name)
 		}
 	}
 	slices.Sort(gone) // the same notices, in the same order, on every peer
-	for _, key := range gone {
-		name := m.remotes[key].Name
-		delete(m.remotes, key)
-		m.sendLine(lineLeft(now, name, ""), nil)
+	for _, name := range gone {
+		s.remoteQuit(name, peer, ReasonDisconnect, "")
 	}
 }

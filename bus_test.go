@@ -15,8 +15,10 @@ import (
 	"github.com/chatroom-go/chatroom"
 )
 
-// fakeBus is a Bus with no peers: it records what the room publishes,
-// holds names in a map, and can be told to fail.
+// fakeBus is a Bus with no peers: it records what the hub publishes,
+// numbers the lines and hands them back, as a bus orders them, answers a
+// Subscribe with one line of history, holds names in a map, and can be
+// told to fail.
 type fakeBus struct {
 	openErr  error
 	claimErr error // returned by every Claim, when set
@@ -24,6 +26,11 @@ type fakeBus struct {
 	mu        sync.Mutex
 	names     map[string]bool // claimed, by lower-case name
 	published []chatroom.BusMessage
+	seq       uint64                // the last line's number
+	todo      []chatroom.BusMessage // to deliver, in order
+	wake      chan struct{}         // todo has something; buffered, 1
+	done      chan struct{}         // closed by Close
+	stopped   chan struct{}         // closed by the delivering goroutine as it returns
 	closed    bool
 }
 
@@ -35,18 +42,67 @@ func newFakeBus(taken ...string) *fakeBus {
 	return b
 }
 
-func (b *fakeBus) Open(context.Context, int, func(chatroom.BusMessage) bool) ([][]byte, error) {
+func (b *fakeBus) Open(_ context.Context, deliver func(chatroom.BusMessage) bool) error {
 	if b.openErr != nil {
-		return nil, b.openErr
+		return b.openErr
 	}
-	return [][]byte{[]byte(ts + " zed say: from the bus's history\n")}, nil
+	b.wake, b.done, b.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go b.deliver(deliver)
+	return nil
+}
+
+// deliver is the bus's goroutine: it hands the hub what is to do, in
+// order, as a bus would from the network.
+func (b *fakeBus) deliver(deliver func(chatroom.BusMessage) bool) {
+	defer close(b.stopped)
+	for {
+		select {
+		case <-b.wake:
+		case <-b.done:
+			return
+		}
+		b.mu.Lock()
+		todo := b.todo
+		b.todo = nil
+		b.mu.Unlock()
+		for _, m := range todo {
+			if !deliver(m) {
+				return
+			}
+		}
+	}
+}
+
+// queue adds m to what the bus is to deliver.
+func (b *fakeBus) queue(m chatroom.BusMessage) {
+	b.todo = append(b.todo, m)
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (b *fakeBus) Publish(m chatroom.BusMessage) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.published = append(b.published, m)
+	if m.Kind == chatroom.BusLine {
+		line := *m.Line
+		b.seq++
+		line.ID = b.seq
+		b.queue(chatroom.BusMessage{Kind: chatroom.BusLine, Peer: "self", Room: m.Room, Line: &line})
+	}
 }
+
+func (b *fakeBus) Subscribe(room string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	history := []*chatroom.Message{{Kind: chatroom.KindSay, ID: b.seq, Time: testTime, From: "zed", Text: "from the bus's history"}}
+	b.queue(chatroom.BusMessage{Kind: chatroom.BusHistory, Room: room, Lines: history})
+}
+
+func (b *fakeBus) Unsubscribe(string) {}
 
 func (b *fakeBus) Claim(_ context.Context, name string) error {
 	b.mu.Lock()
@@ -69,8 +125,12 @@ func (b *fakeBus) Release(name string) {
 
 func (b *fakeBus) Close() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.closed = true
+	b.mu.Unlock()
+	if b.done != nil {
+		close(b.done)
+		<-b.stopped
+	}
 	return nil
 }
 
@@ -124,7 +184,7 @@ func TestBusNames(t *testing.T) {
 	alice.send("hello\nexit\n")
 	alice.expect("* bye")
 	eventually(t, func() bool { return !bus.holds("carol") }, "the name is released when its client leaves")
-	assert.Equal(t, []string{"join", "nick", "say", "leave"}, bus.kinds())
+	assert.Equal(t, []string{"join", "nick", "line", "quit"}, bus.kinds())
 
 	bus.mu.Lock()
 	bus.claimErr = errors.New("NATS is down")

@@ -31,37 +31,44 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// An Event is something that happened in the room, as [WithEvents]
-// reports it.
+// An Event is something that happened in a hub, as [WithEvents] reports
+// it. A client that leaves the hub from several rooms at once is one
+// EventLeave per room.
 type Event struct {
 	Kind   EventKind
-	Time   time.Time // from the room's clock
-	Name   string    // the client's name (after a nick change: the new one)
-	Addr   string    // the client's remote address
-	Text   string    // EventMessage: the text as relayed (for /me, the action without "/me ")
-	To     string    // EventMessage: a whisper's recipient; "" for the room
-	Action bool      // EventMessage: a /me line
-	Old    string    // EventNick: the previous name
-	Reason string    // EventLeave: "exit", "disconnect", "idle timeout", "too slow", "kicked", "shutdown" or "closed"
+	Time   time.Time   // from the hub's clock
+	Room   string      // the room it happened in; "" for a whisper, and for a client that left the hub from no room
+	Name   string      // the client's name (after a nick change: the new one)
+	Addr   string      // the client's remote address
+	Text   string      // EventMessage: the text as relayed (for /me, the action without "/me ")
+	To     string      // EventMessage: a whisper's recipient; "" for the room
+	Action bool        // EventMessage: a /me line
+	Old    string      // EventNick: the previous name
+	Reason LeaveReason // EventLeave: why; its String gives "exit", "disconnect", "idle timeout", "too slow", "kicked", "shutdown", "closed" or "part"
 }
 
-// ClientInfo describes a client in the room, as [Room.Clients] reports it.
+// ClientInfo describes a client, as [Room.Clients], [Hub.Clients] and
+// [Client.Lookup] report it.
 type ClientInfo struct {
-	Name   string
-	Addr   string    // its remote address
-	Joined time.Time // from the clock of the room it joined
-	Peer   string    // with a bus: the peer room it is in, as the bus names it; "" for this room's own clients
+	Name     string
+	Addr     string    // its remote address
+	Joined   time.Time // when it arrived, by the clock of the hub it arrived in
+	Peer     string    // with a bus: the peer it is on, as the bus names it; "" for this hub's own clients
+	Rooms    []string  // the rooms it is in
+	Away     string    // its away message, "" for none
+	Face     string    // the protocol it speaks: "text", "json", "irc"
+	Operator bool      // the auth hook made it an operator
 }
 
 // eventBacklog is how many events may wait for a slow observer. Past it,
 // events are dropped, never waited for.
 const eventBacklog = 10_000
 
-// eventSink hands the room's events to the observer on a goroutine of its
-// own, deliver, in the order the room goroutine emitted them.
+// eventSink hands the hub's events to the observer on a goroutine of its
+// own, deliver, in the order the hub goroutine emitted them.
 type eventSink struct {
 	observe func(Event)
-	events  chan Event    // the backlog; only the room goroutine sends
+	events  chan Event    // the backlog; only the hub goroutine sends
 	dropped atomic.Uint64 // events dropped because the backlog was full
 	burst   *burstLog     // logs the drops, once per burst
 	done    chan struct{} // closed by deliver as it returns
@@ -72,7 +79,7 @@ func newEventSink(observe func(Event), burst *burstLog) *eventSink {
 }
 
 // emit queues e, or drops and counts it if the backlog is full. Only the
-// room goroutine calls it; it never waits.
+// hub goroutine calls it; it never waits.
 func (s *eventSink) emit(e Event) {
 	select {
 	case s.events <- e:
@@ -83,7 +90,7 @@ func (s *eventSink) emit(e Event) {
 }
 
 // deliver is the events goroutine: the only caller of the observer. It
-// returns once the room goroutine has closed events and every event queued
+// returns once the hub goroutine has closed events and every event queued
 // was delivered.
 func (s *eventSink) deliver(log func(msg string, args ...any)) {
 	defer close(s.done)

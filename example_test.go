@@ -183,16 +183,16 @@ func ExampleWithAuth() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	certName := func(ctx context.Context, conn net.Conn) (string, error) {
-		tc, ok := conn.(*tls.Conn)
+	certName := func(ctx context.Context, e chatroom.AuthEvent) (chatroom.AuthReply, error) {
+		tc, ok := e.Conn.(*tls.Conn)
 		if !ok {
-			return "", errors.New("TLS only")
+			return chatroom.AuthReply{}, errors.New("TLS only")
 		}
 		certs := tc.ConnectionState().PeerCertificates
 		if len(certs) == 0 {
-			return "", errors.New("a client certificate is required")
+			return chatroom.AuthReply{}, errors.New("a client certificate is required")
 		}
-		return certs[0].Subject.CommonName, nil
+		return chatroom.AuthReply{Name: certs[0].Subject.CommonName}, nil
 	}
 	room := chatroom.NewRoom(chatroom.WithAuth(certName))
 	defer room.Close()
@@ -223,11 +223,11 @@ func ExampleWithAuth() {
 // A word filter: it rewrites what it can and rejects what it cannot. The
 // sender alone is told of a rejected line.
 func ExampleWithFilter() {
-	filter := func(name, text string) (string, bool) {
-		if strings.Contains(strings.ToLower(text), "buy now") {
-			return "", false
+	filter := func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
+		if strings.Contains(strings.ToLower(e.Text), "buy now") {
+			return chatroom.FilterReply{}, errors.New("advertising")
 		}
-		return strings.ReplaceAll(text, "darn", "d**n"), true
+		return chatroom.FilterReply{Text: strings.ReplaceAll(e.Text, "darn", "d**n")}, nil
 	}
 	room := chatroom.NewRoom(chatroom.WithFilter(filter), chatroom.WithClock(fixedClock))
 	defer room.Close()

@@ -9,7 +9,7 @@ import (
 )
 
 // This file is how a client's input is cut into lines: the reader's
-// (conn.go) alone.
+// (read.go) alone.
 
 // lineReader frames a client's input into lines of at most max bytes, not
 // counting the "\n" or "\r\n" that ends them. Its buffer is just large
@@ -230,9 +230,31 @@ func (lr *lineReader) release() {
 	}
 }
 
+// bufferPools holds a hub's bufferPools, one for each line limit its
+// faces have.
+type bufferPools struct {
+	mu    sync.Mutex
+	pools map[int]*bufferPool
+}
+
+// pool returns the pool of buffers for lines of at most max bytes.
+func (ps *bufferPools) pool(max int) *bufferPool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p := ps.pools[max]
+	if p == nil {
+		if ps.pools == nil {
+			ps.pools = make(map[int]*bufferPool)
+		}
+		p = newBufferPool(max)
+		ps.pools[max] = p
+	}
+	return p
+}
+
 // bufferPool lends read buffers of max+2 bytes: room for the longest line
 // plus "\r\n", so that exactly max bytes are accepted and anything longer
-// fills the buffer. The room's readers share one.
+// fills the buffer. The readers of one line limit share one.
 type bufferPool struct {
 	pool   sync.Pool
 	lent   atomic.Int64 // buffers lent now

@@ -53,7 +53,10 @@ func TestHalfLinesCostWhatWasSent(t *testing.T) {
 		require.NoError(t, err)
 		go io.Copy(io.Discard, c) // the others' arrivals, then their lines
 	}
-	eventually(func() bool { s := room.Stats(); return s.Clients == clients && room.readBuffers.lent.Load() == 0 },
+	eventually(func() bool {
+		s := room.Stats()
+		return s.Clients == clients && room.hub.buffers.pool(bufferSize).lent.Load() == 0
+	},
 		"every client joined and idle")
 	idle := heapInUse()
 
@@ -63,7 +66,7 @@ func TestHalfLinesCostWhatWasSent(t *testing.T) {
 		require.NoError(t, err)
 	}
 	eventually(func() bool {
-		return room.readBuffers.parked.Load() == clients && room.readBuffers.lent.Load() == 0
+		return room.hub.buffers.pool(bufferSize).parked.Load() == clients && room.hub.buffers.pool(bufferSize).lent.Load() == 0
 	}, "every reader parked its half line and gave its buffer back")
 	halves := heapInUse()
 	grew := int64(halves) - int64(idle)

@@ -386,7 +386,7 @@ func (m *roomModel) line(text string) bool {
 			m.toA = append(m.toA, "* error: no such client "+to)
 		}
 	case "/help":
-		m.toA = append(m.toA, strings.Split(strings.TrimSuffix(helpText, "\n"), "\n")...)
+		m.toA = append(m.toA, strings.Split(strings.TrimSuffix(string(helpLines[0]), "\n"), "\n")...)
 	default:
 		m.toA = append(m.toA, "* error: unknown command "+word+" (try /help)")
 	}

@@ -25,12 +25,12 @@ import (
 
 // tokenAuth names a client by the first line it sends, "token NAME"; it
 // refuses anything else, and "panic" makes it panic.
-func tokenAuth(ctx context.Context, conn net.Conn) (string, error) {
+func tokenAuth(ctx context.Context, e chatroom.AuthEvent) (chatroom.AuthReply, error) {
 	var line []byte
 	b := make([]byte, 1)
 	for len(line) < 64 {
-		if _, err := conn.Read(b); err != nil {
-			return "", err
+		if _, err := e.Conn.Read(b); err != nil {
+			return chatroom.AuthReply{}, err
 		}
 		if b[0] == '\n' {
 			break
@@ -42,9 +42,9 @@ func tokenAuth(ctx context.Context, conn net.Conn) (string, error) {
 	case name == "panic":
 		panic("the auth hook broke")
 	case !ok:
-		return "", errors.New("bad token")
+		return chatroom.AuthReply{}, errors.New("bad token")
 	}
-	return name, nil
+	return chatroom.AuthReply{Name: name}, nil
 }
 
 // authClient connects to room over net.Pipe and sends first.
@@ -103,12 +103,12 @@ func TestAuth(t *testing.T) {
 func TestAuthTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const timeout = time.Minute
-		stubborn := func(ctx context.Context, conn net.Conn) (string, error) {
-			if conn.RemoteAddr().String() == "stubborn:1" {
+		stubborn := func(ctx context.Context, e chatroom.AuthEvent) (chatroom.AuthReply, error) {
+			if e.Conn.RemoteAddr().String() == "stubborn:1" {
 				time.Sleep(2 * timeout) // ignores ctx
-				return "stubborn", nil
+				return chatroom.AuthReply{Name: "stubborn"}, nil
 			}
-			return tokenAuth(ctx, conn)
+			return tokenAuth(ctx, e)
 		}
 		room := pipeRoom(t, chatroom.WithAuth(stubborn), chatroom.WithWriteTimeout(timeout))
 		for _, name := range []string{"silent:1", "stubborn:1"} {
@@ -146,14 +146,14 @@ func TestAuthEndsWhenTheRoomCloses(t *testing.T) {
 }
 
 func TestFilter(t *testing.T) {
-	filter := func(name, text string) (string, bool) {
+	filter := func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
 		switch {
-		case strings.Contains(text, "spam"):
-			return "", false
-		case strings.Contains(text, "boom") && name == "carol":
+		case strings.Contains(e.Text, "spam"):
+			return chatroom.FilterReply{}, errors.New("spam")
+		case strings.Contains(e.Text, "boom") && e.Name == "carol":
 			panic("the filter broke")
 		}
-		return strings.ReplaceAll(strings.ReplaceAll(text, "darn", "d**n"), "RED", "\x1b[31mred"), true
+		return chatroom.FilterReply{Text: strings.ReplaceAll(strings.ReplaceAll(e.Text, "darn", "d**n"), "RED", "\x1b[31mred")}, nil
 	}
 	room := pipeRoom(t, chatroom.WithFilter(filter))
 	alice, bob, carol := trio(t, room)
@@ -187,11 +187,11 @@ func TestFilter(t *testing.T) {
 // sender's line holds that sender alone; the others talk on meanwhile.
 func TestSlowFilterSlowsItsSenderOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		filter := func(name, text string) (string, bool) {
-			if name == "slow" {
+		filter := func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
+			if e.Name == "slow" {
 				time.Sleep(time.Hour)
 			}
-			return text, true
+			return chatroom.FilterReply{Text: e.Text}, nil
 		}
 		room := pipeRoom(t, chatroom.WithFilter(filter))
 		slow, _ := pipeClient(t, room, "slow", 1)
@@ -219,8 +219,11 @@ func TestEvents(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s name=%s addr=%s text=%q to=%s action=%v old=%s reason=%s",
 			e.Kind, e.Name, e.Addr, e.Text, e.To, e.Action, e.Old, e.Reason))
 	}
-	room := pipeRoom(t, chatroom.WithEvents(observe), chatroom.WithFilter(func(_, text string) (string, bool) {
-		return strings.ReplaceAll(text, "darn", "d**n"), !strings.Contains(text, "spam")
+	room := pipeRoom(t, chatroom.WithEvents(observe), chatroom.WithFilter(func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
+		if strings.Contains(e.Text, "spam") {
+			return chatroom.FilterReply{}, errors.New("spam")
+		}
+		return chatroom.FilterReply{Text: strings.ReplaceAll(e.Text, "darn", "d**n")}, nil
 	}))
 	alice, bob, _ := trio(t, room)
 	alice.send("oh darn\n")
@@ -362,7 +365,7 @@ func TestClients(t *testing.T) {
 	infos := room.Clients()
 	require.Len(t, infos, 3)
 	for i, name := range []string{"alice", "bob", "carol"} {
-		assert.Equal(t, chatroom.ClientInfo{Name: name, Addr: name, Joined: testTime}, infos[i])
+		assert.Equal(t, chatroom.ClientInfo{Name: name, Addr: name, Joined: testTime, Rooms: []string{"lobby"}, Face: "text"}, infos[i])
 	}
 }
 

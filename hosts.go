@@ -3,13 +3,14 @@ package chatroom
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // hosts counts connections per remote IP address, for WithMaxPerHost and
 // WithJoinRate. Readers consult it in ServeConn before their client asks
-// the room for a place, so that a refusal costs the room goroutine
+// the hub for a place, so that a refusal costs the hub goroutine
 // nothing; it has a lock of its own, held only for a map lookup.
 type hosts struct {
 	max   int     // connections open at once per address; 0: no limit
@@ -39,11 +40,11 @@ func (h *hosts) limited(addr netip.Addr) bool {
 }
 
 // open counts a new connection from addr at now, or refuses it: it returns
-// the line to refuse it with, or nil. A connection that open lets in must
+// the words to refuse it with, or "". A connection that open lets in must
 // be closed with close.
-func (h *hosts) open(addr netip.Addr, now time.Time) (refusal []byte) {
+func (h *hosts) open(addr netip.Addr, now time.Time) (refusal string) {
 	if !h.limited(addr) {
-		return nil
+		return ""
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -56,18 +57,18 @@ func (h *hosts) open(addr netip.Addr, now time.Time) (refusal []byte) {
 		h.m[addr] = a
 	}
 	if h.max > 0 && a.open >= h.max {
-		return lineTooManyFromHost(h.max)
+		return "too many connections from your address (max " + strconv.Itoa(h.max) + ")"
 	}
 	if h.rate > 0 {
 		a.tokens = min(h.burst, a.tokens+now.Sub(a.at).Seconds()*h.rate)
 		a.at = now
 		if a.tokens < 1 {
-			return lineJoinTooFast
+			return "too many connections, try again later"
 		}
 		a.tokens--
 	}
 	a.open++
-	return nil
+	return ""
 }
 
 // close counts a connection from addr, let in by open, as closed.

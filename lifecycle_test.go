@@ -304,11 +304,11 @@ func TestStats(t *testing.T) {
 	a.expect(ts+" * %s left", c)
 	b.expect(ts+" * %s left", c)
 
-	// Lines written: 3 welcomes, 3 joined notices, 2 relayed, 3 notices,
-	// a bye and 2 left notices.
+	// Lines written: 3 welcomes, the refusal, 3 joined notices, 2
+	// relayed, 3 notices, a bye and 2 left notices.
 	want := chatroom.Stats{
 		Clients: 2, Joined: 3, Left: 1, Refused: 1,
-		Messages: 2, Delivered: 14,
+		Messages: 2, Delivered: 15, Rooms: 1,
 	}
 	eventually(t, func() bool { return room.Stats() == want }, "stats settle")
 	assert.Equal(t, want, room.Stats())

@@ -127,7 +127,7 @@ func TestFailedHandshakesAreLoggedInBursts(t *testing.T) {
 			r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
 			switch r.Message {
 			case "TLS handshake failed":
-				assert.Regexp(t, `^10\.0\.0\.\d+:1$`, attrs["client"], "one of the flood, whichever failed first")
+				assert.Regexp(t, `^10\.0\.0\.\d+:1$`, attrs["addr"], "one of the flood, whichever failed first")
 				assert.NotEmpty(t, attrs["err"])
 			case "TLS handshakes failed":
 				assert.Equal(t, fmt.Sprint(flood-1), attrs["count"])

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"time"
 )
 
@@ -52,30 +51,39 @@ const (
 
 	// DefaultHistory is how many chat lines a newcomer is shown: none.
 	DefaultHistory = 0
+
+	// DefaultRoomName is the room a hub's newcomers land in.
+	DefaultRoomName = "lobby"
+
+	// DefaultMaxRooms is how many rooms a hub may have open at once.
+	DefaultMaxRooms = 1000
 )
 
-// An Option configures a [Room]; pass options to [NewRoom].
+// An Option configures a [Hub] and its rooms, or a [Room]; pass options
+// to [NewHub] or [NewRoom].
 type Option func(*options)
 
-// options is the configuration of one room, fixed once NewRoom returns.
+// options is the configuration of one hub, fixed once NewHub returns.
 type options struct {
-	bufferSize   int                                                      // longest accepted line, in bytes, without "\r\n"
-	maxClients   int                                                      // admission limit; 0 means none
-	idleTimeout  time.Duration                                            // time allowed to complete a line; 0 means forever
-	writeTimeout time.Duration                                            // deadline for one batched write; 0 means none
-	outboxSize   int                                                      // messages queued per client before eviction
-	maxPerHost   int                                                      // connections open at once from one IP address; 0 means no limit
-	joinRate     float64                                                  // new connections a second from one IP address; 0 (with joinBurst 0) means no limit
-	joinBurst    int                                                      // ... and how many at once
-	rate         float64                                                  // lines a second read from one client; 0 (with rateBurst 0) means no limit
-	rateBurst    int                                                      // ... and how many at once
-	history      int                                                      // chat lines kept for newcomers
-	auth         func(ctx context.Context, conn net.Conn) (string, error) // names or refuses a client; nil: named by address
-	filter       func(name, text string) (string, bool)                   // rewrites or rejects a line; nil: none
-	events       func(Event)                                              // observes the room; nil: none
-	bus          Bus                                                      // joins the room to its peers; nil: none
-	logger       *slog.Logger                                             // never nil
-	now          func() time.Time                                         // the clock for timestamps; never nil
+	bufferSize   int                                                       // longest accepted line, in bytes, without "\r\n"
+	maxClients   int                                                       // admission limit; 0 means none
+	idleTimeout  time.Duration                                             // time allowed to complete a line; 0 means forever
+	writeTimeout time.Duration                                             // deadline for one batched write; 0 means none
+	outboxSize   int                                                       // messages queued per client before eviction
+	maxPerHost   int                                                       // connections open at once from one IP address; 0 means no limit
+	joinRate     float64                                                   // new connections a second from one IP address; 0 (with joinBurst 0) means no limit
+	joinBurst    int                                                       // ... and how many at once
+	rate         float64                                                   // lines a second read from one client; 0 (with rateBurst 0) means no limit
+	rateBurst    int                                                       // ... and how many at once
+	history      int                                                       // chat lines kept for newcomers
+	maxRooms     int                                                       // rooms open at once
+	defaultRoom  string                                                    // where newcomers land
+	auth         func(ctx context.Context, e AuthEvent) (AuthReply, error) // names or refuses a client; nil: named by address
+	filter       func(e FilterEvent) (FilterReply, error)                  // rewrites or rejects a line; nil: none
+	events       func(Event)                                               // observes the hub; nil: none
+	bus          Bus                                                       // joins the hub to its peers; nil: none
+	logger       *slog.Logger                                              // never nil
+	now          func() time.Time                                          // the clock for timestamps; never nil
 }
 
 func defaultOptions() options {
@@ -91,6 +99,8 @@ func defaultOptions() options {
 		rate:         DefaultRate,
 		rateBurst:    DefaultRateBurst,
 		history:      DefaultHistory,
+		maxRooms:     DefaultMaxRooms,
+		defaultRoom:  DefaultRoomName,
 		logger:       slog.New(slog.DiscardHandler),
 		now:          time.Now,
 	}
@@ -241,22 +251,23 @@ func checkRate(option string, perSecond float64, burst int) {
 }
 
 // WithAuth names, or refuses, each client before it joins. f runs on the
-// client's own goroutine, after a TLS handshake, with the connection: it
-// may read from it (a token in the first line: read exactly what you need,
-// the rest is the client's chat), look at a *tls.Conn's peer certificates,
-// or at what an adapter carries (a WebSocket's request). Its context ends
-// when the write timeout passes or the room begins to close; a client
+// client's own goroutine, after a TLS handshake, with the connection and
+// what the client asked for (see [AuthEvent]): it may read from the
+// connection (a token in the first line: read exactly what you need, the
+// rest is the client's chat), look at a *tls.Conn's peer certificates, or
+// at what an adapter carries (a WebSocket's request). Its context ends
+// when the write timeout passes or the hub begins to close; a client
 // whose hook has not returned by then is sent "* error: authentication
 // timed out" and closed, and Shutdown waits for f to return, so f must
 // honour its context.
 //
-// The name f returns is the client's name, cleaned like a chat line; it
-// must be unique in the room, ignoring case, or the client is sent "*
+// The reply's Name is the client's name, cleaned like a chat line; it
+// must be unique in the hub, ignoring case, or the client is sent "*
 // error: name taken" and closed. An error refuses the client with "*
 // error: <the error's text>". A panic is recovered and logged, and refuses
 // the client. With an auth hook, /nick is refused: names are set by the
-// server. NewRoom panics if f is nil.
-func WithAuth(f func(ctx context.Context, conn net.Conn) (name string, err error)) Option {
+// server. NewHub panics if f is nil.
+func WithAuth(f func(ctx context.Context, e AuthEvent) (AuthReply, error)) Option {
 	return func(o *options) {
 		if f == nil {
 			panic("chatroom: WithAuth(nil): hook must not be nil")
@@ -265,14 +276,32 @@ func WithAuth(f func(ctx context.Context, conn net.Conn) (name string, err error
 	}
 }
 
-// WithFilter rewrites or rejects each line before it is relayed: the text
-// of a chat line, a /me line or a whisper, with its sender's name. f
-// returns the text to relay, which is cleaned again, and true; or false to
-// reject the line, which the sender is told ("* error: message rejected")
-// and nobody else sees. f runs on the sender's own goroutine, so a slow
-// filter slows that sender alone; a panic is recovered and logged, and
-// disconnects the sender. NewRoom panics if f is nil.
-func WithFilter(f func(name, text string) (string, bool)) Option {
+// A FilterEvent is a line about to be relayed, as the filter
+// ([WithFilter]) sees it.
+type FilterEvent struct {
+	Room   string // the room it is said in; "" for a whisper
+	Name   string // the sender's name
+	Addr   string // the sender's remote address
+	Text   string // the text, cleaned (for /me, the action without "/me ")
+	Action bool   // a /me line
+	To     string // a whisper's recipient, as the sender named it; "" for a room
+}
+
+// A FilterReply is the filter's answer for a line it lets through.
+type FilterReply struct {
+	// Text is the text to relay, cleaned again; "" relays nothing, and
+	// tells the sender nothing.
+	Text string
+}
+
+// WithFilter rewrites or rejects each line before it is relayed: a chat
+// line, a /me line or a whisper. f returns the text to relay, or an error
+// to reject the line, which the sender is told ("* error: message
+// rejected") and nobody else sees; the error is logged at debug level. f
+// runs on the sender's own goroutine, so a slow filter slows that sender
+// alone; a panic is recovered and logged, and disconnects the sender.
+// NewHub panics if f is nil.
+func WithFilter(f func(e FilterEvent) (FilterReply, error)) Option {
 	return func(o *options) {
 		if f == nil {
 			panic("chatroom: WithFilter(nil): filter must not be nil")
@@ -281,8 +310,36 @@ func WithFilter(f func(name, text string) (string, bool)) Option {
 	}
 }
 
-// WithBus makes the room one of several, in as many processes, that serve
-// one room through b (see [Bus]; package natsbus is one over NATS). Every
+// WithDefaultRoom names the room a hub's newcomers land in, which stays
+// open, empty or not, as long as the hub. The default is
+// [DefaultRoomName]. NewHub panics if name is not 1 to 32 ASCII letters,
+// digits and _-. (a leading "#" is ignored).
+func WithDefaultRoom(name string) Option {
+	return func(o *options) {
+		n, ok := roomName(name)
+		if !ok {
+			panic(fmt.Sprintf("chatroom: WithDefaultRoom(%q): a room's name is 1 to 32 ASCII letters, digits and _-.", name))
+		}
+		o.defaultRoom = n
+	}
+}
+
+// WithMaxRooms limits how many rooms a hub has open at once, the default
+// room included: /join of a room that is not open is refused past it ("*
+// error: too many rooms (max n)"). 1 means the default room alone: then
+// there is no /join or /rooms. The default is [DefaultMaxRooms]. NewHub
+// panics if n is less than 1.
+func WithMaxRooms(n int) Option {
+	return func(o *options) {
+		if n < 1 {
+			panic(fmt.Sprintf("chatroom: WithMaxRooms(%d): a hub has at least one room", n))
+		}
+		o.maxRooms = n
+	}
+}
+
+// WithBus makes the hub one of several, in as many processes, that serve
+// one hub through b (see [Bus]; package natsbus is one over NATS). Every
 // client of every peer is then in the room: it sees their lines and
 // notices, /who and [Room.Clients] list them, /msg and [Room.Kick] reach
 // them, names are unique across every peer, and with [WithHistory] the

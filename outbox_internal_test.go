@@ -45,80 +45,108 @@ func TestAdvance(t *testing.T) {
 	}
 }
 
-// TestViewsKeepEachClientsOrder drives the room's side of two clients' outboxes
-// by hand, as the room goroutine does: lines for everyone are viewed in
-// the room's shared list, not queued, until something else is queued for
-// the client; whatever comes in between, each client gets its lines in
-// the order they were queued, and after flushAll nobody holds a view or
-// a queue, and the shared list is empty for the next round.
+// TestViewsKeepEachClientsOrder drives the hub's side of two clients'
+// outboxes by hand, as the hub goroutine does: lines for everyone in a
+// room are viewed in the room's list for their form, not queued, until
+// something else is queued for the client (a reply, a line for it alone,
+// lines from another room); whatever comes in between, each client gets
+// its lines in the order they were queued, and after flushAll nobody
+// holds a view or a queue, and every list is empty for the next round.
 func TestViewsKeepEachClientsOrder(t *testing.T) {
 	line := func(s string) []byte { return []byte(s + "\n") }
+	say := func(s *state, r *Room, text string, actor *Client) {
+		s.broadcast(r, []*Message{{Kind: KindAnnounce, Text: text}}, actor, 0)
+	}
 	tests := []struct {
 		name  string
-		steps func(m *members, a, b *client)
+		steps func(s *state, lobby, other *Room, a, b *Client)
 		want  string // what a reads
 	}{
-		{"lines for everyone", func(m *members, a, b *client) {
-			m.sendLine(line("1"), nil)
-			m.send([][]byte{line("2"), line("3")}, b)
+		{"lines for everyone", func(s *state, lobby, _ *Room, a, b *Client) {
+			say(s, lobby, "1", nil)
+			s.broadcast(lobby, []*Message{{Kind: KindAnnounce, Text: "2"}, {Kind: KindAnnounce, Text: "3"}}, b, 0)
 		}, "1\n2\n3\n"},
-		{"a reply of its reader's in between", func(m *members, a, b *client) {
-			m.sendLine(line("1"), nil)
-			a.reply(line("reply"))
-			m.sendLine(line("2"), nil)
+		{"a reply of its reader's in between", func(s *state, lobby, _ *Room, a, b *Client) {
+			say(s, lobby, "1", nil)
+			a.Reply(line("reply"))
+			say(s, lobby, "2", nil)
 		}, "1\nreply\n2\n"},
-		{"a line for it alone in between", func(m *members, a, b *client) {
-			m.sendLine(line("1"), nil)
-			m.post(a, [][]byte{line("alone")})
-			m.sendLine(line("2"), nil)
+		{"a line for it alone in between", func(s *state, lobby, _ *Room, a, b *Client) {
+			say(s, lobby, "1", nil)
+			s.post(a, [][]byte{line("alone")})
+			say(s, lobby, "2", nil)
 		}, "1\nalone\n2\n"},
-		{"left out of a line in between", func(m *members, a, b *client) {
-			m.sendLine(line("1"), nil)
-			m.sendLine(line("own"), a)
-			m.sendLine(line("2"), nil)
+		{"left out of a line in between", func(s *state, lobby, _ *Room, a, b *Client) {
+			say(s, lobby, "1", nil)
+			say(s, lobby, "own", a) // its own form writes nothing
+			say(s, lobby, "2", nil)
 		}, "1\n2\n"},
-		{"a flush in between", func(m *members, a, b *client) {
-			m.sendLine(line("1"), nil)
-			m.flushAll()
-			m.sendLine(line("2"), b)
+		{"a line of another room in between", func(s *state, lobby, other *Room, a, b *Client) {
+			say(s, lobby, "1", nil)
+			say(s, other, "elsewhere", nil)
+			say(s, lobby, "2", nil)
+		}, "1\nelsewhere\n2\n"},
+		{"a flush in between", func(s *state, lobby, _ *Room, a, b *Client) {
+			say(s, lobby, "1", nil)
+			s.flushAll()
+			say(s, lobby, "2", b)
 		}, "1\n2\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewRoom()
-			defer r.Close()
-			m := newMembers(r)
+			h := NewHub()
+			defer h.Close()
+			s := newState(h)
+			other, err := s.open("other")
+			require.NoError(t, err)
 			var reads [2]*bufio.Reader
-			var clients [2]*client
+			var clients [2]*Client
 			for i, name := range []string{"a", "b"} {
 				server, remote := tcpPair(t)
-				clients[i] = newClient(r, server)
-				clients[i].seat = seat{index: i, name: name}
-				m.list = append(m.list, clients[i])
+				c := newClient(h, server, textFace{}, h.lobby)
+				c.seat = seat{index: i, name: name, form: rawForm{}}
+				s.clients = append(s.clients, c)
+				for _, r := range []*Room{h.lobby, other} {
+					if r == other && name == "b" {
+						continue // a alone is in the other room
+					}
+					c.seat.places = append(c.seat.places, place{room: r, at: len(r.members)})
+					r.members = append(r.members, c)
+				}
+				clients[i] = c
 				reads[i] = bufio.NewReader(remote)
 				remote.SetReadDeadline(time.Now().Add(10 * time.Second))
 			}
 			a, b := clients[0], clients[1]
 
-			tt.steps(m, a, b)
-			m.flushAll()
+			tt.steps(s, h.lobby, other, a, b)
+			s.flushAll()
 
 			got := make([]byte, len(tt.want))
-			_, err := io.ReadFull(reads[0], got)
+			_, err = io.ReadFull(reads[0], got)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, string(got))
-			assert.Empty(t, m.shared, "the shared list after flushAll")
+			for _, r := range []*Room{h.lobby, other} {
+				for _, l := range r.lists {
+					assert.Empty(t, l.lines, "a list after flushAll")
+				}
+			}
 			for _, c := range clients {
 				c.writers.Wait()
 				c.mu.Lock()
 				assert.Nil(t, c.view, "%s's view", c.seat.name)
 				assert.Nil(t, c.outbox, "%s's queue", c.seat.name)
 				c.mu.Unlock()
-				c.shut(reasonClosed, nil)
+				c.shut(ReasonClosed, nil)
 			}
 		})
 	}
 }
+
+// rawForm writes a message's text as a line, and nothing else.
+type rawForm struct{}
+
+func (rawForm) Format(m *Message) []byte { return []byte(m.Text + "\n") }
 
 // tcpPair returns both ends of a fresh TCP connection on 127.0.0.1, closed
 // when the test ends.

@@ -43,9 +43,9 @@ func TestPollerForgetsDepartedClients(t *testing.T) {
 		c.Close()
 	}
 	heapLen := func() int {
-		room.mu.Lock()
-		p := room.poll
-		room.mu.Unlock()
+		room.hub.mu.Lock()
+		p := room.hub.poll
+		room.hub.mu.Unlock()
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return len(p.timers)

@@ -13,7 +13,7 @@ import (
 	"unsafe"
 )
 
-// This file is the poller goroutine's: on Linux, the room waits for the
+// This file is the poller goroutine's: on Linux, the hub waits for the
 // input of its quiet TCP and Unix-socket clients in one epoll loop, as the
 // select() server it descends from did, instead of with a parked goroutine
 // for each. A client has a goroutine only while it has input to deal with
@@ -48,16 +48,16 @@ import (
 // a burst of input from thousands of clients runs on a few goroutines, not
 // thousands. A turn reads at most turnReads times (framing.go), so a
 // client that never pauses queues again behind the others. A turn about to
-// do something that may wait (hand lines to a busy room, run a filter
+// do something that may wait (hand lines to a busy hub, run a filter
 // hook, wait out flood control, claim a name, leave) steps out first
 // (client.mayWait, stepOut): its runner gives its place to a new one, and
 // exits once that turn ends. So the clients behind it wait for nobody,
 // the way Go's scheduler hands a thread's processor on when the thread
 // enters a system call.
 
-// poller is the room's epoll loop.
+// poller is the hub's epoll loop.
 type poller struct {
-	room      *Room
+	hub       *Hub
 	epfd      int
 	epoll     *os.File        // epfd, for the runtime's poller: the loop waits for it as a goroutine, not a thread
 	epollRaw  syscall.RawConn // epoll's
@@ -67,7 +67,7 @@ type poller struct {
 	epoch     time.Time // idle deadlines count nanoseconds from here (monotonic)
 	closeOnce sync.Once
 
-	maxRunners int // how many turn runners may hold a place at a time: GOMAXPROCS, as the room starts polling
+	maxRunners int // how many turn runners may hold a place at a time: GOMAXPROCS, as the hub starts polling
 
 	mu      sync.Mutex
 	slots   []pollSlot // by slot index
@@ -81,7 +81,7 @@ type poller struct {
 // pollSlot holds one registered client, and counts the clients that had
 // the slot, so that an event for a former one is known stale.
 type pollSlot struct {
-	c   *client
+	c   *Client
 	gen int32
 }
 
@@ -97,17 +97,17 @@ const (
 const wakeToken = -1
 
 // newPoller returns a poller for r, or nil if the system refuses one: the
-// room then reads every client with a goroutine of its own.
-func newPoller(r *Room) *poller {
+// hub then reads every client with a goroutine of its own.
+func newPoller(h *Hub) *poller {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
-		r.log.Warn("no epoll: every client is read by a goroutine of its own", "err", err)
+		h.log.Warn("no epoll: every client is read by a goroutine of its own", "err", err)
 		return nil
 	}
 	var pipe [2]int
 	if err := syscall.Pipe2(pipe[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		syscall.Close(epfd)
-		r.log.Warn("no pipe for the poller: every client is read by a goroutine of its own", "err", err)
+		h.log.Warn("no pipe for the poller: every client is read by a goroutine of its own", "err", err)
 		return nil
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeToken}
@@ -115,7 +115,7 @@ func newPoller(r *Room) *poller {
 		syscall.Close(epfd)
 		syscall.Close(pipe[0])
 		syscall.Close(pipe[1])
-		r.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
+		h.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
 		return nil
 	}
 	// The epoll descriptor is itself readable while events wait in it:
@@ -129,11 +129,11 @@ func newPoller(r *Room) *poller {
 		epoll.Close()
 		syscall.Close(pipe[0])
 		syscall.Close(pipe[1])
-		r.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
+		h.log.Warn("no poller: every client is read by a goroutine of its own", "err", err)
 		return nil
 	}
 	return &poller{
-		room: r, epfd: epfd, epoll: epoll, epollRaw: raw, wakeR: pipe[0], wakeW: pipe[1], epoch: time.Now(),
+		hub: h, epfd: epfd, epoll: epoll, epollRaw: raw, wakeR: pipe[0], wakeW: pipe[1], epoch: time.Now(),
 		maxRunners: runtime.GOMAXPROCS(0),
 	}
 }
@@ -143,7 +143,7 @@ func (p *poller) now() int64 { return int64(time.Since(p.epoch)) }
 
 // register gives c a slot and a token, and adds its socket to the epoll
 // set, disarmed: the first turn arms it. It starts c's idle clock.
-func (p *poller) register(c *client) error {
+func (p *poller) register(c *Client) error {
 	p.mu.Lock()
 	var i int32
 	if n := len(p.free); n > 0 {
@@ -162,7 +162,7 @@ func (p *poller) register(c *client) error {
 		p.unregister(c)
 		return err
 	}
-	if d := p.room.opts.idleTimeout; d > 0 {
+	if d := p.hub.opts.idleTimeout; d > 0 {
 		at := p.now() + int64(d)
 		c.idleAt.Store(at)
 		p.schedule(c, at)
@@ -172,7 +172,7 @@ func (p *poller) register(c *client) error {
 
 // unregister frees c's slot, and its idle deadline's place in the heap;
 // events still on their way for it are stale.
-func (p *poller) unregister(c *client) {
+func (p *poller) unregister(c *Client) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c.timer > 0 {
@@ -186,14 +186,14 @@ func (p *poller) unregister(c *client) {
 }
 
 // arm has the loop watch c's socket for input again, once.
-func (p *poller) arm(c *client) error {
+func (p *poller) arm(c *Client) error {
 	return p.ctl(c, syscall.EPOLL_CTL_MOD, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
 }
 
 // ctl applies an epoll operation to c's socket, inside Control, which
 // holds the descriptor: it fails, rather than reach another socket, once
 // the connection is closed.
-func (p *poller) ctl(c *client, op int, events uint32) error {
+func (p *poller) ctl(c *Client, op int, events uint32) error {
 	var opErr error
 	err := c.raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: events, Fd: c.slot, Pad: c.gen}
@@ -207,7 +207,7 @@ func (p *poller) ctl(c *client, op int, events uint32) error {
 // when it comes due, the loop looks at the client's latest deadline
 // (client.idleAt, which every line that counts moves) and moves the entry
 // there instead, so a busy client costs the heap nothing per line.
-func (p *poller) schedule(c *client, at int64) {
+func (p *poller) schedule(c *Client, at int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	heap.Push(&p.timers, idleTimer{at: at, c: c})
@@ -216,22 +216,22 @@ func (p *poller) schedule(c *client, at int64) {
 	}
 }
 
-// wake ends the loop's epoll_wait; the room's end calls it (Room.stop),
-// before it waits for the room's goroutines and closes the poller.
+// wake ends the loop's epoll_wait; the hub's end calls it (Hub.stop),
+// before it waits for the hub's goroutines and closes the poller.
 func (p *poller) wake() {
 	syscall.Write(p.wakeW, []byte{0}) // a full pipe wakes it as well
 }
 
 // run is the poller goroutine. It waits for input on every armed client,
 // queues a turn for each that has some, for the turn runners, and times
-// out the idle ones, until the room begins to close (Room.stop wakes it);
+// out the idle ones, until the hub begins to close (Hub.stop wakes it);
 // closing clients start their last turns themselves (client.shut).
 func (p *poller) run() {
 	events := make([]syscall.EpollEvent, 256)
-	for p.room.ctx.Err() == nil {
+	for p.hub.ctx.Err() == nil {
 		n, err := p.wait(events)
 		if err != nil {
-			p.room.log.Error("epoll_wait failed; the poller stops", "err", err)
+			p.hub.log.Error("epoll_wait failed; the poller stops", "err", err)
 			return
 		}
 		p.dispatch(events[:n])
@@ -258,7 +258,7 @@ func (p *poller) dispatch(events []syscall.EpollEvent) {
 
 // client returns the client the token (slot, gen) names, or nil if it is
 // stale. p.mu is held.
-func (p *poller) client(slot, gen int32) *client {
+func (p *poller) client(slot, gen int32) *Client {
 	if slot < 0 || int(slot) >= len(p.slots) || p.slots[slot].gen != gen {
 		return nil
 	}
@@ -270,7 +270,7 @@ func (p *poller) client(slot, gen int32) *client {
 func (p *poller) startRunners() {
 	for n := p.due.len(); n > 0 && p.runners < p.maxRunners; n-- {
 		p.runners++
-		p.room.wg.Go(p.runTurns)
+		p.hub.wg.Go(p.runTurns)
 	}
 }
 
@@ -285,7 +285,7 @@ func (p *poller) runTurns() {
 // (client.onRunner), or nil when the runner is to exit: held reports
 // whether its last turn kept its place, and a runner that finds no turn
 // ready gives its place up.
-func (p *poller) nextTurn(held bool) *client {
+func (p *poller) nextTurn(held bool) *Client {
 	if !held {
 		return nil
 	}
@@ -382,7 +382,7 @@ func (p *poller) expire() {
 			heap.Fix(&p.timers, 0)
 		case c.polled.CompareAndSwap(pollIdle, pollBusy):
 			heap.Pop(&p.timers) // the client ends: unregister finds no entry
-			p.room.wg.Go(c.idle)
+			p.hub.wg.Go(c.idle)
 		default:
 			p.timers[0].at = now + int64(busyRetry)
 			heap.Fix(&p.timers, 0)
@@ -390,7 +390,7 @@ func (p *poller) expire() {
 	}
 }
 
-// close releases the poller's descriptors, once no goroutine of the room
+// close releases the poller's descriptors, once no goroutine of the hub
 // runs. Only the first call closes them: a number closed twice may by then
 // be someone else's.
 func (p *poller) close() {
@@ -404,7 +404,7 @@ func (p *poller) close() {
 // idleTimer is a client's idle deadline, as scheduled.
 type idleTimer struct {
 	at int64
-	c  *client
+	c  *Client
 }
 
 // idleTimers is a min-heap of deadlines (container/heap), each client's
@@ -438,7 +438,7 @@ func (h *idleTimers) Pop() any {
 // turnQueue is the poller's list of clients whose turn is due, oldest
 // first: a slice taken from the front, reused once empty.
 type turnQueue struct {
-	clients []*client
+	clients []*Client
 	head    int
 }
 
@@ -446,7 +446,7 @@ func (q *turnQueue) len() int { return len(q.clients) - q.head }
 
 // push adds c as the newest; the space before the oldest is reused
 // before the slice grows.
-func (q *turnQueue) push(c *client) {
+func (q *turnQueue) push(c *Client) {
 	if q.head > 0 && len(q.clients) == cap(q.clients) {
 		n := copy(q.clients, q.clients[q.head:])
 		clear(q.clients[n:])
@@ -456,7 +456,7 @@ func (q *turnQueue) push(c *client) {
 }
 
 // pop returns the oldest client, or nil if there is none.
-func (q *turnQueue) pop() *client {
+func (q *turnQueue) pop() *Client {
 	if q.head == len(q.clients) {
 		return nil
 	}

@@ -7,11 +7,11 @@ package chatroom
 
 type poller struct{}
 
-func newPoller(*Room) *poller { return nil }
+func newPoller(*Hub) *poller { return nil }
 
-func (*poller) register(*client) error { return nil }
-func (*poller) unregister(*client)     {}
-func (*poller) arm(*client) error      { return nil }
+func (*poller) register(*Client) error { return nil }
+func (*poller) unregister(*Client)     {}
+func (*poller) arm(*Client) error      { return nil }
 func (*poller) now() int64             { return 0 }
 func (*poller) run()                   {}
 func (*poller) close()                 {}

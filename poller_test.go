@@ -189,12 +189,12 @@ func TestThousandsIdleOutAtOnce(t *testing.T) {
 func TestStuckFilterHoldsUpNoOneElse(t *testing.T) {
 	release := make(chan struct{})
 	var stuck sync.WaitGroup
-	filter := func(_, text string) (string, bool) {
-		if strings.HasPrefix(text, "stuck") {
+	filter := func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
+		if strings.HasPrefix(e.Text, "stuck") {
 			stuck.Done()
 			<-release
 		}
-		return text, true
+		return chatroom.FilterReply{Text: e.Text}, nil
 	}
 	_, addr := startRoom(t, chatroom.WithFilter(filter))
 	alice, bob := dialPair(t, addr)

@@ -4,53 +4,70 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 )
 
-// leaveReason records why a client left the room. Everything a departure
-// does is decided by its reason, in the table below: nothing else in the
-// package switches on a reason to decide an effect.
-type leaveReason uint8
+// LeaveReason says why a client left a room or the hub, in [Event] and
+// [Message]. Everything a departure does is decided by its reason, in the
+// table below: nothing else in the package switches on a reason to decide
+// an effect.
+type LeaveReason uint8
 
+// The reasons a client leaves. [LeaveReason.String] gives their words.
 const (
-	reasonNone       leaveReason = iota // not left (yet)
-	reasonExit                          // the client sent "exit"
-	reasonDisconnect                    // the client hung up, or its connection failed
-	reasonIdle                          // no line that counts within the idle timeout
-	reasonSlow                          // its outbox filled, or a write missed its deadline
-	reasonKicked                        // Room.Kick
-	reasonShutdown                      // Room.Shutdown
-	reasonClosed                        // Room.Close, or Shutdown's context ran out
+	ReasonNone       LeaveReason = iota // not left (yet)
+	ReasonExit                          // "exit": the client sent "exit" or /quit (IRC QUIT)
+	ReasonDisconnect                    // "disconnect": the client hung up, or its connection failed
+	ReasonIdle                          // "idle timeout": no line that counts within the idle timeout
+	ReasonSlow                          // "too slow": its outbox filled, or a write missed its deadline
+	ReasonKicked                        // "kicked": Room.Kick, Hub.Kick, or an operator
+	ReasonShutdown                      // "shutdown": Shutdown
+	ReasonClosed                        // "closed": Close, or Shutdown's context ran out
+	ReasonPart                          // "part": it left the room and stays connected (a move, IRC PART)
+	ReasonRefused                       // "refused": it was turned away before it joined
 )
 
 // leaveEffect is what one reason does to the client that leaves, to the
 // others, and to the counters.
 type leaveEffect struct {
-	name   string // in logs
-	last   []byte // the client's last line (text.go), or nil for none
+	name   string // String, in logs and events
+	last   []byte // the text protocol's last line for it (text.go), or nil for none
 	flush  bool   // what was queued for it is written before its connection closes
-	notice string // appended to "<name> left" in the others' notice (text.go)
+	notice string // appended to "<name> left" in the text protocol's notice to the others
 	evicts bool   // counts in Stats.Evicted, and is logged as a warning
-	kicked bool   // the last line and the notice carry the kick's reason (lineKicked, noticeKicked)
+	kicked bool   // the last line and the notice carry the kick's reason (lineKicked, kickedNotice)
 	err    error  // what ServeConn returns; nil: nil, or the connection's error wrapped
 }
 
-// leaveEffects is the table of every reason's effects. A room that ends
+// leaveEffects is the table of every reason's effects. A hub that ends
 // (shutdown, closed) announces no departures: nobody is left to tell.
 var leaveEffects = [...]leaveEffect{
-	reasonNone:       {name: "none"},
-	reasonExit:       {name: "exit", last: lineBye, flush: true},
-	reasonDisconnect: {name: "disconnect", flush: true}, // a half-closed client still reads what it is owed
-	reasonIdle:       {name: "idle timeout", last: lineIdle, flush: true, err: ErrIdleTimeout},
-	reasonSlow:       {name: "too slow", notice: noticeTooSlow, evicts: true, err: ErrTooSlow},
-	reasonKicked:     {name: "kicked", flush: true, kicked: true, err: ErrKicked},
-	reasonShutdown:   {name: "shutdown", last: lineShutdown, flush: true, err: ErrRoomClosed},
-	reasonClosed:     {name: "closed", err: ErrRoomClosed},
+	ReasonNone:       {name: ""},
+	ReasonExit:       {name: "exit", last: lineBye, flush: true},
+	ReasonDisconnect: {name: "disconnect", flush: true}, // a half-closed client still reads what it is owed
+	ReasonIdle:       {name: "idle timeout", last: lineIdle, flush: true, err: ErrIdleTimeout},
+	ReasonSlow:       {name: "too slow", notice: " (too slow)", evicts: true, err: ErrTooSlow},
+	ReasonKicked:     {name: "kicked", flush: true, kicked: true, err: ErrKicked},
+	ReasonShutdown:   {name: "shutdown", last: lineShutdown, flush: true, err: ErrRoomClosed},
+	ReasonClosed:     {name: "closed", err: ErrRoomClosed},
+	ReasonPart:       {name: "part"},
+	ReasonRefused:    {name: "refused", flush: true},
 }
 
-func (r leaveReason) effect() leaveEffect { return leaveEffects[r] }
+func (r LeaveReason) effect() leaveEffect {
+	if int(r) < len(leaveEffects) {
+		return leaveEffects[r]
+	}
+	return leaveEffect{name: "LeaveReason(" + strconv.Itoa(int(r)) + ")"}
+}
 
-// lastLine and notice are the effect's last line and notice, with the
-// kick's reason where the effect carries one.
+// String returns the reason's words: "exit", "disconnect", "idle timeout",
+// "too slow", "kicked", "shutdown", "closed", "part" or "refused"; "" for
+// ReasonNone.
+func (r LeaveReason) String() string { return r.effect().name }
+
+// lastLine and noticeText are the text protocol's last line and notice
+// for the reason, with the kick's reason where the effect carries one.
 func (e leaveEffect) lastLine(detail string) []byte {
 	if e.kicked {
 		return lineKicked(detail)
@@ -60,32 +77,30 @@ func (e leaveEffect) lastLine(detail string) []byte {
 
 func (e leaveEffect) noticeText(detail string) string {
 	if e.kicked {
-		return noticeKicked(detail)
+		return kickedNotice(detail)
 	}
 	return e.notice
 }
-
-func (r leaveReason) String() string { return leaveEffects[r].name }
 
 // reasonForReadError maps the error that stopped a client's reader to the
 // reason it leaves: a passed read deadline is the idle timeout, anything
 // else a disconnect (an error other than the end of input is kept for
 // ServeConn to return).
-func reasonForReadError(err error) (leaveReason, error) {
+func reasonForReadError(err error) (LeaveReason, error) {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return reasonIdle, nil
+		return ReasonIdle, nil
 	case err == io.EOF:
-		return reasonDisconnect, nil
+		return ReasonDisconnect, nil
 	}
-	return reasonDisconnect, err
+	return ReasonDisconnect, err
 }
 
 // reasonForWriteError maps the error that stopped a write to a client to
 // the reason it leaves: a passed write deadline means it reads too slowly.
-func reasonForWriteError(err error) leaveReason {
+func reasonForWriteError(err error) LeaveReason {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return reasonSlow
+		return ReasonSlow
 	}
-	return reasonDisconnect
+	return ReasonDisconnect
 }

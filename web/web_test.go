@@ -211,16 +211,16 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 }
 
 func TestAuthHookReadsTheRequest(t *testing.T) {
-	auth := func(ctx context.Context, conn net.Conn) (string, error) {
-		r, ok := conn.(interface{ Request() *http.Request })
+	auth := func(ctx context.Context, e chatroom.AuthEvent) (chatroom.AuthReply, error) {
+		r, ok := e.Conn.(interface{ Request() *http.Request })
 		if !ok {
-			return "", errors.New("not a browser")
+			return chatroom.AuthReply{}, errors.New("not a browser")
 		}
 		c, err := r.Request().Cookie("user")
 		if err != nil {
-			return "", errors.New("no user cookie")
+			return chatroom.AuthReply{}, errors.New("no user cookie")
 		}
-		return c.Value, nil
+		return chatroom.AuthReply{Name: c.Value}, nil
 	}
 	s := newSite(t, []chatroom.Option{chatroom.WithAuth(auth)})
 	b := s.browser(t, http.Header{"Cookie": {"user=ada"}})

@@ -5,22 +5,35 @@ import (
 	"time"
 )
 
-// This file is what is written to a client: its outbox, the room
+// This file is what is written to a client: its outbox, the hub
 // goroutine's non-blocking flush, and the writer goroutine that takes over
 // what a socket will not take at once. The fields it works on, and who
-// owns each, are described on client (conn.go).
+// owns each, are described on Client (client.go).
 
 // A client's outbox is either of two things, never both at once:
 //
-//   - a view (client.view): lines the room sent to everyone, still in the
-//     room's list of them (members.shared), which the room writes out or
-//     hands over by its next flushAll. A client that has nothing else to
-//     write follows the room this way: a line for everyone costs it no
-//     queue, only the length of its view.
-//   - a queue of its own (client.outbox): lines for it alone, and
+//   - a view (Client.view): lines the hub sent to everyone in a room who
+//     has the client's form, still in the room's list of them (a
+//     sharedList), which the hub writes out or hands over by its next
+//     flushAll. A client that has nothing else to write follows its room
+//     this way: a line for everyone costs it no queue, only the length of
+//     its view.
+//   - a queue of its own (Client.outbox): lines for it alone, and
 //     everything after them, or everything a writer goroutine has to
 //     finish. A view becomes a queue (unshare) as soon as anything else is
-//     queued for the client, so its lines stay in order.
+//     queued for the client, lines from another list included, so its
+//     lines stay in order.
+
+// sharedList is the lines a room sent, since the hub's last flushAll, to
+// everyone in it who has one form: the lines its members' views are part
+// of. Only the hub goroutine changes it (state.go).
+type sharedList struct {
+	form  Form
+	lines [][]byte
+	mark  uint64 // the broadcast that last appended to it (state.mark)
+	from  int    // where that broadcast's lines start in lines
+	used  bool   // in state.used: cleared by the next flushAll
+}
 
 // lineQueue is the backing store of an outbox. Queues are pooled and a
 // client holds one only while it has lines of its own to write, so an idle
@@ -53,16 +66,16 @@ func putQueue(q *lineQueue) {
 // dropped, and the caller evicts the client. A client that is already
 // leaving takes no more lines and reports 0. With wake, it also makes sure
 // a writer goroutine is on its way; without, the caller must flush later
-// (the room does, once it has queued everything that is waiting, so that
+// (the hub does, once it has queued everything that is waiting, so that
 // one write carries it all).
-func (c *client) enqueue(lines [][]byte, wake bool) int {
+func (c *Client) enqueue(lines [][]byte, wake bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.enqueueLocked(lines, wake)
 }
 
 // enqueueLocked is enqueue, with c.mu held.
-func (c *client) enqueueLocked(lines [][]byte, wake bool) int {
+func (c *Client) enqueueLocked(lines [][]byte, wake bool) int {
 	if c.closed || c.final {
 		return 0
 	}
@@ -70,10 +83,10 @@ func (c *client) enqueueLocked(lines [][]byte, wake bool) int {
 	if c.outbox == nil {
 		c.outbox = getQueue()
 	}
-	space := c.room.opts.outboxSize - len(c.outbox.lines)
+	space := c.hub.opts.outboxSize - len(c.outbox.lines)
 	if len(lines) > space {
 		c.outbox.lines = append(c.outbox.lines, lines[:space]...)
-		c.room.dropped.Add(uint64(len(lines) - space))
+		c.hub.dropped.Add(uint64(len(lines) - space))
 		return -1
 	}
 	c.outbox.lines = append(c.outbox.lines, lines...)
@@ -83,32 +96,34 @@ func (c *client) enqueueLocked(lines [][]byte, wake bool) int {
 	return len(c.outbox.lines)
 }
 
-// share queues for the client the lines shared[from:], the last the room
-// sent to everyone: as a view into shared if it has nothing else waiting,
-// or else on its queue (see enqueue). Only the room goroutine calls it,
-// with its own list (members.shared), whose lines before from the client's
-// view, if it has one, ends with. It returns what enqueue returns.
-func (c *client) share(shared [][]byte, from int) int {
+// share queues for the client the lines list.lines[list.from:], the last a
+// room sent to everyone of the client's form: as a view into the list if it
+// has nothing else waiting, or only a view of that list, or else on its
+// queue (see enqueue). Only the hub goroutine calls it; a view of the list
+// ends where the new lines start. It returns what enqueue returns.
+func (c *Client) share(list *sharedList) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.final {
 		return 0
 	}
-	if c.outbox != nil || c.writing {
+	shared, from := list.lines, list.from
+	if c.outbox != nil || c.writing || c.view != nil && c.viewOf != list {
 		return c.enqueueLocked(shared[from:], false)
 	}
 	start := from - len(c.view)
-	if space := c.room.opts.outboxSize - len(c.view); len(shared)-from > space {
+	c.viewOf = list
+	if space := c.hub.opts.outboxSize - len(c.view); len(shared)-from > space {
 		c.view = shared[start : from+space]
-		c.room.dropped.Add(uint64(len(shared) - from - space))
+		c.hub.dropped.Add(uint64(len(shared) - from - space))
 		return -1
 	}
 	c.view = shared[start:]
 	return len(c.view)
 }
 
-// unshareLines is unshare, for the room goroutine.
-func (c *client) unshareLines() {
+// unshareLines is unshare, for the hub goroutine.
+func (c *Client) unshareLines() {
 	c.mu.Lock()
 	c.unshare()
 	c.mu.Unlock()
@@ -116,7 +131,7 @@ func (c *client) unshareLines() {
 
 // unshare turns the client's view, if it has one, into a queue of its
 // own, so that lines for it alone can follow. c.mu must be held.
-func (c *client) unshare() {
+func (c *Client) unshare() {
 	if c.view == nil {
 		return
 	}
@@ -124,25 +139,19 @@ func (c *client) unshare() {
 		c.outbox = getQueue()
 	}
 	c.outbox.lines = append(c.outbox.lines, c.view...)
-	c.view = nil
-}
-
-// reply queues one line for the client alone, and wakes its writer. It
-// reports false if the outbox was full.
-func (c *client) reply(line []byte) bool {
-	return c.enqueue([][]byte{line}, true) >= 0
+	c.view, c.viewOf = nil, nil
 }
 
 // flush writes what is queued, unless a writer goroutine is at it already.
-// The room goroutine calls it, once it has queued everything that was
+// The hub goroutine calls it, once it has queued everything that was
 // waiting. To a socket it writes straight away, in one non-blocking system
 // call under c.mu, the way an event loop writes each client once per turn:
 // no goroutine is woken for a client whose socket takes it all, which is
 // nearly every client nearly always. Whatever the socket does not take, and
 // everything for a connection that is not a plain socket, is left to a
 // writer goroutine, which can wait for the socket under the write deadline.
-// Either way the client has no view left: the room may reuse its list.
-func (c *client) flush(w *socketWriter) {
+// Either way the client has no view left: the hub may reuse its list.
+func (c *Client) flush(w *socketWriter) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.writing {
@@ -151,7 +160,7 @@ func (c *client) flush(w *socketWriter) {
 	if c.view != nil && c.raw != nil && !c.final {
 		whole, skip := c.tryWrite(w, c.view, 0)
 		if whole == len(c.view) {
-			c.view = nil
+			c.view, c.viewOf = nil, nil
 			return
 		}
 		// The writer goroutine resumes skip bytes into the first line not
@@ -185,19 +194,19 @@ func (c *client) flush(w *socketWriter) {
 // tryWrite writes lines, the first from skip bytes in, to the client's
 // socket in one non-blocking system call, and returns how many it wrote
 // whole and how far into the next it got. c.mu must be held.
-func (c *client) tryWrite(w *socketWriter, lines [][]byte, skip int) (whole, rest int) {
+func (c *Client) tryWrite(w *socketWriter, lines [][]byte, skip int) (whole, rest int) {
 	buf := getWriteBuffer()
 	*buf = appendLines(*buf, lines, skip)
 	n := w.tryWrite(c.raw, *buf)
 	putWriteBuffer(buf)
 	whole, rest = advance(lines, skip, n)
-	c.room.delivered.Add(uint64(whole))
+	c.hub.delivered.Add(uint64(whole))
 	return whole, rest
 }
 
 // end ends the client's connection as reason says (reason.go): after last
 // (if not nil) and what was queued for it are written, or at once.
-func (c *client) end(reason leaveReason, last []byte) {
+func (c *Client) end(reason LeaveReason, last []byte) {
 	if reason.effect().flush {
 		c.enqueueFinal(last, reason)
 	} else {
@@ -208,7 +217,7 @@ func (c *client) end(reason leaveReason, last []byte) {
 // enqueueFinal queues the last line the client will get, if line is not
 // nil, whatever the outbox holds, and closes the connection once everything
 // queued is written. reason is why the client leaves.
-func (c *client) enqueueFinal(line []byte, reason leaveReason) {
+func (c *Client) enqueueFinal(line []byte, reason LeaveReason) {
 	c.mu.Lock()
 	if c.closed || c.final {
 		c.mu.Unlock()
@@ -234,7 +243,7 @@ func (c *client) enqueueFinal(line []byte, reason leaveReason) {
 
 // startWriter starts the writer goroutine unless one is running. c.mu must
 // be held.
-func (c *client) startWriter() {
+func (c *Client) startWriter() {
 	if !c.writing {
 		c.writing = true
 		c.writers.Add(1)
@@ -245,23 +254,23 @@ func (c *client) startWriter() {
 // shut closes the connection at once, discarding whatever is still queued,
 // and records reason and err unless a reason was recorded already. It is
 // safe to call from any goroutine, any number of times.
-func (c *client) shut(reason leaveReason, err error) {
+func (c *Client) shut(reason LeaveReason, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
 	c.closed = true
-	if c.reason == reasonNone {
+	if c.reason == ReasonNone {
 		c.reason, c.err = reason, err
 	}
 	if c.outbox != nil {
-		c.room.dropped.Add(uint64(len(c.outbox.lines)))
+		c.hub.dropped.Add(uint64(len(c.outbox.lines)))
 		putQueue(c.outbox)
 		c.outbox, c.skip = nil, 0
 	}
-	c.room.dropped.Add(uint64(len(c.view)))
-	c.view = nil
+	c.hub.dropped.Add(uint64(len(c.view)))
+	c.view, c.viewOf = nil, nil
 	c.mu.Unlock()
 
 	// Outside the lock: closing a TLS connection may write an alert.
@@ -270,7 +279,7 @@ func (c *client) shut(reason leaveReason, err error) {
 	// A polled client with no turn running has nobody to notice: start
 	// its last turn, which meets the closed connection and ends it.
 	if c.polled.CompareAndSwap(pollIdle, pollBusy) {
-		c.room.wg.Go(func() { c.turn() })
+		c.hub.wg.Go(func() { c.turn() })
 	}
 }
 
@@ -279,9 +288,9 @@ func (c *client) shut(reason leaveReason, err error) {
 // Write of a joined buffer under one deadline, so a client that fell behind
 // catches up in a single system call. It exits when the outbox is empty,
 // and closes the connection once a final line is out.
-func (c *client) writer() {
+func (c *Client) writer() {
 	defer c.writers.Done()
-	// Readers with lines for the room go first: a bigger batch.
+	// Readers with lines for the hub go first: a bigger batch.
 	yield()
 	var batch *lineQueue // the lines being written; the next outbox once written
 	deadline := false    // a write deadline is set
@@ -290,7 +299,7 @@ func (c *client) writer() {
 		if c.closed || c.outbox == nil || len(c.outbox.lines) == 0 {
 			finish, reason := c.final && !c.closed, c.reason
 			if deadline && c.raw != nil && !c.final && !c.closed {
-				// The room's own writes would stop at a deadline left
+				// The hub's own writes would stop at a deadline left
 				// behind; lift it, outside the lock, before handing back.
 				c.mu.Unlock()
 				c.conn.SetWriteDeadline(time.Time{})
@@ -316,14 +325,14 @@ func (c *client) writer() {
 		c.skip = 0
 		c.mu.Unlock()
 
-		if d := c.room.opts.writeTimeout; d > 0 {
+		if d := c.hub.opts.writeTimeout; d > 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(d))
 			deadline = true
 		}
 		written, err := c.writeBatch(batch.lines, skip)
-		c.room.delivered.Add(uint64(written))
+		c.hub.delivered.Add(uint64(written))
 		if err != nil {
-			c.room.dropped.Add(uint64(len(batch.lines) - written))
+			c.hub.dropped.Add(uint64(len(batch.lines) - written))
 			putQueue(batch)
 			c.shut(reasonForWriteError(err), err)
 			return
@@ -342,7 +351,7 @@ func (c *client) writer() {
 // runtime then keeps an iovec array per connection as long as its largest
 // burst ever was, which every idle client would carry; and on TLS it would
 // make one record per line.
-func (c *client) writeBatch(lines [][]byte, skip int) (int, error) {
+func (c *Client) writeBatch(lines [][]byte, skip int) (int, error) {
 	buf := getWriteBuffer()
 	defer putWriteBuffer(buf)
 	*buf = appendLines(*buf, lines, skip)

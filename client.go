@@ -1,0 +1,642 @@
+package chatroom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// This file is the client: one connection in a hub, and the methods a
+// face's session calls to act for it. Its reader is read.go, its writer
+// write.go, its way in accept.go, and the hub goroutine's record of it
+// (its seat) state.go.
+
+// A Client is one connection in a hub, as a [Face] sees it. Its methods
+// act for the client: they are to be called only from its session's
+// methods (on the client's reader, see [Session]), and wait for the hub
+// where they must. Each returns the error that says why it did nothing:
+// [ErrNotRegistered], [ErrInvalidName], [ErrNameTaken], [ErrNoSuchClient],
+// [ErrNotInRoom], [ErrRejected] and so on, or [ErrRoomClosed] once the hub
+// is closing.
+//
+// Three goroutines meet in a client, each owning its part:
+//
+//   - the reader (read.go: ServeConn's goroutine, or a turn runner in its
+//     turn) reads conn, and owns the fields marked as its own;
+//   - the hub goroutine owns seat (state.go) and fills the outbox;
+//   - the writers (write.go) share the outbox and conn's end under mu.
+//
+// conn has one writer at a time: the reader, for a refusal, before the
+// client is admitted (nobody else knows it yet); the hub goroutine, for
+// one non-blocking write in flush, under mu, while no writer goroutine
+// runs; or the writer goroutine, while writing is set.
+type Client struct {
+	hub     *Hub
+	conn    net.Conn
+	raw     syscall.RawConn // conn's socket, or nil if it is not a plain one (see rawSocket)
+	addr    string          // the remote address
+	face    Face
+	landing *Room // where the text protocol lands it (the room it was served into)
+
+	// The reader's own.
+	session     Session
+	name        string      // the client's name: its address until it registers; the hub keeps its own copy in seat
+	form, own   Form        // how it is written to (see SetForm), until it registers: then the hub's, in seat
+	reg         bool        // registered: the hub knows it
+	op          bool        // the auth hook made it an operator
+	roster      bool        // it is told who is in each room it enters (Registration.Roster)
+	single      bool        // it is always in one room: the text protocol\'s
+	named       bool        // name came from the auth hook: refused if taken, not made unique
+	claimed     bool        // name is claimed through the hub's bus: leave releases it
+	admitting   bool        // holds a place in Hub.admitting
+	host        netip.Addr  // the remote IP address, if any
+	counted     bool        // counted in Hub.hosts: untrackConn closes its account
+	quitting    LeaveReason // Quit was called: why it leaves
+	quitText    string      // Quit's words
+	refusal     error       // why Register refused it, for ServeConn to return once it quits
+	tokens      float64     // WithRateLimit's tokens, as of tokensAt
+	tokensAt    time.Time
+	said        batch       // lines said and not yet handed to the hub
+	lr          *lineReader // frames the client's input; a polled client has one only during a turn
+	part        []byte      // a polled client's part of a line, kept between turns (see lineReader.park)
+	skipping    bool        // ... and whether it is discarding the rest of a line too long
+	onRunner    bool        // the running turn holds a turn runner's place (poller_linux.go); mayWait gives it up
+	deadlineSet bool        // a read deadline is set on conn (restartIdleClock)
+
+	// rooms is the rooms the client is in, as the hub last set them: the
+	// reader resolves room names against it. A room it has just been put
+	// out of may still be listed: the hub drops what is said there.
+	rooms atomic.Pointer[[]*Room]
+
+	// The poller's (poller_linux.go), for a client it reads: polled says
+	// whether a turn runs; slot and gen, set once by register, are the
+	// client's token; idleAt, the poller clock's reading at which the
+	// client has been idle too long, moves on with every line that counts.
+	polled atomic.Int32
+	slot   int32
+	gen    int32
+	timer  int32 // the client's place in the poller's heap of idle deadlines, plus 1; 0: none (guarded by the poller's mu)
+	idleAt atomic.Int64
+
+	seat seat // the hub goroutine's record of this client (state.go)
+
+	// mu guards the outbox and the end of the connection. The hub
+	// goroutine queues under it and makes its non-blocking writes under
+	// it; the reader queues its own replies under it; a writer goroutine
+	// takes the whole outbox under it and writes without it, so queuing
+	// never waits for the network.
+	mu      sync.Mutex
+	outbox  *lineQueue  // lines waiting to be written, oldest first; nil or empty when none wait; nil once closed
+	view    [][]byte    // or, instead, the lines waiting in a room's list of lines for everyone of one form (see write.go); nil when none
+	viewOf  *sharedList // ... the list view is part of
+	skip    int         // bytes of the outbox's first line already written; 0 when none wait
+	writing bool        // a writer goroutine runs; set by startWriter, cleared by the writer as it exits
+	final   bool        // the last line is queued: nothing more is taken, and conn closes once the outbox is written
+	closed  bool        // conn is closed: nothing more is queued or written
+	reason  LeaveReason // why the client leaves; set once, by enqueueFinal or shut
+	err     error       // the I/O error that ended the connection, if any; set with reason
+
+	writers   sync.WaitGroup // counts the writer goroutine while one runs
+	runWriter func()         // c.writer, bound once so that starting a writer does not allocate
+	closing   sync.WaitGroup // 1 until conn is closed (shut): leave waits on it
+}
+
+func newClient(h *Hub, conn net.Conn, face Face, landing *Room) *Client {
+	addr := conn.RemoteAddr().String()
+	c := &Client{
+		hub:     h,
+		conn:    conn,
+		raw:     rawSocket(conn),
+		addr:    addr,
+		name:    addr,
+		face:    face,
+		landing: landing,
+		seat:    seat{index: -1},
+	}
+	c.closing.Add(1)
+	c.runWriter = c.writer
+	return c
+}
+
+// Name returns the client's name: its address until it registers.
+func (c *Client) Name() string { return c.name }
+
+// Addr returns the client's remote address, as its connection gives it.
+func (c *Client) Addr() string { return c.addr }
+
+// Conn returns the client's connection, for what a face needs to know of
+// it (a *tls.Conn's state, a WebSocket's request); the hub reads and
+// writes it.
+func (c *Client) Conn() net.Conn { return c.conn }
+
+// Hub returns the hub the client is in.
+func (c *Client) Hub() *Hub { return c.hub }
+
+// Registered reports whether the client has registered.
+func (c *Client) Registered() bool { return c.reg }
+
+// Operator reports whether the auth hook made the client an operator,
+// who may put others out of rooms ([Client.Kick]).
+func (c *Client) Operator() bool { return c.op }
+
+// Limit is the longest text, in bytes, a client may say in one line
+// ([WithBufferSize]): longer text is cut to it.
+func (c *Client) Limit() int { return c.hub.opts.bufferSize }
+
+// SetForm sets how the client is written to: form for what others do,
+// own for what it does itself (its own lines echoed back, the join of a
+// room it entered, its new name), nil for nothing. A client starts with
+// the form its face's Start set, or none.
+func (c *Client) SetForm(form, own Form) error {
+	c.form, c.own = form, own
+	if !c.reg {
+		return nil
+	}
+	_, err := c.ask(request{kind: askForm, form: form, own: own})
+	return err
+}
+
+// Registration is what [Client.Register] asks for.
+type Registration struct {
+	// Name is the name the client asks for. "" asks for its address,
+	// which the hub makes unique, if need be, with a suffix "#2", "#3".
+	// With an auth hook ([WithAuth]), the hook's answer names it.
+	Name string
+	// Password is handed to the auth hook.
+	Password string
+	// Land puts the client in a room at once, welcomed there: the room it
+	// was served into ([Room.Serve]), or the hub's default room.
+	Land bool
+	// Roster asks that the client be told who is in each room it enters:
+	// Message.Members of its KindWelcome and its own KindJoin.
+	Roster bool
+}
+
+// Register runs the auth hook, if any, names the client and lets it into
+// the hub, and, with Land, into its first room. It returns the auth hook's
+// error, wrapped, ([ErrNotAllowed] for a hook that panicked, or
+// context.DeadlineExceeded for one that did not answer in time),
+// [ErrInvalidName] for a name that is not 1 to 32 ASCII letters, digits
+// and _-.[], [ErrNameTaken], or [ErrRoomFull] when the hub has its most
+// clients ([WithMaxClients]). A client that is refused may try again, or
+// [Client.Quit]: ServeConn then returns why it was refused.
+func (c *Client) Register(r Registration) error {
+	if c.reg {
+		return nil
+	}
+	h := c.hub
+	c.flushSaid()
+	name := r.Name
+	c.named = false
+	if h.opts.auth != nil {
+		reply, err := c.authenticate(r)
+		if err != nil {
+			return c.refused(err)
+		}
+		name, c.op, c.named = reply.Name, reply.Operator, true
+	} else if name == "" {
+		name = c.addr
+	} else {
+		if !validNick(name) {
+			return ErrInvalidName
+		}
+		c.named = true
+	}
+	if h.opts.bus != nil {
+		claimed, err := c.claimName(name)
+		if err != nil {
+			return c.refused(err)
+		}
+		name = claimed
+	}
+	c.name, c.roster = name, r.Roster
+	var land *Room
+	if r.Land {
+		land = c.landing
+	}
+	a, err := c.ask(request{kind: askRegister, room: land, name: name, named: c.named})
+	if err != nil {
+		c.releaseName()
+		return c.refused(err)
+	}
+	c.reg, c.name = true, a.name
+	c.doneAdmitting() // in: it no longer waits
+	c.restartIdleClock()
+	return nil
+}
+
+// refused records err as why the client was turned away, counts the
+// refusal, and returns err.
+func (c *Client) refused(err error) error {
+	c.refusal = err
+	return err
+}
+
+// Join puts the client in the room called room (ignoring case and a
+// leading "#"), opening it if need be, and stays in its other rooms. It
+// is sent what it is owed: the join in its own form, then the room's
+// history: with since 0 the last lines a newcomer gets ([WithHistory]);
+// otherwise the lines after the one numbered since, or, if the history no
+// longer reaches back that far, a [KindGap] message and the last lines.
+// It returns [ErrInvalidName], [ErrTooManyRooms] or [ErrAlreadyInRoom].
+func (c *Client) Join(room string, since uint64) error {
+	name, ok := roomName(room)
+	if !ok {
+		return ErrInvalidName
+	}
+	_, err := c.ask(request{kind: askJoin, name: name, since: since})
+	return err
+}
+
+// Move takes the client out of its rooms and into the room called room:
+// the text protocol's /join. Errors as [Client.Join].
+func (c *Client) Move(room string) error {
+	name, ok := roomName(room)
+	if !ok {
+		return ErrInvalidName
+	}
+	_, err := c.ask(request{kind: askJoin, name: name, move: true})
+	return err
+}
+
+// Part takes the client out of the room called room, with text as its
+// parting words. It returns [ErrNotInRoom] if it is not in it.
+func (c *Client) Part(room, text string) error {
+	r, err := c.inRoom(room)
+	if err != nil {
+		return err
+	}
+	_, err = c.ask(request{kind: askPart, room: r, text: cleanString(text)})
+	return err
+}
+
+// Say says text in room: the others there get it, each in their form, and
+// the client gets it in its own form. The text is cleaned (docs/protocol.md)
+// and cut to [Client.Limit] bytes; it passes through the filter
+// ([WithFilter]), which may change or reject it. Lines are handed to the
+// hub in batches: Say returns before the others get it.
+func (c *Client) Say(room, text string) error {
+	return c.sayKind(room, text, KindSay, false)
+}
+
+// Act says that the client does text in room: /me, CTCP ACTION. As
+// [Client.Say] otherwise.
+func (c *Client) Act(room, text string) error {
+	return c.sayKind(room, text, KindAction, false)
+}
+
+// Notice says text in room as an IRC NOTICE: the same as Say for every
+// face but IRC, where it asks for no automatic reply.
+func (c *Client) Notice(room, text string) error {
+	return c.sayKind(room, text, KindSay, true)
+}
+
+func (c *Client) sayKind(room, text string, kind MessageKind, notice bool) error {
+	if !c.reg {
+		return ErrNotRegistered
+	}
+	r, err := c.inRoom(room)
+	if err != nil {
+		return err
+	}
+	text = c.clip(text)
+	if text == "" {
+		return nil
+	}
+	text, err = c.filter(FilterEvent{Room: r.name, Name: c.name, Addr: c.addr, Text: text, Action: kind == KindAction})
+	if err != nil || text == "" {
+		return err
+	}
+	c.sayMessage(r, &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, Text: text, Notice: notice})
+	return nil
+}
+
+// clip cleans text and cuts it to the limit.
+func (c *Client) clip(text string) string {
+	return string(appendClean(nil, []byte(text), c.hub.opts.bufferSize))
+}
+
+// sayMessage adds m, a line said in r, to what the client said since the
+// last hand-over; a line in another room hands those over first. It counts
+// as activity for the idle clock.
+func (c *Client) sayMessage(r *Room, m *Message) {
+	if c.said.room != r {
+		c.flushSaid()
+		c.said.room = r
+	}
+	c.said.lines = append(c.said.lines, m)
+	c.restartIdleClock()
+}
+
+// Whisper sends text to the client named to alone (a NOTICE with
+// notice), and to this client in its own form. It returns
+// [ErrNoSuchClient] if nobody has that name.
+func (c *Client) Whisper(to, text string, notice bool) error {
+	if !c.reg {
+		return ErrNotRegistered
+	}
+	text = c.clip(text)
+	if text == "" {
+		return nil
+	}
+	text, err := c.filter(FilterEvent{Name: c.name, Addr: c.addr, Text: text, To: to})
+	if err != nil || text == "" {
+		return err
+	}
+	m := &Message{Kind: KindWhisper, Time: c.hub.opts.now(), From: c.name, To: to, Text: text, Notice: notice}
+	_, err = c.ask(request{kind: askWhisper, msg: m})
+	return err
+}
+
+// Nick renames the client, hub-wide: everyone who shares a room with it is
+// told, and the client in its own form. It returns [ErrInvalidName],
+// [ErrNameTaken], or [ErrNotAllowed] under an auth hook: names are set by
+// the server.
+func (c *Client) Nick(name string) error {
+	switch {
+	case !c.reg:
+		return ErrNotRegistered
+	case c.hub.opts.auth != nil:
+		return ErrNotAllowed
+	case !validNick(name):
+		return ErrInvalidName
+	}
+	c.flushSaid()
+	bus := c.hub.opts.bus
+	claimed := false // name is claimed through the bus, for this rename
+	if bus != nil && foldName(name) != foldName(c.name) {
+		if err := c.claimNick(name); err != nil {
+			return err
+		}
+		claimed = true
+	}
+	_, err := c.ask(request{kind: askNick, name: name})
+	switch {
+	case err != nil:
+		if claimed {
+			bus.Release(name)
+		}
+		return err
+	case claimed:
+		bus.Release(c.name)
+	}
+	c.name = name
+	return nil
+}
+
+// Members returns the names of the room's members, sorted ignoring case,
+// at most limit of them (all for limit <= 0), and how many there are.
+func (c *Client) Members(room string, limit int) (names []string, count int, err error) {
+	r, err := c.knownRoom(room)
+	if err != nil {
+		return nil, 0, err
+	}
+	a, err := c.ask(request{kind: askMembers, room: r, limit: limit})
+	return a.names, a.count, err
+}
+
+// Rooms lists every open room, as [Hub.Rooms] does.
+func (c *Client) Rooms() []RoomInfo {
+	a, _ := c.ask(request{kind: askRooms})
+	return a.rooms
+}
+
+// Lookup describes the client called name: [ErrNoSuchClient] if nobody
+// has that name.
+func (c *Client) Lookup(name string) (ClientInfo, error) {
+	a, err := c.ask(request{kind: askLookup, name: name})
+	return a.info, err
+}
+
+// Topic returns the topic of the room called room, who set it and when;
+// "" for none. It returns [ErrNoSuchRoom] for a room that is not open.
+func (c *Client) Topic(room string) (RoomInfo, error) {
+	r, err := c.knownRoom(room)
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	a, err := c.ask(request{kind: askTopic, room: r})
+	return a.roomInfo, err
+}
+
+// SetTopic sets the topic of a room the client is in; its members are
+// told. The text is cleaned and cut as a line is.
+func (c *Client) SetTopic(room, text string) error {
+	r, err := c.inRoom(room)
+	if err != nil {
+		return err
+	}
+	_, err = c.ask(request{kind: askSetTopic, room: r, text: c.clip(text)})
+	return err
+}
+
+// Kick puts the client called name out of room, for reason: a client
+// that can be in no room (IRC, the structured protocol) stays connected;
+// a client of the text protocol, which is always in one, is disconnected,
+// as by [Room.Kick]. Only an operator may kick ([ErrNotAllowed]).
+func (c *Client) Kick(room, name, reason string) error {
+	if !c.op {
+		return ErrNotAllowed
+	}
+	r, err := c.inRoom(room)
+	if err != nil {
+		return err
+	}
+	_, err = c.ask(request{kind: askKick, room: r, name: name, text: cleanString(reason)})
+	return err
+}
+
+// SetAway marks the client away, with text as its message ("" for back),
+// for [Client.Lookup] to report.
+func (c *Client) SetAway(text string) error {
+	_, err := c.ask(request{kind: askAway, text: c.clip(text)})
+	return err
+}
+
+// Reply queues b for this client alone, after everything queued for it
+// before. A client whose outbox is full is evicted as too slow.
+func (c *Client) Reply(b []byte) {
+	if c.enqueue([][]byte{b}, true) < 0 {
+		c.shut(ReasonSlow, nil)
+	}
+}
+
+// Quit ends the client once the current line is dealt with: it leaves the
+// hub (the others in its rooms see it go, with text as its parting words)
+// and is sent its last line, in its form, before its connection closes.
+func (c *Client) Quit(text string) {
+	c.quitting, c.quitText = ReasonExit, cleanString(text)
+}
+
+// Touch counts as activity for the idle timeout ([WithIdleTimeout]):
+// saying and doing anything through the hub does too.
+func (c *Client) Touch() { c.restartIdleClock() }
+
+// inRoom returns the room called name that the client is in.
+func (c *Client) inRoom(name string) (*Room, error) {
+	if !c.reg {
+		return nil, ErrNotRegistered
+	}
+	key := roomKey(name)
+	if rooms := c.rooms.Load(); rooms != nil {
+		for _, r := range *rooms {
+			if r.key == key {
+				return r, nil
+			}
+		}
+	}
+	return nil, ErrNotInRoom
+}
+
+// knownRoom returns the room called name, which the client may be in or
+// not.
+func (c *Client) knownRoom(name string) (*Room, error) {
+	if r, err := c.inRoom(name); err == nil {
+		return r, nil
+	}
+	n, ok := roomName(name)
+	if !ok {
+		return nil, ErrNoSuchRoom
+	}
+	a, err := c.ask(request{kind: askFind, name: n})
+	return a.room, err
+}
+
+// batch is what a client said since its last hand-over: lines in one
+// room, in order.
+type batch struct {
+	room  *Room
+	lines []*Message
+}
+
+// flushSaid hands over what the client said so far, so that what it does
+// next comes after it. It reports false if the hub is closing.
+func (c *Client) flushSaid() bool {
+	if len(c.said.lines) == 0 {
+		return true
+	}
+	q := request{kind: askSay, client: c, room: c.said.room, lines: c.said.lines}
+	c.said = batch{}
+	select {
+	case c.hub.requests <- q: // the hub was waiting for it
+		return true
+	default:
+	}
+	c.mayWait()
+	return c.hub.ask(q)
+}
+
+// ask flushes what the client said, then asks the hub q, a request it
+// answers, and waits for the answer. It returns the answer's error, or
+// ErrRoomClosed if the hub is closing. The answer's channel exists only
+// while the reader asks: a quiet client holds none.
+func (c *Client) ask(q request) (answer, error) {
+	if !c.flushSaid() {
+		return answer{}, ErrRoomClosed
+	}
+	c.mayWait()
+	ch := make(chan answer, 1)
+	q.client, q.reply = c, ch
+	if !c.hub.ask(q) {
+		return answer{}, ErrRoomClosed
+	}
+	c.restartIdleClock()
+	a := <-ch
+	return a, a.err
+}
+
+// filter runs the hub's filter, if any, on e, and returns the text to
+// relay, cleaned again, or [ErrRejected]. A filter that panics is logged
+// and costs the client its connection: filter then returns ErrRejected,
+// having closed the client.
+func (c *Client) filter(e FilterEvent) (text string, err error) {
+	f := c.hub.opts.filter
+	if f == nil {
+		return e.Text, nil
+	}
+	c.mayWait()
+	defer func() {
+		if p := recover(); p != nil {
+			c.hub.log.Error("filter panicked; disconnecting the client", "client", c.name, "panic", fmt.Sprint(p))
+			c.shut(ReasonDisconnect, fmt.Errorf("chatroom: filter panicked: %v", p))
+			text, err = "", ErrRejected
+		}
+	}()
+	reply, ferr := f(e)
+	if ferr != nil {
+		c.hub.log.Debug("filter rejected a line", "client", c.name, "err", ferr)
+		return "", ErrRejected
+	}
+	return c.clip(reply.Text), nil
+}
+
+// claimName claims name through the hub's bus, before the client asks to
+// register. A name by address that someone else holds gets the first free
+// suffix, "#2", "#3", and so on, as the hub gives one without a bus; a name
+// the client asked for, or the auth hook's, is refused. It returns the
+// name claimed.
+func (c *Client) claimName(name string) (string, error) {
+	h := c.hub
+	c.mayWait()
+	ctx, cancel := context.WithTimeout(h.ctx, c.hookTimeout())
+	defer cancel()
+	try := name
+	for n := 2; ; n++ {
+		err := h.opts.bus.Claim(ctx, try)
+		switch {
+		case err == nil:
+			c.claimed = true
+			return try, nil
+		case h.ctx.Err() != nil:
+			return "", ErrRoomClosed
+		case !errors.Is(err, ErrNameTaken):
+			h.log.Warn("the bus could not claim a name", "addr", c.addr, "name", try, "err", err)
+			return "", fmt.Errorf("chatroom: claiming %q: %w (%w)", try, err, errNamesDown)
+		case c.named || n > maxNameSuffix:
+			return "", ErrNameTaken
+		}
+		try = name + "#" + fmt.Sprint(n)
+	}
+}
+
+// errNamesDown says the bus cannot tell whether a name is free.
+var errNamesDown = errors.New("names cannot be checked now, try again later")
+
+// maxNameSuffix bounds the suffixes claimName tries.
+const maxNameSuffix = 100
+
+// claimNick claims name through the hub's bus for a rename.
+func (c *Client) claimNick(name string) error {
+	c.mayWait()
+	ctx, cancel := context.WithTimeout(c.hub.ctx, c.hookTimeout())
+	defer cancel()
+	err := c.hub.opts.bus.Claim(ctx, name)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNameTaken):
+		return ErrNameTaken
+	}
+	c.hub.log.Warn("the bus could not claim a name", "client", c.name, "name", name, "err", err)
+	return fmt.Errorf("chatroom: claiming %q: %w (%w)", name, err, errNamesDown)
+}
+
+// releaseName gives up the client's name through the bus, if it claimed
+// it.
+func (c *Client) releaseName() {
+	if c.claimed {
+		c.claimed = false
+		c.hub.opts.bus.Release(c.name)
+	}
+}
+
+// foldName is the key of a client's name: names are unique ignoring
+// ASCII case.
+func foldName(name string) string { return strings.ToLower(name) }
