@@ -194,12 +194,12 @@ type remoteRoom struct {
 // remoteCount is how many of r's members are on peers.
 func (r *Room) remoteCount() int { return len(r.remote.members) }
 
-// appendRemoteNames appends the names of r's members on peers.
-func (r *Room) appendRemoteNames(names []string) []string {
+// appendRemoteMembers appends r's members on peers.
+func (r *Room) appendRemoteMembers(members []Member) []Member {
 	for _, rc := range r.remote.members {
-		names = append(names, rc.info.Name)
+		members = append(members, Member{Name: rc.info.Name})
 	}
-	return names
+	return members
 }
 
 // remoteTaken reports whether a peer's client has the name whose key is

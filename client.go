@@ -64,6 +64,7 @@ type Client struct {
 	tokens      float64     // WithRateLimit's tokens, as of tokensAt
 	tokensAt    time.Time
 	said        batch       // lines said and not yet handed to the hub
+	unconfirmed bool        // lines were handed to the hub that it may not have relayed yet (see Reply)
 	lr          *lineReader // frames the client's input; a polled client has one only during a turn
 	part        []byte      // a polled client's part of a line, kept between turns (see lineReader.park)
 	skipping    bool        // ... and whether it is discarding the rest of a line too long
@@ -391,18 +392,19 @@ func (c *Client) Nick(name string) error {
 	return nil
 }
 
-// Members returns the names of the room's members, sorted ignoring case,
-// at most limit of them (all for limit <= 0), and how many there are.
-func (c *Client) Members(room string, limit int) (names []string, count int, err error) {
+// Members returns the room's members, sorted by name ignoring case, at
+// most limit of them (all for limit <= 0), and how many there are.
+func (c *Client) Members(room string, limit int) (members []Member, count int, err error) {
 	r, err := c.knownRoom(room)
 	if err != nil {
 		return nil, 0, err
 	}
 	a, err := c.ask(request{kind: askMembers, room: r, limit: limit})
-	return a.names, a.count, err
+	return a.members, a.count, err
 }
 
-// Rooms lists every open room, as [Hub.Rooms] does.
+// Rooms lists every open room, as [Hub.Rooms] does, but a secret one
+// (mode +s) only if the client is in it.
 func (c *Client) Rooms() []RoomInfo {
 	a, _ := c.ask(request{kind: askRooms})
 	return a.rooms
@@ -415,19 +417,22 @@ func (c *Client) Lookup(name string) (ClientInfo, error) {
 	return a.info, err
 }
 
-// Topic returns the topic of the room called room, who set it and when;
-// "" for none. It returns [ErrNoSuchRoom] for a room that is not open.
-func (c *Client) Topic(room string) (RoomInfo, error) {
-	r, err := c.knownRoom(room)
+// Room describes the room called name, its topic and modes included. It
+// returns [ErrNoSuchRoom] for a room that is not open, or a secret one the
+// client is not in.
+func (c *Client) Room(name string) (RoomInfo, error) {
+	r, err := c.knownRoom(name)
 	if err != nil {
 		return RoomInfo{}, err
 	}
-	a, err := c.ask(request{kind: askTopic, room: r})
+	a, err := c.ask(request{kind: askRoomInfo, room: r})
 	return a.roomInfo, err
 }
 
 // SetTopic sets the topic of a room the client is in; its members are
-// told. The text is cleaned and cut as a line is.
+// told, the client in its own form. The text is cleaned and cut as a line
+// is. A room whose topic is locked (mode +t) takes it from its operators
+// alone ([ErrNotAllowed]).
 func (c *Client) SetTopic(room, text string) error {
 	r, err := c.inRoom(room)
 	if err != nil {
@@ -440,16 +445,52 @@ func (c *Client) SetTopic(room, text string) error {
 // Kick puts the client called name out of room, for reason: a client
 // that can be in no room (IRC, the structured protocol) stays connected;
 // a client of the text protocol, which is always in one, is disconnected,
-// as by [Room.Kick]. Only an operator may kick ([ErrNotAllowed]).
+// as by [Room.Kick]. Only an operator of the room, or of the hub, may kick
+// ([ErrNotAllowed]); [ErrNoSuchClient] if nobody of that name is in it.
 func (c *Client) Kick(room, name, reason string) error {
-	if !c.op {
-		return ErrNotAllowed
-	}
 	r, err := c.inRoom(room)
 	if err != nil {
 		return err
 	}
 	_, err = c.ask(request{kind: askKick, room: r, name: name, text: cleanString(reason)})
+	return err
+}
+
+// SetMode changes a room's modes, as an operator of it ([ErrNotAllowed]
+// otherwise): "+t" locks its topic to its operators, "+s" hides it from
+// the room lists of those not in it, "+o" makes the member called name an
+// operator of it, "+v" marks the member (IRC's voice, which changes
+// nothing else); "-" undoes each. The members are told (KindMode), the
+// client in its own form. It returns [ErrUnknownMode] for another mode,
+// and [ErrNoSuchClient] if nobody of that name is in the room.
+func (c *Client) SetMode(room, mode, name string) error {
+	if _, ok := roomModes[mode]; !ok {
+		return ErrUnknownMode
+	}
+	r, err := c.inRoom(room)
+	if err != nil {
+		return err
+	}
+	_, err = c.ask(request{kind: askMode, room: r, text: mode, name: name})
+	return err
+}
+
+// SetOperator makes the client an operator of the hub, or not: it may
+// then do in every room what a room's operators may. Faces call it for a
+// login of their protocol's (IRC's OPER); the auth hook can make a
+// client one from the start ([AuthReply]).
+func (c *Client) SetOperator(on bool) error {
+	_, err := c.ask(request{kind: askOperator, on: on})
+	if err == nil {
+		c.op = on
+	}
+	return err
+}
+
+// SetInvisible marks the client invisible, or not (IRC's user mode +i),
+// for [Client.Lookup] to report; the hub itself changes nothing for it.
+func (c *Client) SetInvisible(on bool) error {
+	_, err := c.ask(request{kind: askInvisible, on: on})
 	return err
 }
 
@@ -461,8 +502,20 @@ func (c *Client) SetAway(text string) error {
 }
 
 // Reply queues b for this client alone, after everything queued for it
-// before. A client whose outbox is full is evicted as too slow.
+// before, and after what the lines it said before make others receive:
+// a reply to the client's next line (IRC's PONG) never reaches it before
+// its last line reaches the others. A client whose outbox is full is
+// evicted as too slow.
 func (c *Client) Reply(b []byte) {
+	if len(c.said.lines) > 0 || c.unconfirmed {
+		// The hub may not have relayed those lines yet: the reply goes
+		// through it, after them.
+		if c.flushSaid() {
+			c.mayWait()
+			c.hub.ask(request{kind: askPost, client: c, bytes: b})
+		}
+		return
+	}
 	if c.enqueue([][]byte{b}, true) < 0 {
 		c.shut(ReasonSlow, nil)
 	}
@@ -524,6 +577,7 @@ func (c *Client) flushSaid() bool {
 	}
 	q := request{kind: askSay, client: c, room: c.said.room, lines: c.said.lines}
 	c.said = batch{}
+	c.unconfirmed = true
 	select {
 	case c.hub.requests <- q: // the hub was waiting for it
 		return true
@@ -549,6 +603,7 @@ func (c *Client) ask(q request) (answer, error) {
 	}
 	c.restartIdleClock()
 	a := <-ch
+	c.unconfirmed = false // the hub has dealt with everything the client handed it
 	return a, a.err
 }
 

@@ -97,8 +97,8 @@ func (s *textSession) who(string) {
 	if r == nil {
 		return
 	}
-	if names, count, err := s.c.Members(r.name, whoLimit); err == nil {
-		s.c.Reply(lineWho(names, count))
+	if members, count, err := s.c.Members(r.name, whoLimit); err == nil {
+		s.c.Reply(lineWho(members, count))
 	}
 }
 

@@ -50,14 +50,15 @@ type Event struct {
 // ClientInfo describes a client, as [Room.Clients], [Hub.Clients] and
 // [Client.Lookup] report it.
 type ClientInfo struct {
-	Name     string
-	Addr     string    // its remote address
-	Joined   time.Time // when it arrived, by the clock of the hub it arrived in
-	Peer     string    // with a bus: the peer it is on, as the bus names it; "" for this hub's own clients
-	Rooms    []string  // the rooms it is in
-	Away     string    // its away message, "" for none
-	Face     string    // the protocol it speaks: "text", "json", "irc"
-	Operator bool      // the auth hook made it an operator
+	Name      string
+	Addr      string    // its remote address
+	Joined    time.Time // when it arrived, by the clock of the hub it arrived in
+	Peer      string    // with a bus: the peer it is on, as the bus names it; "" for this hub's own clients
+	Rooms     []string  // the rooms it is in
+	Away      string    // its away message, "" for none
+	Face      string    // the protocol it speaks: "text", "json", "irc"
+	Operator  bool      // an operator of the hub (see AuthReply, Client.SetOperator)
+	Invisible bool      // it asked to be invisible (IRC's user mode +i)
 }
 
 // eventBacklog is how many events may wait for a slow observer. Past it,

@@ -12,8 +12,8 @@ import (
 // tells them what happens, through a [Form]; the hub does the rest (who is
 // where, names, order, limits, writing).
 
-// A Face is a protocol that clients speak to a [Hub]. Hand a connection
-// and a face to [Hub.ServeFace], or a listener to [Hub.ServeFaces].
+// A Face is a protocol that clients speak to a [Hub]. Hand a listener and
+// a face to [Hub.ServeFace], or a connection to [Hub.ServeConnFace].
 type Face interface {
 	// Name names the face in logs, events and hooks ("text", "json",
 	// "irc").
@@ -84,6 +84,7 @@ const (
 	KindPart                            // From left Room and stays connected (a move, IRC PART); Text: its parting words
 	KindKick                            // From was put out of Room by By, for Text
 	KindTopic                           // By set Room's topic to Text
+	KindMode                            // By changed Room's mode Text ("+t", "-o"...), of the member From if the mode is a member's
 	KindAnnounce                        // the program announced Text to Room ([Room.Broadcast]), or to everyone (Room "", [Hub.Broadcast])
 	KindSummary                         // a storm of arrivals and departures in Room, told as counts: Joined, Left
 
@@ -98,7 +99,7 @@ const (
 	KindBye     // the last line a client gets: it leaves for Reason (Text: a kick's reason, or why it was refused)
 )
 
-var kindNames = [...]string{"", "say", "action", "join", "part", "kick", "topic", "announce", "summary",
+var kindNames = [...]string{"", "say", "action", "join", "part", "kick", "topic", "mode", "announce", "summary",
 	"nick", "quit", "whisper", "welcome", "gap", "bye"}
 
 // String returns the kind's name: "say", "action", "join", and so on.
@@ -129,7 +130,7 @@ type Message struct {
 	From   string      // who did it (KindNick: the new name)
 	Addr   string      // KindJoin, KindWelcome: From's remote address
 	To     string      // KindWhisper: the recipient
-	By     string      // KindKick, KindTopic: who did it
+	By     string      // KindKick, KindTopic, KindMode: who did it
 	Text   string      // what was said, done or set, or a reason's words
 	Old    string      // KindNick: the previous name
 	Notice bool        // KindSay, KindWhisper: an IRC NOTICE, which asks for no automatic reply
@@ -139,7 +140,7 @@ type Message struct {
 	Joined int         // KindSummary: arrivals counted
 	Left   int         // KindSummary: departures counted
 
-	Members []string // as Count: everyone in Room, sorted ignoring case
+	Members []Member // as Count: everyone in Room, sorted by name ignoring case
 	Rooms   []string // KindQuit, KindNick: the rooms From is in
 	Topic   string   // as Count: Room's topic, "" for none
 

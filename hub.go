@@ -115,6 +115,10 @@ var (
 	// ErrHubRoom is returned by Shutdown and Close of a room that belongs
 	// to a [Hub]: its hub closes it.
 	ErrHubRoom = errors.New("chatroom: a hub's room closes with its hub")
+
+	// ErrUnknownMode is returned by [Client.SetMode] for a mode the hub
+	// does not know.
+	ErrUnknownMode = errors.New("chatroom: unknown mode")
 )
 
 // maxAdmitting is how many connections may wait to be admitted or refused
@@ -271,9 +275,9 @@ func (h *Hub) Serve(ln net.Listener) error {
 	return h.serveListener(ln, textFace{}, h.lobby)
 }
 
-// ServeFaces is Serve for clients that speak face's protocol (package irc
+// ServeFace is Serve for clients that speak face's protocol (package irc
 // serves IRC with it).
-func (h *Hub) ServeFaces(ln net.Listener, face Face) error {
+func (h *Hub) ServeFace(ln net.Listener, face Face) error {
 	return h.serveListener(ln, face, h.lobby)
 }
 
@@ -377,9 +381,9 @@ func (h *Hub) ServeConn(conn net.Conn) error {
 	return h.serve(conn, textFace{}, h.lobby, false)
 }
 
-// ServeFace is ServeConn for a client that speaks face's protocol (package
-// web serves its structured protocol with it).
-func (h *Hub) ServeFace(conn net.Conn, face Face) error {
+// ServeConnFace is ServeConn for a client that speaks face's protocol
+// (package web serves its structured protocol with it).
+func (h *Hub) ServeConnFace(conn net.Conn, face Face) error {
 	return h.serve(conn, face, h.lobby, false)
 }
 
@@ -902,11 +906,21 @@ func isTemporary(err error) bool {
 
 // RoomInfo describes an open room, as [Hub.Rooms] reports it.
 type RoomInfo struct {
-	Name    string    // as it was first opened
-	Clients int       // members now, the peers' included
-	Topic   string    // "" for none
-	TopicBy string    // who set the topic
-	TopicAt time.Time // when, by the hub's clock
+	Name        string    // as it was first opened
+	Clients     int       // members now, the peers' included
+	Topic       string    // "" for none
+	TopicBy     string    // who set the topic
+	TopicAt     time.Time // when, by the hub's clock
+	TopicLocked bool      // mode +t: only its operators set the topic
+	Secret      bool      // mode +s: listed only to its members
+	Opened      time.Time // when it was opened, by the hub's clock
+}
+
+// A Member is one member of a room, as a room's roster lists it.
+type Member struct {
+	Name     string
+	Operator bool // an operator of the room: may put others out, set its modes, and its topic when locked
+	Voiced   bool // mode +v: a mark (IRC's voice), nothing more
 }
 
 // sortRooms sorts rooms by name, ignoring case.

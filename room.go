@@ -24,13 +24,16 @@ type Room struct {
 	kept      bool          // stays open when empty: the default room, and rooms opened by Hub.Room
 	closed    bool          // closed when its last member left: a room of that name opened later is another
 	members   []*Client     // a member's index here is in its seat's places
-	sorted    []string      // the members' names, sorted, once asked for since the last change; nil: not built
+	sorted    []Member      // the members, sorted, once asked for since the last change; nil: not built
 	lists     []*sharedList // the lines sent to everyone since the last flushAll, one list per form
 	history   history       // the last lines said here
 	lastID    uint64        // the ID of the last line said here
 	topicText string        // "" for none
 	topicBy   string        // who set the topic
 	topicAt   time.Time     // when
+	topicLock bool          // mode +t: the topic is its operators' to set
+	secret    bool          // mode +s: listed only to its members
+	opened    time.Time     // when it was opened, by the hub's clock
 	stats     Stats         // the room's own: Clients, Joined, Left, Messages
 	remote    remoteRoom    // the peers' members, with a bus (bus.go)
 
@@ -62,6 +65,7 @@ func newRoom(h *Hub, name string, kept bool) *Room {
 		key:     roomKey(name),
 		kept:    kept,
 		history: newHistory(h.opts.history),
+		opened:  h.opts.now(),
 	}
 	if h.opts.bus == nil {
 		// So that its IDs go on increasing when it is opened again, or
@@ -91,6 +95,21 @@ func (r *Room) Serve(ln net.Listener) error {
 func (r *Room) ServeConn(conn net.Conn) error {
 	return r.hub.serve(conn, textFace{}, r, false)
 }
+
+// ServeFace is Serve for clients that speak face's protocol; those that
+// land in a room at once land in this one.
+func (r *Room) ServeFace(ln net.Listener, face Face) error {
+	return r.hub.serveListener(ln, face, r)
+}
+
+// ServeConnFace is ServeConn for a client that speaks face's protocol.
+func (r *Room) ServeConnFace(conn net.Conn, face Face) error {
+	return r.hub.serve(conn, face, r, false)
+}
+
+// Hub returns the hub the room is in: for a room made by NewRoom, a hub
+// of its own, with this room alone.
+func (r *Room) Hub() *Hub { return r.hub }
 
 // Broadcast sends "<ts> * text" to every client in the room. The text is
 // cleaned like a client's line; it is queued for every client before
@@ -161,7 +180,15 @@ func (r *Room) online() int { return len(r.members) + r.remoteCount() }
 
 // info describes r.
 func (r *Room) info() RoomInfo {
-	return RoomInfo{Name: r.name, Clients: r.online(), Topic: r.topicText, TopicBy: r.topicBy, TopicAt: r.topicAt}
+	return RoomInfo{Name: r.name, Clients: r.online(), Topic: r.topicText, TopicBy: r.topicBy, TopicAt: r.topicAt,
+		TopicLocked: r.topicLock, Secret: r.secret, Opened: r.opened}
+}
+
+// roomModes is the modes a room's operators may set and unset
+// (Client.SetMode): true for a member's mode, which names the member.
+var roomModes = map[string]bool{
+	"+t": false, "-t": false, "+s": false, "-s": false,
+	"+o": true, "-o": true, "+v": true, "-v": true,
 }
 
 // roomName returns name without a leading "#", and whether it is a room's

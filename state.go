@@ -35,28 +35,31 @@ type state struct {
 // seat is the hub goroutine's record of one client. It lives in the
 // client, for speed, but only this file reads or writes it.
 type seat struct {
-	index  int         // place in state.clients; -1 while not registered
-	name   string      // the client's name, as the hub knows it
-	key    string      // foldName(name)
-	joined time.Time   // when it registered, by the hub's clock
-	places []place     // the rooms it is in, in the order it entered them
-	dirty  bool        // in state.dirty
-	got    uint64      // the last hub-wide delivery that reached it (state.mark)
-	form   Form        // how it is written to
-	own    Form        // how what it does itself is written to it
-	roster bool        // it is told who is in each room it enters (Registration.Roster)
-	single bool        // it is always in one room: the text protocol
-	op     bool        // an operator (AuthReply.Operator)
-	away   string      // its away message, "" for none
-	face   string      // its face's name
-	reason LeaveReason // why it left, once it has
+	index     int         // place in state.clients; -1 while not registered
+	name      string      // the client's name, as the hub knows it
+	key       string      // foldName(name)
+	joined    time.Time   // when it registered, by the hub's clock
+	places    []place     // the rooms it is in, in the order it entered them
+	dirty     bool        // in state.dirty
+	got       uint64      // the last hub-wide delivery that reached it (state.mark)
+	form      Form        // how it is written to
+	own       Form        // how what it does itself is written to it
+	roster    bool        // it is told who is in each room it enters (Registration.Roster)
+	single    bool        // it is always in one room: the text protocol
+	op        bool        // an operator of the hub (AuthReply.Operator, Client.SetOperator)
+	invisible bool        // IRC's user mode +i (Client.SetInvisible)
+	away      string      // its away message, "" for none
+	face      string      // its face's name
+	reason    LeaveReason // why it left, once it has
 }
 
-// place is a client's membership of one room: the room, and the client's
-// index in its members.
+// place is a client's membership of one room: the room, the client's
+// index in its members, and its standing there.
 type place struct {
-	room *Room
-	at   int
+	room  *Room
+	at    int
+	op    bool // an operator of the room
+	voice bool // mode +v
 }
 
 // Batch sizes, in lines.
@@ -102,6 +105,8 @@ type request struct {
 	named  bool          // askRegister: name was asked for (or the auth hook's): refused if taken, not made unique
 	text   string        // a reason, a topic, parting words
 	msg    *Message      // askWhisper, askAnnounce
+	bytes  []byte        // askPost
+	on     bool          // askOperator, askInvisible
 	lines  []*Message    // askSay: lines said in room, in order
 	since  uint64        // askJoin: the last line the client saw
 	move   bool          // askJoin: leave every other room
@@ -116,27 +121,31 @@ type request struct {
 type requestKind uint8
 
 const (
-	askRegister requestKind = iota + 1 // a client registers (and lands in room, if set)
-	askJoin                            // a client enters a room
-	askPart                            // a client leaves room
-	askSay                             // lines a client said in room
-	askWhisper                         // a client whispers msg
-	askNick                            // a client takes a new name
-	askMembers                         // who is in room
-	askRooms                           // every open room
-	askLookup                          // describe a client
-	askTopic                           // room's topic
-	askSetTopic                        // a client sets room's topic
-	askKick                            // Room.Kick, Hub.Kick, or an operator putting someone out of room
-	askAway                            // a client's away message
-	askForm                            // a client's forms
-	askLeave                           // a client's reader has stopped
-	askAnnounce                        // Broadcast
-	askStats                           // Stats
-	askClients                         // Clients
-	askOpen                            // Hub.Room
-	askFind                            // a room by name
-	askPeer                            // what happened on a peer (bus.go)
+	askRegister  requestKind = iota + 1 // a client registers (and lands in room, if set)
+	askJoin                             // a client enters a room
+	askPart                             // a client leaves room
+	askSay                              // lines a client said in room
+	askWhisper                          // a client whispers msg
+	askNick                             // a client takes a new name
+	askMembers                          // who is in room
+	askRooms                            // every open room
+	askLookup                           // describe a client
+	askRoomInfo                         // describe room
+	askSetTopic                         // a client sets room's topic
+	askMode                             // a client changes room's modes
+	askOperator                         // a client becomes an operator of the hub, or not
+	askInvisible                        // a client's user mode +i
+	askPost                             // a reply for a client, after what it handed over before
+	askKick                             // Room.Kick, Hub.Kick, or an operator putting someone out of room
+	askAway                             // a client's away message
+	askForm                             // a client's forms
+	askLeave                            // a client's reader has stopped
+	askAnnounce                         // Broadcast
+	askStats                            // Stats
+	askClients                          // Clients
+	askOpen                             // Hub.Room
+	askFind                             // a room by name
+	askPeer                             // what happened on a peer (bus.go)
 )
 
 // answer is the hub's answer to a request.
@@ -144,12 +153,12 @@ type answer struct {
 	err      error
 	name     string       // askRegister: the name given
 	room     *Room        // askOpen, askFind
-	names    []string     // askMembers: sorted, at most the limit
+	members  []Member     // askMembers: sorted, at most the limit
 	count    int          // askMembers: how many there are
 	rooms    []RoomInfo   // askRooms
 	infos    []ClientInfo // askClients
 	info     ClientInfo   // askLookup
-	roomInfo RoomInfo     // askTopic
+	roomInfo RoomInfo     // askRoomInfo
 	stats    Stats        // askStats
 	wait     chan answer  // where the answer comes (Hub.answers)
 }
@@ -168,12 +177,12 @@ func (s *state) handle(q request) {
 		}
 		a.name, a.err = s.register(q.client, q.name, q.named, q.room)
 	case askJoin:
-		r, err := s.roomToJoin(q.client, q.name)
+		r, opened, err := s.roomToJoin(q.client, q.name)
 		if err == nil && s.park(q, r) {
 			return
 		}
 		if a.err = err; err == nil {
-			s.join(q.client, r, q.since, q.move)
+			s.join(q.client, r, q.since, q.move, opened)
 		}
 	case askPart:
 		a.err = s.part(q.client, q.room, q.text)
@@ -184,15 +193,27 @@ func (s *state) handle(q request) {
 	case askNick:
 		a.err = s.rename(q.client, q.name)
 	case askMembers:
-		a.names, a.count, a.err = s.members(q.room, q.limit)
+		a.members, a.count, a.err = s.members(q.room, q.limit)
 	case askRooms:
-		a.rooms = s.roomList()
+		a.rooms = s.roomList(q.client)
 	case askLookup:
 		a.info, a.err = s.lookup(q.name)
-	case askTopic:
-		a.roomInfo, a.err = s.topic(q.room)
+	case askRoomInfo:
+		a.roomInfo, a.err = s.roomInfo(q.client, q.room)
 	case askSetTopic:
 		a.err = s.setTopic(q.client, q.room, q.text)
+	case askMode:
+		a.err = s.setMode(q.client, q.room, q.text, q.name)
+	case askOperator:
+		if s.registered(q.client) {
+			q.client.seat.op = q.on
+		}
+	case askInvisible:
+		q.client.seat.invisible = q.on
+	case askPost:
+		if s.registered(q.client) || q.client.seat.index < 0 {
+			s.post(q.client, [][]byte{q.bytes})
+		}
 	case askKick:
 		a.err = s.kick(q.client, q.room, q.name, q.text)
 	case askAway:
@@ -350,29 +371,34 @@ func (s *state) closeIfEmpty(r *Room) {
 }
 
 // roomToJoin returns the room called name for c to enter, opening it if
-// need be.
-func (s *state) roomToJoin(c *Client, name string) (*Room, error) {
+// need be (opened).
+func (s *state) roomToJoin(c *Client, name string) (r *Room, opened bool, err error) {
 	if !s.registered(c) {
-		return nil, ErrNotRegistered
+		return nil, false, ErrNotRegistered
 	}
-	r := s.rooms[roomKey(name)]
+	r = s.rooms[roomKey(name)]
 	if r != nil && c.in(r) {
-		return nil, ErrAlreadyInRoom
+		return nil, false, ErrAlreadyInRoom
 	}
 	if r == nil {
-		return s.open(name)
+		r, err = s.open(name)
+		return r, err == nil && r.online() == 0, err
 	}
-	return r, nil
+	return r, false, nil
 }
 
-// join puts c in r (see Client.Join and Client.Move).
-func (s *state) join(c *Client, r *Room, since uint64, move bool) {
+// join puts c in r (see Client.Join and Client.Move); the client that
+// opened a room by entering it is its operator.
+func (s *state) join(c *Client, r *Room, since uint64, move, opened bool) {
 	if move {
 		for len(c.seat.places) > 0 {
 			s.leaveRoom(c, c.seat.places[0].room, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name}, ReasonPart)
 		}
 	}
 	s.enter(c, r, since, false)
+	if opened {
+		c.seat.places[c.placeIn(r)].op = true
+	}
 }
 
 // in reports whether c is in r.
@@ -409,7 +435,7 @@ func (s *state) enter(c *Client, r *Room, since uint64, arrival bool) {
 	own.Count = r.online()
 	own.Topic = r.topicText
 	if c.seat.roster {
-		own.Members = s.sortedNames(r)
+		own.Members = s.roster(r)
 	}
 	form := c.seat.own
 	if arrival {
@@ -591,31 +617,32 @@ func (c *Client) roomNames() []string {
 	return names
 }
 
-// members returns r's members' names, sorted, at most limit of them (all
-// for limit <= 0), and how many there are.
-func (s *state) members(r *Room, limit int) ([]string, int, error) {
+// members returns r's members, sorted, at most limit of them (all for
+// limit <= 0), and how many there are.
+func (s *state) members(r *Room, limit int) ([]Member, int, error) {
 	if r.closed {
 		return nil, 0, ErrNoSuchRoom
 	}
-	names := s.sortedNames(r)
-	if limit > 0 && len(names) > limit {
-		names = names[:limit:limit]
+	all := s.roster(r)
+	if limit > 0 && len(all) > limit {
+		all = all[:limit:limit]
 	}
-	return names, r.online(), nil
+	return all, r.online(), nil
 }
 
-// sortedNames returns r's members' names, the peers' included, sorted
+// roster returns r's members, the peers' included, sorted by name
 // ignoring case: built once after each change, then shared (never
 // modified).
-func (s *state) sortedNames(r *Room) []string {
+func (s *state) roster(r *Room) []Member {
 	if r.sorted == nil {
-		names := make([]string, 0, r.online())
+		all := make([]Member, 0, r.online())
 		for _, c := range r.members {
-			names = append(names, c.seat.name)
+			p := c.seat.places[c.placeIn(r)]
+			all = append(all, Member{Name: c.seat.name, Operator: p.op, Voiced: p.voice})
 		}
-		names = r.appendRemoteNames(names)
-		slices.SortFunc(names, compareNames)
-		r.sorted = names
+		all = r.appendRemoteMembers(all)
+		slices.SortFunc(all, func(a, b Member) int { return compareNames(a.Name, b.Name) })
+		r.sorted = all
 	}
 	return r.sorted
 }
@@ -642,11 +669,14 @@ func lowerASCII(b byte) byte {
 	return b
 }
 
-// roomList lists every open room, sorted by name ignoring case.
-func (s *state) roomList() []RoomInfo {
+// roomList lists every open room, sorted by name ignoring case: for a
+// client (c not nil), the secret ones only if it is in them.
+func (s *state) roomList(c *Client) []RoomInfo {
 	rooms := make([]RoomInfo, 0, len(s.rooms))
 	for _, r := range s.rooms {
-		rooms = append(rooms, r.info())
+		if !r.secret || c == nil || c.in(r) {
+			rooms = append(rooms, r.info())
+		}
 	}
 	rooms = s.appendRemoteRooms(rooms)
 	sortRooms(rooms)
@@ -667,21 +697,33 @@ func (s *state) lookup(name string) (ClientInfo, error) {
 // info describes c.
 func (c *Client) info() ClientInfo {
 	return ClientInfo{Name: c.seat.name, Addr: c.addr, Joined: c.seat.joined, Rooms: c.roomNames(),
-		Away: c.seat.away, Face: c.seat.face, Operator: c.seat.op}
+		Away: c.seat.away, Face: c.seat.face, Operator: c.seat.op, Invisible: c.seat.invisible}
 }
 
-// topic describes r, its topic included.
-func (s *state) topic(r *Room) (RoomInfo, error) {
-	if r.closed {
+// roomInfo describes r for c.
+func (s *state) roomInfo(c *Client, r *Room) (RoomInfo, error) {
+	if r.closed || r.secret && !c.in(r) {
 		return RoomInfo{}, ErrNoSuchRoom
 	}
 	return r.info(), nil
 }
 
+// operates reports whether c may do what r's operators may.
+func (c *Client) operates(r *Room) bool {
+	if c.seat.op {
+		return true
+	}
+	i := c.placeIn(r)
+	return i >= 0 && c.seat.places[i].op
+}
+
 // setTopic sets r's topic, and tells its members, c in its own form.
 func (s *state) setTopic(c *Client, r *Room, text string) error {
-	if !s.registered(c) || !c.in(r) {
+	switch {
+	case !s.registered(c) || !c.in(r):
 		return ErrNotInRoom
+	case r.topicLock && !c.operates(r):
+		return ErrNotAllowed
 	}
 	now := s.now()
 	r.topicText, r.topicBy, r.topicAt = text, c.seat.name, now
@@ -691,9 +733,50 @@ func (s *state) setTopic(c *Client, r *Room, text string) error {
 	return nil
 }
 
+// setMode changes r's mode, as c, an operator of it, asks (see
+// Client.SetMode), and tells its members.
+func (s *state) setMode(c *Client, r *Room, mode, name string) error {
+	switch {
+	case !s.registered(c) || !c.in(r):
+		return ErrNotInRoom
+	case !c.operates(r):
+		return ErrNotAllowed
+	}
+	m := &Message{Kind: KindMode, Time: s.now(), Room: r.name, By: c.seat.name, Text: mode}
+	on := mode[0] == '+'
+	switch mode[1] {
+	case 't':
+		r.topicLock = on
+	case 's':
+		r.secret = on
+	default: // a member's mode
+		target := s.byName[foldName(name)]
+		if target == nil || !target.in(r) {
+			return ErrNoSuchClient
+		}
+		p := &target.seat.places[target.placeIn(r)]
+		if mode[1] == 'o' {
+			p.op = on
+		} else {
+			p.voice = on
+		}
+		r.sorted = nil
+		m.From = target.seat.name
+	}
+	s.broadcast(r, []*Message{m}, c, 0)
+	return nil
+}
+
 // kick puts the client called name out: of the hub (by the program: by is
-// nil; a client that is always in one room), or of r (by an operator).
+// nil; a client that is always in one room), or of r (by an operator of
+// it).
 func (s *state) kick(by *Client, r *Room, name, reason string) error {
+	if by != nil && (!s.registered(by) || !by.in(r)) {
+		return ErrNotInRoom
+	}
+	if by != nil && !by.operates(r) {
+		return ErrNotAllowed
+	}
 	c := s.byName[foldName(name)]
 	if c == nil {
 		if s.kickRemote(r, name, reason) {

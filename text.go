@@ -154,6 +154,11 @@ func (textForm) Format(m *Message) []byte {
 			return stamped(m.Time, "* ", m.By, " cleared the topic")
 		}
 		return stamped(m.Time, "* ", m.By, " set the topic: ", m.Text)
+	case KindMode:
+		if m.From != "" {
+			return stamped(m.Time, "* ", m.By, " sets mode ", m.Text, " ", m.From)
+		}
+		return stamped(m.Time, "* ", m.By, " sets mode ", m.Text)
 	case KindAnnounce:
 		return stamped(m.Time, "* ", m.Text)
 	case KindSummary:
@@ -243,11 +248,17 @@ func lineAlreadyIn(room string) []byte {
 	return []byte("* you are already in " + room + "\n")
 }
 
-// lineWho lists who is in a room: the first of the sorted names, and how
-// many more there are.
-func lineWho(names []string, count int) []byte {
-	b := []byte("* " + strconv.Itoa(count) + " online: " + strings.Join(names, ", "))
-	if more := count - len(names); more > 0 {
+// lineWho lists who is in a room: the first of its sorted members, and
+// how many more there are.
+func lineWho(members []Member, count int) []byte {
+	b := []byte("* " + strconv.Itoa(count) + " online: ")
+	for i, m := range members {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, m.Name...)
+	}
+	if more := count - len(members); more > 0 {
 		b = append(b, ", and "+strconv.Itoa(more)+" more"...)
 	}
 	return append(b, '\n')
