@@ -25,10 +25,18 @@ import (
 	"github.com/chatroom-go/chatroom"
 )
 
-// Handler is the WebSocket endpoint of a room. Create one with
+// A Server is what a [Handler] hands its connections to: a
+// *chatroom.Hub (browsers land in its default room) or a *chatroom.Room
+// (they land in that room).
+type Server interface {
+	ServeConn(conn net.Conn) error
+	ServeConnFace(conn net.Conn, face chatroom.Face) error
+}
+
+// Handler is the WebSocket endpoint of a hub or a room. Create one with
 // [NewHandler]; it is safe for concurrent use.
 type Handler struct {
-	room    *chatroom.Room
+	srv     Server
 	origins []string       // origin patterns accepted besides the request's own host
 	proxies []netip.Prefix // addresses whose X-Forwarded-For is trusted
 	log     *slog.Logger
@@ -68,9 +76,10 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// NewHandler returns the WebSocket endpoint of room.
-func NewHandler(room *chatroom.Room, opts ...Option) *Handler {
-	h := &Handler{room: room, log: slog.New(slog.DiscardHandler)}
+// NewHandler returns the WebSocket endpoint of srv, a *chatroom.Hub or a
+// *chatroom.Room.
+func NewHandler(srv Server, opts ...Option) *Handler {
+	h := &Handler{srv: srv, log: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -79,7 +88,7 @@ func NewHandler(room *chatroom.Room, opts ...Option) *Handler {
 
 // ServeHTTP upgrades the request to a WebSocket, refusing a cross-origin
 // request (403) unless WithOriginPatterns allows it, and serves the
-// connection with [chatroom.Room.ServeConn] until the client leaves.
+// connection with the server's ServeConn until the client leaves.
 //
 // The net.Conn the room gets implements Request() *http.Request, so that a
 // [chatroom.WithAuth] hook can read the request (a cookie, a token):
@@ -96,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		remote: h.clientAddr(r),
 		req:    r,
 	}
-	if err := h.room.ServeConn(c); err != nil {
+	if err := h.srv.ServeConn(c); err != nil {
 		h.log.Debug("websocket client left", "client", c.remote.String(), "err", err)
 	}
 }

@@ -95,7 +95,8 @@ func serve(args []string) error {
 	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long to let clients take their last lines")
 	httpAddr := fs.String("http", "", "also serve the web page at /, its WebSocket at /ws and Prometheus metrics at /metrics on this `address`, in the same room")
 	natsURL := fs.String("nats", "", "serve this process's share of a room spread over every process with the same NATS server `URL` and -room (the server needs JetStream: nats-server -js)")
-	roomName := fs.String("room", "lobby", "with -nats, the `name` of the room: 1 to 64 letters, digits, _ or -")
+	roomName := fs.String("room", "lobby", "with -nats, the `name` of the hub spread over processes (the namespace of its NATS subjects, streams and buckets): 1 to 64 letters, digits, _ or -")
+	maxRooms := fs.Int("max-rooms", 100, "most rooms open at once; newcomers land in lobby and move with /join; 1 means lobby alone (no /join)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,6 +116,8 @@ func serve(args []string) error {
 		return usageError{"-outbox must be positive"}
 	case *history < 0:
 		return usageError{"-history must not be negative"}
+	case *maxRooms < 1:
+		return usageError{"-max-rooms must be at least 1"}
 	case *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0):
 		return usageError{"-rate must be a finite number, not negative"}
 	case *maxPerHost < 0:
@@ -162,6 +165,7 @@ func serve(args []string) error {
 		chatroom.WithIdleTimeout(*idle),
 		chatroom.WithWriteTimeout(*writeTimeout),
 		chatroom.WithOutboxSize(*outbox),
+		chatroom.WithMaxRooms(*maxRooms),
 		chatroom.WithLogger(logger),
 	}
 	if *natsURL != "" {
@@ -173,7 +177,7 @@ func serve(args []string) error {
 		opts = append(opts, chatroom.WithBus(bus)) // the room closes it
 		logger.Info("sharing the room over NATS", "url", *natsURL, "room", *roomName, "peer", bus.ID())
 	}
-	room := chatroom.NewRoom(opts...)
+	room := chatroom.NewHub(opts...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -227,7 +231,7 @@ func serve(args []string) error {
 
 // metricsHandler serves room's Stats, and the Go runtime's and the
 // process's metrics, in Prometheus's text format.
-func metricsHandler(room *chatroom.Room) http.Handler {
+func metricsHandler(room interface{ Stats() chatroom.Stats }) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statsCollector{room}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

@@ -9,7 +9,7 @@ import (
 // statsCollector exports a room's Stats as Prometheus metrics: one
 // snapshot per scrape, so the figures of one scrape agree with each other.
 type statsCollector struct {
-	room *chatroom.Room
+	room interface{ Stats() chatroom.Stats } // a hub, or a room
 }
 
 // metric is one figure of Stats as Prometheus names it.
