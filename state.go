@@ -591,10 +591,10 @@ func (s *state) rename(c *Client, name string) error {
 		p.room.sorted = nil
 	}
 	if name != old {
-		s.mark++
-		c.seat.got = s.mark
+		mark := s.dedupe()
+		c.seat.got = mark
 		for _, p := range c.seat.places {
-			s.broadcast(p.room, []*Message{m}, nil, s.mark)
+			s.broadcast(p.room, []*Message{m}, nil, mark)
 		}
 		s.publish(BusMessage{Kind: BusNick, Old: old, Name: name})
 		s.hub.log.Info("renamed", "client", old, "name", name)
@@ -825,9 +825,9 @@ func (s *state) depart(c *Client, reason LeaveReason, text string) {
 		last = s.hub.format(c.seat.form, &Message{Kind: KindBye, Time: now, Reason: reason, Text: text})
 	}
 	c.end(reason, last)
-	s.mark++
+	mark := s.dedupe()
 	for _, r := range rooms {
-		s.broadcast(r, []*Message{m}, nil, s.mark)
+		s.broadcast(r, []*Message{m}, nil, mark)
 	}
 	s.publish(BusMessage{Kind: BusQuit, Name: c.seat.name, Reason: reason, Text: text})
 	for _, r := range rooms {
@@ -884,12 +884,12 @@ func (s *state) announceHere(r *Room, m *Message) {
 		}
 		return
 	}
-	s.mark++
+	mark := s.dedupe()
 	for _, r := range s.rooms {
-		s.broadcast(r, []*Message{m}, nil, s.mark)
+		s.broadcast(r, []*Message{m}, nil, mark)
 	}
 	for _, c := range s.clients {
-		if c.seat.got != s.mark { // in no room
+		if c.seat.got != mark { // in no room
 			if b := m.bytesFor(c.seat.form, s.hub.format); b != nil {
 				s.post(c, [][]byte{b})
 			}
@@ -968,6 +968,13 @@ func (s *state) broadcast(r *Room, lines []*Message, actor *Client, dedupe uint6
 	if busy {
 		yield()
 	}
+}
+
+// dedupe returns a new mark for a delivery that spans rooms: broadcast
+// reaches each client once with it.
+func (s *state) dedupe() uint64 {
+	s.mark++
+	return s.mark
 }
 
 // postOwn queues lines for actor, who said them in r, in its own form.
