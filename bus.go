@@ -519,7 +519,11 @@ func (s *state) remoteJoin(msg BusMessage, r *Room) {
 	r.remote.members[key] = rc
 	r.sorted = nil
 	if len(r.members) > 0 {
-		s.broadcast(r, []*Message{{Kind: KindJoin, Time: msg.Time, Room: r.name, From: rc.info.Name, Addr: rc.info.Addr}}, nil, 0)
+		if s.mayTell(r) {
+			s.broadcast(r, []*Message{{Kind: KindJoin, Time: msg.Time, Room: r.name, From: rc.info.Name, Addr: rc.info.Addr}}, nil, 0)
+		} else {
+			r.notices.joined++
+		}
 	}
 }
 
@@ -536,7 +540,7 @@ func (s *state) remotePart(msg BusMessage, r *Room) {
 		return
 	}
 	if len(r.members) > 0 {
-		s.broadcast(r, []*Message{{Kind: KindPart, Time: msg.Time, Room: r.name, From: rc.info.Name, Text: msg.Text}}, nil, 0)
+		s.tellLeave(r, &Message{Kind: KindPart, Time: msg.Time, Room: r.name, From: rc.info.Name, Text: msg.Text}, true, 0)
 	}
 }
 
@@ -576,7 +580,7 @@ func (s *state) remoteQuit(name, peer string, reason LeaveReason, text string) {
 		r := rc.rooms[0]
 		s.dropRemote(rc, r)
 		if len(r.members) > 0 {
-			s.broadcast(r, []*Message{m}, nil, mark)
+			s.tellLeave(r, m, true, mark)
 		}
 	}
 }

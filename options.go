@@ -49,6 +49,19 @@ const (
 	DefaultRate      = 20.0
 	DefaultRateBurst = 50
 
+	// DefaultHostRate and DefaultHostBurst limit how fast the hub reads
+	// the lines of all the connections of one address together: twice
+	// one client's rate, so that opening more connections buys a flooder
+	// nothing, while a household behind one address still talks freely.
+	DefaultHostRate  = 40.0
+	DefaultHostBurst = 100
+
+	// DefaultHostPrefix4 and DefaultHostPrefix6 are the prefix lengths
+	// that make one address for the per-address limits: an IPv4 address,
+	// and an IPv6 address's /64, the least a subscriber is given.
+	DefaultHostPrefix4 = 32
+	DefaultHostPrefix6 = 64
+
 	// DefaultHistory is how many chat lines a newcomer is shown: none.
 	DefaultHistory = 0
 
@@ -75,6 +88,10 @@ type options struct {
 	joinBurst    int                                                       // ... and how many at once
 	rate         float64                                                   // lines a second read from one client; 0 (with rateBurst 0) means no limit
 	rateBurst    int                                                       // ... and how many at once
+	hostRate     float64                                                   // lines a second read from one address's connections together; 0 (with hostBurst 0) means no limit
+	hostBurst    int                                                       // ... and how many at once
+	hostPrefix4  int                                                       // the prefix length of an IPv4 address's account
+	hostPrefix6  int                                                       // the prefix length of an IPv6 address's account
 	history      int                                                       // chat lines kept for newcomers
 	maxRooms     int                                                       // rooms open at once
 	defaultRoom  string                                                    // where newcomers land
@@ -98,6 +115,10 @@ func defaultOptions() options {
 		joinBurst:    DefaultJoinBurst,
 		rate:         DefaultRate,
 		rateBurst:    DefaultRateBurst,
+		hostRate:     DefaultHostRate,
+		hostBurst:    DefaultHostBurst,
+		hostPrefix4:  DefaultHostPrefix4,
+		hostPrefix6:  DefaultHostPrefix6,
 		history:      DefaultHistory,
 		maxRooms:     DefaultMaxRooms,
 		defaultRoom:  DefaultRoomName,
@@ -236,6 +257,38 @@ func WithRateLimit(perSecond float64, burst int) Option {
 	return func(o *options) {
 		checkRate("WithRateLimit", perSecond, burst)
 		o.rate, o.rateBurst = perSecond, burst
+	}
+}
+
+// WithHostRate limits how fast the hub reads the lines of all the
+// connections of one address together: burst at once, then perSecond a
+// second, shared by them in the order they come, on top of each client's
+// own rate ([WithRateLimit]). A flooder gains nothing by opening more
+// connections: they are read more slowly, nothing is dropped, and nobody
+// else is slowed. Addresses are counted as for [WithMaxPerHost], and the
+// same ones (loopback) are exempt. The default is [DefaultHostRate] a
+// second with a burst of [DefaultHostBurst]; (0, 0) turns it off. NewHub
+// panics if either is negative or not finite, or if only one of them is
+// 0.
+func WithHostRate(perSecond float64, burst int) Option {
+	return func(o *options) {
+		checkRate("WithHostRate", perSecond, burst)
+		o.hostRate, o.hostBurst = perSecond, burst
+	}
+}
+
+// WithHostPrefix sets which addresses count as one for the per-address
+// limits ([WithMaxPerHost], [WithJoinRate], [WithHostRate]): those in one
+// network of v4 bits for IPv4, of v6 bits for IPv6. The defaults,
+// [DefaultHostPrefix4] and [DefaultHostPrefix6], count an IPv4 address
+// alone and an IPv6 address by its /64, the network one subscriber is
+// given. NewHub panics if v4 is not 1 to 32 or v6 not 1 to 128.
+func WithHostPrefix(v4, v6 int) Option {
+	return func(o *options) {
+		if v4 < 1 || v4 > 32 || v6 < 1 || v6 > 128 {
+			panic(fmt.Sprintf("chatroom: WithHostPrefix(%d, %d): prefix lengths are 1 to 32 for IPv4 and 1 to 128 for IPv6", v4, v6))
+		}
+		o.hostPrefix4, o.hostPrefix6 = v4, v6
 	}
 }
 
