@@ -99,6 +99,7 @@ type Client struct {
 	view    [][]byte    // or, instead, the lines waiting in a room's list of lines for everyone of one form (see write.go); nil when none
 	viewOf  *sharedList // ... the list view is part of
 	skip    int         // bytes of the outbox's first line already written; 0 when none wait
+	waiting int         // bytes waiting to be written: the view or the outbox, and the writer's batch
 	writing bool        // a writer goroutine runs; set by startWriter, cleared by the writer as it exits
 	final   bool        // the last line is queued: nothing more is taken, and conn closes once the outbox is written
 	closed  bool        // conn is closed: nothing more is queued or written

@@ -27,6 +27,11 @@ const (
 	// released when the client goes idle.
 	DefaultOutboxSize = 1024
 
+	// DefaultOutboxBytes is how many bytes may wait for one client, lines
+	// and replies together, before it counts as too slow: enough for its
+	// whole outbox of lines at the default buffer size.
+	DefaultOutboxBytes = 1 << 20
+
 	// DefaultMaxClients is no limit.
 	DefaultMaxClients = 0
 
@@ -83,6 +88,7 @@ type options struct {
 	idleTimeout  time.Duration                                             // time allowed to complete a line; 0 means forever
 	writeTimeout time.Duration                                             // deadline for one batched write; 0 means none
 	outboxSize   int                                                       // messages queued per client before eviction
+	outboxBytes  int                                                       // bytes queued per client before eviction
 	maxPerHost   int                                                       // connections open at once from one IP address; 0 means no limit
 	joinRate     float64                                                   // new connections a second from one IP address; 0 (with joinBurst 0) means no limit
 	joinBurst    int                                                       // ... and how many at once
@@ -110,6 +116,7 @@ func defaultOptions() options {
 		idleTimeout:  DefaultIdleTimeout,
 		writeTimeout: DefaultWriteTimeout,
 		outboxSize:   DefaultOutboxSize,
+		outboxBytes:  DefaultOutboxBytes,
 		maxPerHost:   DefaultMaxPerHost,
 		joinRate:     DefaultJoinRate,
 		joinBurst:    DefaultJoinBurst,
@@ -194,6 +201,22 @@ func WithOutboxSize(n int) Option {
 			panic(fmt.Sprintf("chatroom: WithOutboxSize(%d): size must be positive", n))
 		}
 		o.outboxSize = n
+	}
+}
+
+// WithOutboxBytes sets how many bytes may wait to be written to one
+// client, lines and replies together: a client whose outbox would pass it
+// is evicted as too slow, as one whose outbox has too many lines
+// ([WithOutboxSize]). It bounds what a client that asks for big answers
+// (IRC's NAMES or WHO of a big room) and never reads can make the hub
+// hold. The default is [DefaultOutboxBytes]. n must be positive; NewHub
+// panics otherwise.
+func WithOutboxBytes(n int) Option {
+	return func(o *options) {
+		if n <= 0 {
+			panic(fmt.Sprintf("chatroom: WithOutboxBytes(%d): size must be positive", n))
+		}
+		o.outboxBytes = n
 	}
 }
 

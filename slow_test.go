@@ -338,3 +338,23 @@ func TestMemoryBoundedUnderFlood(t *testing.T) {
 	assert.Equal(t, uint64(silent), s.Evicted)
 	assert.Equal(t, 1, s.Clients)
 }
+
+// TestOutboxBoundedInBytes: a client that asks for answers and never
+// reads them is evicted once what waits for it passes WithOutboxBytes,
+// however few lines that is.
+func TestOutboxBoundedInBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		room := pipeRoom(t, chatroom.WithOutboxBytes(1000), chatroom.WithWriteTimeout(time.Hour))
+		watcher, _ := pipeClient(t, room, "watcher", 1)
+		asker, done := pipeClient(t, room, "asker", 2)
+		watcher.expect(ts + " * asker joined")
+		for range 10 { // /help's answer is over 300 bytes; asker reads none of it
+			if _, err := asker.conn.Write([]byte("/help\n")); err != nil {
+				break // evicted: its connection is closed
+			}
+		}
+		watcher.expect(ts + " * asker left (too slow)")
+		assert.ErrorIs(t, <-done, chatroom.ErrTooSlow)
+		assert.Equal(t, uint64(1), room.Stats().Evicted)
+	})
+}
