@@ -143,7 +143,7 @@ func NewHandler(room *chatroom.Room, opts ...Option) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.hostAllowed(r) {
 		h.log.Debug("websocket refused: unknown host", "remote", r.RemoteAddr, "host", r.Host)
-		http.Error(w, "unknown host", http.StatusMisdirectedRequest)
+		http.Error(w, fmt.Sprintf("unknown host %q: not one this server accepts WebSockets for", r.Host), http.StatusMisdirectedRequest)
 		return
 	}
 	remote := h.clientAddr(r)
