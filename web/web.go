@@ -75,7 +75,7 @@ func WithAllowedHosts(hosts ...string) Option {
 			if _, err := path.Match(host, ""); err != nil {
 				panic(fmt.Sprintf("web: WithAllowedHosts(%q): %v", host, err))
 			}
-			h.hosts = append(h.hosts, strings.ToLower(host))
+			h.hosts = append(h.hosts, strings.TrimSuffix(strings.ToLower(host), "."))
 		}
 	}
 }

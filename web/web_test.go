@@ -284,7 +284,7 @@ func (s *site) dial(t *testing.T, opts *websocket.DialOptions) (ws *websocket.Co
 func TestHostAllowList(t *testing.T) {
 	t.Parallel()
 	s := newSite(t, nil)
-	named := newSite(t, nil, web.WithAllowedHosts("chat.example.com", "*.chat.example.org"))
+	named := newSite(t, nil, web.WithAllowedHosts("chat.example.com", "*.Chat.Example.org."))
 	port := s.http.Listener.Addr().(*net.TCPAddr).Port
 	withPort := func(host string) string { return fmt.Sprintf("%s:%d", host, port) }
 	for _, tt := range []struct {
