@@ -441,33 +441,6 @@ func (s *state) history(r *Room, msg BusMessage) {
 // errRoomDown says the bus cannot reach a room's lines.
 var errRoomDown = fmt.Errorf("the room cannot be reached now, try again later")
 
-// relay relays lines said in r (numbered already, with a bus) to everyone
-// there, keeping them in its history; actor, if not nil, is the one of
-// this hub's clients who said them, who gets them in its own form.
-func (s *state) relay(r *Room, lines []*Message, actor *Client) {
-	for _, m := range lines {
-		if s.bus == nil {
-			r.lastID++
-			m.ID = r.lastID
-		} else {
-			r.lastID = m.ID
-		}
-		r.history.add(m)
-	}
-	n := uint64(len(lines))
-	r.stats.Messages += n
-	if actor != nil && !actor.in(r) {
-		actor = nil
-	}
-	s.broadcast(r, lines, actor, 0)
-	if s.events != nil && actor != nil {
-		for _, m := range lines {
-			s.emit(Event{Kind: EventMessage, Time: m.Time, Room: r.name, Name: m.From, Addr: actor.addr,
-				Text: m.Text, Action: m.Kind == KindAction})
-		}
-	}
-}
-
 // remoteRoomFor returns the room called name for a peer's member, making
 // a record of it, in s.elsewhere, if this hub has no room of that name.
 func (s *state) remoteRoomFor(name string) *Room {

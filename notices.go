@@ -111,13 +111,10 @@ func (r *Room) unpend(c *Client) {
 	}
 }
 
-// tellSpeaker tells r's members that c joined, one by one, if they were
-// not told yet: c is about to speak there.
+// tellSpeaker tells r's members that c joined, one by one: c is about to
+// speak there, and they were not told yet.
 func (s *state) tellSpeaker(c *Client, r *Room) {
 	p := &c.seat.places[c.placeIn(r)]
-	if p.told {
-		return
-	}
 	p.told = true
 	r.unpend(c)
 	r.notices.sent++

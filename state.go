@@ -625,12 +625,41 @@ func (s *state) say(c *Client, r *Room, lines []*Message) {
 		return
 	}
 	s.stats.Messages += uint64(len(lines))
-	s.tellSpeaker(c, r)
+	if !c.seat.places[c.placeIn(r)].told { // its arrival was counted in a storm, not told (notices.go)
+		s.tellSpeaker(c, r)
+	}
 	if s.bus != nil {
 		s.publishLines(r, lines) // relayed once the bus hands them back, in order
 		return
 	}
 	s.relay(r, lines, c)
+}
+
+// relay relays lines said in r (numbered already, with a bus) to everyone
+// there, keeping them in its history; actor, if not nil, is the one of
+// this hub's clients who said them, who gets them in its own form.
+func (s *state) relay(r *Room, lines []*Message, actor *Client) {
+	for _, m := range lines {
+		if s.bus == nil {
+			r.lastID++
+			m.ID = r.lastID
+		} else {
+			r.lastID = m.ID
+		}
+		r.history.add(m)
+	}
+	n := uint64(len(lines))
+	r.stats.Messages += n
+	if actor != nil && !actor.in(r) {
+		actor = nil
+	}
+	s.broadcast(r, lines, actor, 0)
+	if s.events != nil && actor != nil {
+		for _, m := range lines {
+			s.emit(Event{Kind: EventMessage, Time: m.Time, Room: r.name, Name: m.From, Addr: actor.addr,
+				Text: m.Text, Action: m.Kind == KindAction})
+		}
+	}
 }
 
 // whisper sends m to the client it names alone, and to its sender in its
