@@ -432,6 +432,7 @@ func (s *state) enter(c *Client, r *Room, since uint64, arrival bool) {
 
 	own := *joined
 	own.forms = formCache{}
+	own.ID = r.lastID // where the history that follows ends, and a later recovery starts
 	own.Count = r.online()
 	own.Topic = r.topicText
 	if c.seat.roster {
