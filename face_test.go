@@ -2,6 +2,8 @@ package chatroom_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -149,4 +151,25 @@ func TestJoinCarriesTheLastLineID(t *testing.T) {
 	assert.Equal(t, "say", kind)
 	assert.Equal(t, helloID+1, id)
 	assert.Equal(t, "games cid own", rest, "no history came between the join and the line")
+}
+
+// TestErrorText: the words of the text protocol's refusals, for other
+// faces to say.
+func TestErrorText(t *testing.T) {
+	t.Parallel()
+	hub := chatroom.NewHub(chatroom.WithMaxRooms(3), chatroom.WithMaxClients(7))
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{chatroom.ErrRoomFull, "room is full (7 clients)"},
+		{chatroom.ErrTooManyRooms, "too many rooms (max 3)"},
+		{fmt.Errorf("chatroom: joining: %w", chatroom.ErrTooManyRooms), "too many rooms (max 3)"},
+		{chatroom.ErrNameTaken, "name taken"},
+		{fmt.Errorf("chatroom: auth of 1.2.3.4:5: %w", context.DeadlineExceeded), "authentication timed out"},
+		{fmt.Errorf("chatroom: auth of 1.2.3.4:5: %w", errors.New("no cookie")), "no cookie"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, hub.ErrorText(tt.err), "%v", tt.err)
+	}
 }
