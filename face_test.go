@@ -17,18 +17,19 @@ import (
 )
 
 // probeFace is a face for tests of what the hub hands faces: its clients
-// register at once under their connection's name, landing in their room
-// with its roster; a line "join ROOM SINCE" joins ROOM, "say ROOM TEXT"
-// says TEXT there. Its forms write each message as "KIND ID ROOM FROM",
-// with " own" in the own form.
-type probeFace struct{}
+// register at once under their connection's name, landing in their room,
+// told its roster with roster; a line "join ROOM SINCE" joins ROOM, "say
+// ROOM TEXT" says TEXT there. Its forms write each message as "KIND ID
+// ROOM FROM", with " own" in the own form and the roster, if any, as
+// " members=@op,name".
+type probeFace struct{ roster bool }
 
 func (probeFace) Name() string        { return "probe" }
 func (probeFace) Form() chatroom.Form { return probeForm{} }
 
-func (probeFace) Start(c *chatroom.Client) chatroom.Session {
+func (f probeFace) Start(c *chatroom.Client) chatroom.Session {
 	c.SetForm(probeForm{}, probeForm{own: true})
-	if err := c.Register(chatroom.Registration{Name: c.Addr(), Land: true, Roster: true}); err != nil {
+	if err := c.Register(chatroom.Registration{Name: c.Addr(), Land: true, Roster: f.roster}); err != nil {
 		c.Quit("")
 	}
 	return probeSession{c}
@@ -60,6 +61,17 @@ func (f probeForm) Format(m *chatroom.Message) []byte {
 	b := fmt.Appendf(nil, "%s %d %s %s", m.Kind, m.ID, m.Room, m.From)
 	if f.own {
 		b = append(b, " own"...)
+	}
+	for i, member := range m.Members {
+		if i == 0 {
+			b = append(b, " members="...)
+		} else {
+			b = append(b, ',')
+		}
+		if member.Operator {
+			b = append(b, '@')
+		}
+		b = append(b, member.Name...)
 	}
 	return append(b, '\n')
 }
@@ -172,4 +184,30 @@ func TestErrorText(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, hub.ErrorText(tt.err), "%v", tt.err)
 	}
+}
+
+// TestOpenerIsOperatorInItsOwnRoster: the client that opens a room by
+// entering it is its operator, and the roster of its own join says so.
+func TestOpenerIsOperatorInItsOwnRoster(t *testing.T) {
+	t.Parallel()
+	hub := chatroom.NewHub(chatroom.WithClock(fixedClock))
+	t.Cleanup(func() { assert.NoError(t, hub.Close()) })
+	probe := func(name string) *client {
+		local, remote := net.Pipe()
+		go hub.ServeConnFace(namedConn{remote, name}, probeFace{roster: true})
+		t.Cleanup(func() { local.Close() })
+		return &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
+	}
+	ann := probe("ann")
+	_, _, rest := probeLine(t, ann.line())
+	assert.Equal(t, "lobby ann members=ann", rest, "the default room has no opener")
+	ann.send("join games 0\n")
+	_, _, rest = probeLine(t, ann.line())
+	assert.Equal(t, "games ann own members=@ann", rest)
+
+	bob := probe("bob")
+	bob.line() // welcome
+	bob.send("join games 0\n")
+	_, _, rest = probeLine(t, bob.line())
+	assert.Equal(t, "games bob own members=@ann,bob", rest)
 }

@@ -290,7 +290,7 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 	s.stats.Joined++
 	s.stats.Clients = len(s.clients)
 	if room != nil && !room.closed {
-		s.enter(c, room, 0, true)
+		s.enter(c, room, 0, true, false)
 	} else {
 		h.log.Info("joined", "client", name, "addr", c.addr, "face", c.seat.face)
 	}
@@ -395,10 +395,7 @@ func (s *state) join(c *Client, r *Room, since uint64, move, opened bool) {
 			s.leaveRoom(c, c.seat.places[0].room, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name}, ReasonPart)
 		}
 	}
-	s.enter(c, r, since, false)
-	if opened {
-		c.seat.places[c.placeIn(r)].op = true
-	}
+	s.enter(c, r, since, false, opened)
 }
 
 // in reports whether c is in r.
@@ -416,14 +413,15 @@ func (c *Client) placeIn(r *Room) int {
 	return -1
 }
 
-// enter puts c in r: the others there are told, c is told in its own form
-// (welcomed, on arrival) and sent the history (see Client.Join for since).
-func (s *state) enter(c *Client, r *Room, since uint64, arrival bool) {
+// enter puts c in r, as an operator of it if op: the others there are
+// told, c is told in its own form (welcomed, on arrival) and sent the
+// history (see Client.Join for since).
+func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 	now := s.now()
 	joined := &Message{Kind: KindJoin, Time: now, Room: r.name, From: c.seat.name, Addr: c.addr}
 	s.broadcast(r, []*Message{joined}, nil, 0) // before c is a member: c is told in its own form
 
-	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members)})
+	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members), op: op})
 	r.members = append(r.members, c)
 	r.sorted = nil
 	r.stats.Joined++
