@@ -571,8 +571,7 @@ func (s *state) remoteQuit(name, peer string, reason LeaveReason, text string) {
 	for _, r := range rc.rooms {
 		m.Rooms = append(m.Rooms, r.name)
 	}
-	s.mark++
-	mark := s.mark
+	mark := s.dedupe()
 	for len(rc.rooms) > 0 {
 		r := rc.rooms[0]
 		s.dropRemote(rc, r)
@@ -594,13 +593,15 @@ func (s *state) remoteNick(msg BusMessage) {
 	rc.info.Name = msg.Name
 	s.remotes[newKey] = rc
 	m := &Message{Kind: KindNick, Time: msg.Time, From: msg.Name, Old: msg.Old}
-	s.mark++
 	for _, r := range rc.rooms {
 		delete(r.remote.members, foldName(msg.Old))
 		r.remote.members[newKey] = rc
 		r.sorted = nil
 		m.Rooms = append(m.Rooms, r.name)
-		s.broadcast(r, []*Message{m}, nil, s.mark)
+	}
+	mark := s.dedupe()
+	for _, r := range rc.rooms {
+		s.broadcast(r, []*Message{m}, nil, mark)
 	}
 }
 

@@ -65,6 +65,7 @@ type Client struct {
 	tokensAt    time.Time
 	said        batch       // lines said and not yet handed to the hub
 	unconfirmed bool        // lines were handed to the hub that it may not have relayed yet (see Reply)
+	renames     bucket      // the renames it may make (Nick)
 	lr          *lineReader // frames the client's input; a polled client has one only during a turn
 	part        []byte      // a polled client's part of a line, kept between turns (see lineReader.park)
 	skipping    bool        // ... and whether it is discarding the rest of a line too long
@@ -120,6 +121,7 @@ func newClient(h *Hub, conn net.Conn, face Face, landing *Room) *Client {
 		face:    face,
 		landing: landing,
 		seat:    seat{index: -1},
+		renames: bucket{rate: renameRate, burst: renameBurst, tokens: renameBurst},
 	}
 	c.closing.Add(1)
 	c.runWriter = c.writer
@@ -307,15 +309,35 @@ func (c *Client) sayKind(room, text string, kind MessageKind, notice bool) error
 	if err != nil {
 		return err
 	}
-	text = c.clip(text)
+	return c.sayIn(r, c.clip(text), kind, notice)
+}
+
+// sayIn says text, clean and cut, in r: through the filter, then to the
+// hub with the next hand-over. An action that would read as a notice is
+// refused (ErrReadsAsNotice).
+func (c *Client) sayIn(r *Room, text string, kind MessageKind, notice bool) error {
 	if text == "" {
 		return nil
 	}
-	text, err = c.filter(FilterEvent{Room: r.name, Name: c.name, Addr: c.addr, Text: text, Action: kind == KindAction})
-	if err != nil || text == "" {
-		return err
+	action := kind == KindAction
+	if action && readsAsNotice(text) {
+		return ErrReadsAsNotice
 	}
-	c.sayMessage(r, &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, Text: text, Notice: notice})
+	if c.hub.opts.filter != nil {
+		var err error
+		text, err = c.filter(FilterEvent{Room: r.name, Name: c.name, Addr: c.addr, Text: text, Action: action})
+		if err != nil || text == "" {
+			return err
+		}
+		if action && readsAsNotice(text) {
+			return ErrReadsAsNotice
+		}
+	}
+	m := &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, Text: text, Notice: notice}
+	if c.single { // most who hear a text client speak the text protocol: its line is formatted here, not on the hub goroutine
+		m.forms.first = formatted{textForm{}, textForm{}.Format(m)}
+	}
+	c.sayMessage(r, m)
 	return nil
 }
 
@@ -358,8 +380,10 @@ func (c *Client) Whisper(to, text string, notice bool) error {
 
 // Nick renames the client, hub-wide: everyone who shares a room with it is
 // told, and the client in its own form. It returns [ErrInvalidName],
-// [ErrNameTaken], or [ErrNotAllowed] under an auth hook: names are set by
-// the server.
+// [ErrNameTaken] (for a name someone has, one that looks like it, or one
+// given up lately: see docs/protocol.md), [ErrSlowDown] past 5 renames in
+// a row, then one in 10s (a refused rename does not count), or
+// [ErrNotAllowed] under an auth hook: names are set by the server.
 func (c *Client) Nick(name string) error {
 	switch {
 	case !c.reg:
@@ -368,6 +392,8 @@ func (c *Client) Nick(name string) error {
 		return ErrNotAllowed
 	case !validNick(name):
 		return ErrInvalidName
+	case !c.renames.has(time.Now()):
+		return ErrSlowDown
 	}
 	c.flushSaid()
 	bus := c.hub.opts.bus
@@ -388,6 +414,7 @@ func (c *Client) Nick(name string) error {
 	case claimed:
 		bus.Release(c.name)
 	}
+	c.renames.take()
 	c.name = name
 	return nil
 }
@@ -695,3 +722,33 @@ func (c *Client) releaseName() {
 // foldName is the key of a client's name: names are unique ignoring
 // ASCII case.
 func foldName(name string) string { return strings.ToLower(name) }
+
+// A client may rename renameBurst times in a row, then once every
+// 1/renameRate seconds: a rename reaches everyone who shares a room with
+// it, so a client renaming without pause would cost them all far more
+// than it sends.
+const (
+	renameBurst = 5
+	renameRate  = 0.1
+)
+
+// bucket is a token bucket: burst tokens at most, rate more a second.
+type bucket struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
+}
+
+// has brings the bucket up to date at now, and reports whether it has a
+// token.
+func (b *bucket) has(now time.Time) bool {
+	if !b.at.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.at).Seconds()*b.rate)
+	}
+	b.at = now
+	return b.tokens >= 1
+}
+
+// take takes a token that has reported there is.
+func (b *bucket) take() { b.tokens-- }

@@ -86,6 +86,8 @@ func (s *textSession) nick(name string) {
 		s.c.Reply(lineNickTaken)
 	case errors.Is(err, errNamesDown):
 		s.c.Reply(lineNamesDown)
+	case errors.Is(err, ErrSlowDown):
+		s.c.Reply(lineSlowDown)
 	}
 }
 

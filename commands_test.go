@@ -104,9 +104,9 @@ func TestWho(t *testing.T) {
 func TestMe(t *testing.T) {
 	room := pipeRoom(t)
 	alice, bob, carol := trio(t, room)
-	alice.send("/me waves  at everyone\n")
-	bob.expect(ts + " * alice waves  at everyone")
-	carol.expect(ts + " * alice waves  at everyone")
+	alice.send("/me waves  at everyone\n") // a run of blanks is one space
+	bob.expect(ts + " * alice waves at everyone")
+	carol.expect(ts + " * alice waves at everyone")
 	alice.send("/me\n")
 	alice.expect("* error: usage: /me TEXT") // nothing came back before it
 }

@@ -118,8 +118,8 @@ func FuzzLineReader(f *testing.F) {
 // other.
 func forbidden(r rune) bool {
 	switch {
-	case r == '\t':
-		return false
+	case r == '\t' || r != ' ' && unicode.Is(unicode.Zs, r): // blanks are spaces
+		return true
 	case unicode.IsControl(r): // C0, DEL, C1
 		return true
 	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
@@ -149,8 +149,14 @@ func FuzzClean(f *testing.F) {
 				t.Fatalf("rune %U survived in %q", r, out)
 			}
 		}
-		// Printable text round-trips unchanged.
-		if len(raw) <= max && utf8.Valid(raw) && !bytes.ContainsFunc(raw, forbidden) && !bytes.Equal(out, raw) {
+		// No run of blanks, and none at either end.
+		if bytes.Contains(out, []byte("  ")) || bytes.HasPrefix(out, []byte(" ")) || bytes.HasSuffix(out, []byte(" ")) {
+			t.Fatalf("blanks survived in %q", out)
+		}
+		// Printable text with single inner spaces round-trips unchanged.
+		if len(raw) <= max && utf8.Valid(raw) && !bytes.ContainsFunc(raw, forbidden) &&
+			!bytes.Contains(raw, []byte("  ")) && !bytes.HasPrefix(raw, []byte(" ")) && !bytes.HasSuffix(raw, []byte(" ")) &&
+			!bytes.Equal(out, raw) {
 			t.Fatalf("clean text changed: %q became %q", raw, out)
 		}
 		// Cleaning is idempotent.
@@ -321,6 +327,7 @@ func FuzzRoomLines(f *testing.F) {
 type roomModel struct {
 	ts       string
 	name     string // a's name
+	renames  int    // the renames a made
 	toA, toB []string
 }
 
@@ -350,9 +357,12 @@ func (m *roomModel) line(text string) bool {
 		switch {
 		case !validNick(rest):
 			m.toA = append(m.toA, "* error: invalid nickname")
+		case m.renames >= renameBurst: // the fuzz input comes far faster than renames refill
+			m.toA = append(m.toA, "* error: too many renames, wait a moment")
 		case strings.EqualFold(rest, "b"):
 			m.toA = append(m.toA, "* error: nickname taken")
 		default:
+			m.renames++
 			m.toA = append(m.toA, "* you are now "+rest)
 			if rest != m.name {
 				m.toB = append(m.toB, m.ts+" * "+m.name+" is now "+rest)
@@ -366,9 +376,12 @@ func (m *roomModel) line(text string) bool {
 		})
 		m.toA = append(m.toA, "* 2 online: "+strings.Join(names, ", "))
 	case "/me":
-		if rest == "" {
+		switch {
+		case rest == "":
 			m.toA = append(m.toA, "* error: usage: /me TEXT")
-		} else {
+		case readsAsNotice(rest):
+			m.toA = append(m.toA, "* error: /me cannot read as a notice (joined, left, is now...)")
+		default:
 			m.toB = append(m.toB, m.ts+" * "+m.name+" "+rest)
 		}
 	case "/msg":

@@ -119,6 +119,15 @@ var (
 	// ErrUnknownMode is returned by [Client.SetMode] for a mode the hub
 	// does not know.
 	ErrUnknownMode = errors.New("chatroom: unknown mode")
+
+	// ErrReadsAsNotice is returned by [Client.Act] for an action that would
+	// read as one of the hub's notices ("/me left"): a client cannot make
+	// itself seem to leave, or to be someone else.
+	ErrReadsAsNotice = errors.New("chatroom: an action cannot read as a notice")
+
+	// ErrSlowDown is returned for what a client does faster than the hub
+	// allows (renames: see [Client.Nick]).
+	ErrSlowDown = errors.New("chatroom: too fast, wait a moment")
 )
 
 // maxAdmitting is how many connections may wait to be admitted or refused
@@ -431,6 +440,7 @@ func (h *Hub) Room(name string) (*Room, error) {
 	if !h.ask(request{kind: askOpen, name: name, reply: h.answers(&a)}) {
 		return nil, ErrRoomClosed
 	}
+	a.await()
 	return a.room, a.err
 }
 

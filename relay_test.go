@@ -169,7 +169,10 @@ func TestHostileTextIsCleaned(t *testing.T) {
 	a, b := dialPair(t, addr)
 
 	tests := []struct{ name, send, want string }{
-		{"tab kept", "a\tb", "a\tb"},
+		{"a tab is a space", "a\tb", "a b"},
+		{"a run of blanks is one space", "see you" + strings.Repeat(" ", 400) + ts + " alice say: hunter2", "see you " + ts + " alice say: hunter2"},
+		{"Unicode spaces too", "a\u00a0\u2003\u3000b", "a b"},
+		{"no blank at either end", " \t padded \t ", "padded"},
 		{"escape sequence", "\x1b[31mred\x1b[0m", "[31mred[0m"},
 		{"bell and backspace", "ding\x07\x08", "ding"},
 		{"carriage return inside", "fake\rline", "fakeline"},

@@ -3,6 +3,7 @@ package chatroom
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -16,17 +17,19 @@ import (
 // state is what the hub goroutine owns.
 type state struct {
 	hub     *Hub
-	rooms   map[string]*Room   // open rooms, by roomKey of their name
-	clients []*Client          // everyone registered; a client's seat.index is its place here
-	byName  map[string]*Client // everyone registered, by foldName of their name
-	stats   Stats              // the hub's, all but what completeStats adds
-	slow    []*Client          // clients whose outbox filled, to evict once the request is done
-	dirty   []*Client          // clients with lines queued since the last flushAll
-	used    []*sharedList      // the lists with lines since the last flushAll
-	out     *socketWriter      // the hub's non-blocking writes (see Client.flush)
-	mark    uint64             // counts deliveries, to know a list or a client already reached by one
-	events  *eventSink         // nil without WithEvents
-	bus     Bus                // nil without WithBus
+	rooms   map[string]*Room    // open rooms, by roomKey of their name
+	clients []*Client           // everyone registered; a client's seat.index is its place here
+	byName  map[string]*Client  // everyone registered, by foldName of their name
+	looks   map[string]*Client  // everyone registered, by the skeleton of their name
+	held    map[string]heldName // names given up lately, by skeleton (see nameGrace)
+	stats   Stats               // the hub's, all but what completeStats adds
+	slow    []*Client           // clients whose outbox filled, to evict once the request is done
+	dirty   []*Client           // clients with lines queued since the last flushAll
+	used    []*sharedList       // the lists with lines since the last flushAll
+	out     *socketWriter       // the hub's non-blocking writes (see Client.flush)
+	mark    uint64              // counts deliveries, to know a list or a client already reached by one
+	events  *eventSink          // nil without WithEvents
+	bus     Bus                 // nil without WithBus
 
 	remotes   map[string]*remoteClient // the peers' clients, by foldName of their name (bus.go); nil without a bus
 	elsewhere map[string]*Room         // rooms only peers have members in, by roomKey
@@ -85,6 +88,8 @@ func newState(h *Hub) *state {
 		hub:    h,
 		rooms:  make(map[string]*Room),
 		byName: make(map[string]*Client),
+		looks:  make(map[string]*Client),
+		held:   make(map[string]heldName),
 		out:    newSocketWriter(),
 		events: h.events,
 		bus:    h.opts.bus,
@@ -276,7 +281,7 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 		h.log.Info("refused: the hub is full", "addr", c.addr, "max_clients", max)
 		return "", ErrRoomFull
 	}
-	if s.taken(foldName(name)) {
+	if s.taken(name, c) {
 		if named || s.bus != nil { // through a bus, the reader claimed the name it has
 			h.log.Info("refused: name taken", "addr", c.addr, "name", name)
 			return "", ErrNameTaken
@@ -286,7 +291,7 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 	c.seat = seat{index: len(s.clients), name: name, key: foldName(name), joined: s.now(),
 		form: c.form, own: c.own, roster: c.roster, single: c.single, op: c.op, face: c.face.Name()}
 	s.clients = append(s.clients, c)
-	s.byName[c.seat.key] = c
+	s.claim(c)
 	s.stats.Joined++
 	s.stats.Clients = len(s.clients)
 	if room != nil && !room.closed {
@@ -302,15 +307,80 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 // (Unix sockets, adapters).
 func (s *state) freeName(name string) string {
 	for n := 2; ; n++ {
-		if try := name + "#" + strconv.Itoa(n); !s.taken(foldName(try)) {
+		if try := name + "#" + strconv.Itoa(n); !s.taken(try, nil) {
 			return try
 		}
 	}
 }
 
-// taken reports whether the name whose key is key is someone's.
-func (s *state) taken(key string) bool {
-	return s.byName[key] != nil || s.remoteTaken(key)
+// nameGrace is how long a name someone gave up (it left, or took
+// another) is held for the address it came from: nobody else can take it,
+// or one that looks like it, meanwhile, and pass for them.
+const nameGrace = 10 * time.Second
+
+// heldName is a name given up lately.
+type heldName struct {
+	until time.Time  // by the real clock
+	host  netip.Addr // who may take it back
+}
+
+// taken reports whether name, or one that looks like it (see skeleton),
+// is someone's other than c's (c may be nil), here or on a peer, or held
+// for another address since it was given up.
+func (s *state) taken(name string, c *Client) bool {
+	key, look := foldName(name), skeleton(name)
+	if other := s.byName[key]; other != nil && other != c {
+		return true
+	}
+	if other := s.looks[look]; other != nil && other != c {
+		return true
+	}
+	if s.remoteTaken(key) {
+		return true
+	}
+	if h, ok := s.held[look]; ok {
+		if time.Now().After(h.until) {
+			delete(s.held, look)
+		} else if c == nil || h.host != c.host {
+			return true
+		}
+	}
+	return false
+}
+
+// claim records c's name as its.
+func (s *state) claim(c *Client) {
+	s.byName[c.seat.key] = c
+	s.looks[skeleton(c.seat.name)] = c
+}
+
+// unclaim gives up c's name, holding it for c's address for nameGrace.
+func (s *state) unclaim(c *Client) {
+	delete(s.byName, c.seat.key)
+	look := skeleton(c.seat.name)
+	if s.looks[look] == c {
+		delete(s.looks, look)
+	}
+	if len(s.held) >= maxHeld {
+		s.sweepHeld()
+	}
+	if len(s.held) < maxHeld {
+		s.held[look] = heldName{until: time.Now().Add(nameGrace), host: c.host}
+	}
+}
+
+// maxHeld bounds the names held: a churn of names cannot grow the hub's
+// memory past it; past it, names are simply not held.
+const maxHeld = 1 << 16
+
+// sweepHeld forgets the held names whose grace is over.
+func (s *state) sweepHeld() {
+	now := time.Now()
+	for look, h := range s.held {
+		if now.After(h.until) {
+			delete(s.held, look)
+		}
+	}
 }
 
 // registered reports whether c is in the hub: it may have been evicted
@@ -576,24 +646,23 @@ func (s *state) rename(c *Client, name string) error {
 	if !s.registered(c) {
 		return ErrNotRegistered
 	}
-	key := foldName(name)
-	if other := s.byName[key]; other != nil && other != c || s.remoteTaken(key) {
+	if s.taken(name, c) {
 		return ErrNameTaken
 	}
 	old := c.seat.name
-	delete(s.byName, c.seat.key)
-	c.seat.name, c.seat.key = name, key
-	s.byName[key] = c
+	s.unclaim(c)
+	c.seat.name, c.seat.key = name, foldName(name)
+	s.claim(c)
 	now := s.now()
 	m := &Message{Kind: KindNick, Time: now, From: name, Old: old, Rooms: c.roomNames()}
 	for _, p := range c.seat.places {
 		p.room.sorted = nil
 	}
 	if name != old {
-		s.mark++
-		c.seat.got = s.mark
+		mark := s.dedupe()
+		c.seat.got = mark
 		for _, p := range c.seat.places {
-			s.broadcast(p.room, []*Message{m}, nil, s.mark)
+			s.broadcast(p.room, []*Message{m}, nil, mark)
 		}
 		s.publish(BusMessage{Kind: BusNick, Old: old, Name: name})
 		s.hub.log.Info("renamed", "client", old, "name", name)
@@ -824,9 +893,9 @@ func (s *state) depart(c *Client, reason LeaveReason, text string) {
 		last = s.hub.format(c.seat.form, &Message{Kind: KindBye, Time: now, Reason: reason, Text: text})
 	}
 	c.end(reason, last)
-	s.mark++
+	mark := s.dedupe()
 	for _, r := range rooms {
-		s.broadcast(r, []*Message{m}, nil, s.mark)
+		s.broadcast(r, []*Message{m}, nil, mark)
 	}
 	s.publish(BusMessage{Kind: BusQuit, Name: c.seat.name, Reason: reason, Text: text})
 	for _, r := range rooms {
@@ -848,7 +917,7 @@ func (s *state) unlist(c *Client, reason LeaveReason) {
 	s.clients = s.clients[:last]
 	c.seat.index = -1
 	c.seat.reason = reason
-	delete(s.byName, c.seat.key)
+	s.unclaim(c)
 	s.stats.Left++
 	s.stats.Clients = len(s.clients)
 	log := s.hub.log
@@ -883,12 +952,12 @@ func (s *state) announceHere(r *Room, m *Message) {
 		}
 		return
 	}
-	s.mark++
+	mark := s.dedupe()
 	for _, r := range s.rooms {
-		s.broadcast(r, []*Message{m}, nil, s.mark)
+		s.broadcast(r, []*Message{m}, nil, mark)
 	}
 	for _, c := range s.clients {
-		if c.seat.got != s.mark { // in no room
+		if c.seat.got != mark { // in no room
 			if b := m.bytesFor(c.seat.form, s.hub.format); b != nil {
 				s.post(c, [][]byte{b})
 			}
@@ -967,6 +1036,13 @@ func (s *state) broadcast(r *Room, lines []*Message, actor *Client, dedupe uint6
 	if busy {
 		yield()
 	}
+}
+
+// dedupe returns a new mark for a delivery that spans rooms: broadcast
+// reaches each client once with it.
+func (s *state) dedupe() uint64 {
+	s.mark++
+	return s.mark
 }
 
 // postOwn queues lines for actor, who said them in r, in its own form.

@@ -111,20 +111,12 @@ func (s *textSession) say(text string, kind MessageKind) {
 	if r == nil {
 		return // put out of its room: it leaves
 	}
-	if c.hub.opts.filter != nil {
-		var err error
-		text, err = c.filter(FilterEvent{Room: r.name, Name: c.name, Addr: c.addr, Text: text, Action: kind == KindAction})
-		if err != nil {
-			c.Reply(lineRejected)
-			return
-		}
-		if text == "" {
-			return
-		}
+	switch err := c.sayIn(r, text, kind, false); {
+	case errors.Is(err, ErrRejected):
+		c.Reply(lineRejected)
+	case errors.Is(err, ErrReadsAsNotice):
+		c.Reply(lineReadsAsNotice)
 	}
-	m := &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, Text: text}
-	m.forms.first = formatted{textForm{}, textForm{}.Format(m)} // here, not on the hub goroutine
-	c.sayMessage(r, m)
 }
 
 // current is the room a text client is in, or nil once it is in none.
@@ -243,6 +235,8 @@ var (
 	lineUsageMsg      = []byte("* error: usage: /msg NAME TEXT\n")
 	lineUsageJoin     = []byte("* error: usage: /join ROOM\n")
 	lineInvalidRoom   = []byte("* error: invalid room name\n")
+	lineReadsAsNotice = []byte("* error: /me cannot read as a notice (joined, left, is now...)\n")
+	lineSlowDown      = []byte("* error: too many renames, wait a moment\n")
 	lineBye           = []byte("* bye\n")
 	lineIdle          = []byte("* idle timeout\n")
 	lineShutdown      = []byte("* server shutting down\n")
