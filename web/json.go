@@ -100,6 +100,7 @@ func (f JSONFace) Start(c *chatroom.Client) chatroom.Session {
 	for _, r := range h.rooms {
 		s.join(r.name, r.since)
 	}
+	c.Reply(syncedLine)
 	return s
 }
 
@@ -196,7 +197,9 @@ func (s *jsonSession) Line(line []byte) {
 			c.Reply(errorLine(cmd.Type, "usage: /join ROOM"))
 			return
 		}
-		s.join(cmd.Room, cmd.Since)
+		if s.join(cmd.Room, cmd.Since) {
+			c.Reply(syncedLine)
+		}
 	case "part":
 		s.roomError(cmd, c.Part(cmd.Room, cmd.Text))
 	case "who":
@@ -252,11 +255,12 @@ func (s *jsonSession) msg(cmd command) {
 }
 
 // join enters room, recovering what was said there after the line
-// numbered since (0: the newcomer's history).
-func (s *jsonSession) join(room string, since uint64) {
+// numbered since (0: the newcomer's history), and reports whether it did.
+func (s *jsonSession) join(room string, since uint64) bool {
 	c := s.c
 	switch err := c.Join(room, since); {
 	case err == nil:
+		return true
 	case errors.Is(err, chatroom.ErrInvalidName):
 		c.Reply(errorLine("join", "invalid room name"))
 	case errors.Is(err, chatroom.ErrAlreadyInRoom):
@@ -264,6 +268,7 @@ func (s *jsonSession) join(room string, since uint64) {
 	default:
 		c.Reply(errorLine("join", c.Hub().ErrorText(err)))
 	}
+	return false
 }
 
 // roomError answers err, an error of a command about cmd.Room, if any.

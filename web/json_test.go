@@ -77,14 +77,19 @@ func (s *hubSite) dial(t *testing.T, name string, rooms ...string) *jsonClient {
 	return jc
 }
 
-// next returns the next message.
+// next returns the next message but "synced", which the tests that care
+// read raw.
 func (c *jsonClient) next() *client.Message {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	m, err := c.Receive(ctx)
-	require.NoError(c.t, err)
-	return m
+	for {
+		m, err := c.Receive(ctx)
+		require.NoError(c.t, err)
+		if m.Type != "synced" {
+			return m
+		}
+	}
 }
 
 // expect returns the next message, which must be of type typ.
@@ -175,6 +180,7 @@ func TestJSONExactMessages(t *testing.T) {
 	join := rawRead(t, ann)
 	assert.Regexp(t, `^\{"type":"join","time":"`+stamp+`","room":"lobby","from":"ann","last":\d+,"count":1,"own":true\}$`, join)
 	assert.Equal(t, `{"type":"members","room":"lobby","count":1,"members":[{"name":"ann"}]}`, rawRead(t, ann))
+	assert.Equal(t, `{"type":"synced"}`, rawRead(t, ann), "the history, none here, is all sent")
 
 	bob := s.dial(t, "bob")
 	bob.entered("lobby")
@@ -395,7 +401,7 @@ func TestJSONErrors(t *testing.T) {
 	t.Parallel()
 	s := newHubSite(t, chatroom.WithMaxRooms(2), chatroom.WithBufferSize(32))
 	ann := s.rawDial(t, "?name=ann")
-	for range 3 { // welcome, join, members
+	for range 4 { // welcome, join, members, synced
 		rawRead(t, ann)
 	}
 	bob := s.dial(t, "bob")
@@ -433,6 +439,7 @@ func TestJSONErrors(t *testing.T) {
 		if tt.want == "" {
 			assert.Equal(t, "join", decode(t, rawRead(t, ann)).Type, tt.send)
 			assert.Equal(t, "members", decode(t, rawRead(t, ann)).Type, tt.send)
+			assert.Equal(t, "synced", decode(t, rawRead(t, ann)).Type, tt.send)
 			continue
 		}
 		got := rawRead(t, ann)
@@ -469,7 +476,7 @@ func TestJSONRefusesBinaryAndOversizedMessages(t *testing.T) {
 		{"oversized", websocket.MessageText, `{"type":"say","room":"lobby","text":"` + strings.Repeat("x", limit) + `"}`, websocket.StatusMessageTooBig},
 	} {
 		ws := s.rawDial(t, "?name="+tt.name)
-		for range 3 { // welcome, join, members
+		for range 4 { // welcome, join, members, synced
 			rawRead(t, ws)
 		}
 		assert.Equal(t, tt.name, ann.expect("join").From)
@@ -483,7 +490,7 @@ func TestJSONRefusesBinaryAndOversizedMessages(t *testing.T) {
 	}
 	// A message at the limit is taken.
 	ws := s.rawDial(t, "?name=fits")
-	for range 3 {
+	for range 4 {
 		rawRead(t, ws)
 	}
 	ann.expect("join")

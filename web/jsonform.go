@@ -171,6 +171,11 @@ func appendWelcome(b []byte, name string, t time.Time) []byte {
 	return str(b, "name", name)
 }
 
+// syncedLine says that everything owed for the rooms the client entered
+// so far (their histories) is sent: what follows is live. It comes after
+// the joins a client makes as it connects, and after each join command.
+var syncedLine = []byte(`{"type":"synced"}` + "\n")
+
 // membersLine lists a room's members: the answer to who.
 func membersLine(room string, count int, members []chatroom.Member) []byte {
 	return appendMembers(make([]byte, 0, 64+24*len(members)), room, count, members)

@@ -121,11 +121,12 @@ type Client struct {
 	url  string
 	opts Options
 
-	mu    sync.Mutex
-	ws    *websocket.Conn
-	name  string
-	rooms []string          // the rooms it is in, in the order it entered them
-	last  map[string]uint64 // per room key: where a recovery starts
+	mu      sync.Mutex
+	ws      *websocket.Conn
+	name    string
+	rooms   []string          // the rooms it is in, in the order it entered them
+	last    map[string]uint64 // per room key: where a recovery starts
+	pending map[string]uint64 // per room key: the last line when it entered, until "synced" says its history is all here
 }
 
 // Dial connects to the server's WebSocket at url (ws:// or wss://, such as
@@ -133,7 +134,8 @@ type Client struct {
 // follow on Receive: the welcome, then a join and the members of each room
 // the client is in.
 func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
-	c := &Client{url: url, opts: opts, name: opts.Name, rooms: slices.Clone(opts.Rooms), last: make(map[string]uint64)}
+	c := &Client{url: url, opts: opts, name: opts.Name, rooms: slices.Clone(opts.Rooms),
+		last: make(map[string]uint64), pending: make(map[string]uint64)}
 	ws, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -217,10 +219,22 @@ func (c *Client) track(m *Message) {
 		if k := roomKey(m.Room); m.ID > c.last[k] {
 			c.last[k] = m.ID
 		}
+	case "gap":
+		// The last lines follow, which may be numbered anew (a room
+		// opened again).
+		c.last[roomKey(m.Room)] = 0
+	case "synced":
+		// The histories are all here: a room where no line came since
+		// its join recovers from its last line then.
+		for k, id := range c.pending {
+			c.last[k] = max(c.last[k], id)
+		}
+		clear(c.pending)
 	case "join":
 		if m.Own {
-			// The history that follows is no newer than Last.
-			c.last[roomKey(m.Room)] = m.Last
+			// The history that follows is no newer than Last; until it
+			// is all here, a recovery starts from the last line seen.
+			c.pending[roomKey(m.Room)] = m.Last
 			if !slices.ContainsFunc(c.rooms, func(r string) bool { return roomKey(r) == roomKey(m.Room) }) {
 				c.rooms = append(c.rooms, m.Room)
 			}
@@ -337,8 +351,9 @@ func (c *Client) Rooms() []string {
 }
 
 // Last returns where a recovery of room starts: the ID of the last line
-// the client saw there, or of the room's last line when it entered, if
-// that is newer; 0 for a room it was never in.
+// the client saw there, or of the room's last line when it entered, once
+// its history has come ("synced"), if that is newer; 0 for a room it was
+// never in.
 func (c *Client) Last(room string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -359,6 +374,7 @@ func (c *Client) Reconnect(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.ws = ws
+	clear(c.pending) // the histories the last connection did not finish are asked for again
 	c.mu.Unlock()
 	return nil
 }
