@@ -60,6 +60,11 @@ func main() {
 	}
 }
 
+// demoHistory is -history's default: enough for a page that reconnects
+// after a restart, or a minute away, to get every line it missed in a
+// lively room (the engine's default is none).
+const demoHistory = 100
+
 // usageError is a mistake in the command line; it exits with status 2.
 type usageError struct{ msg string }
 
@@ -86,7 +91,7 @@ func serve(args []string) error {
 	idle := fs.Duration("idle", chatroom.DefaultIdleTimeout, "disconnect a client that sends no line for this long; 0 means never")
 	writeTimeout := fs.Duration("write-timeout", chatroom.DefaultWriteTimeout, "evict a client whose socket takes longer than this to accept a write; 0 means never")
 	outbox := fs.Int("outbox", chatroom.DefaultOutboxSize, "messages queued per client before it is evicted as too slow")
-	history := fs.Int("history", chatroom.DefaultHistory, "chat lines a newcomer is shown on arrival")
+	history := fs.Int("history", demoHistory, "chat lines a room keeps: a newcomer is shown them, and a page that reconnects gets what it missed from them")
 	rate := fs.Float64("rate", chatroom.DefaultRate, fmt.Sprintf("lines a second read from one client, after a burst of %d; a faster client is read more slowly; 0 means no limit", chatroom.DefaultRateBurst))
 	maxPerHost := fs.Int("max-per-host", chatroom.DefaultMaxPerHost, "most connections open at once from one IP address (loopback exempt); 0 means no limit")
 	joinRate := fs.Float64("join-rate", chatroom.DefaultJoinRate, fmt.Sprintf("new connections a second from one IP address, after a burst of %d (loopback exempt); 0 means no limit", chatroom.DefaultJoinBurst))
