@@ -540,3 +540,18 @@ func TestJSONNameKeptOrGiven(t *testing.T) {
 	assert.Equal(t, "ann", ann.expect("welcome").Name)
 	ann.entered("lobby")
 }
+
+// TestJSONRefused: a client the hub turns away as it connects is told why,
+// in the text protocol's words, and its connection closes.
+func TestJSONRefused(t *testing.T) {
+	t.Parallel()
+	s := newHubSite(t, chatroom.WithMaxClients(1))
+	s.dial(t, "ann").entered("lobby")
+	ws := s.rawDial(t, "?name=bob")
+	assert.Equal(t, `{"type":"error","text":"room is full (1 clients)"}`, rawRead(t, ws))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	_, _, err := ws.Read(ctx)
+	assert.Error(t, err, "closed")
+	assert.NotErrorIs(t, err, context.DeadlineExceeded)
+}
