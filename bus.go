@@ -441,33 +441,6 @@ func (s *state) history(r *Room, msg BusMessage) {
 // errRoomDown says the bus cannot reach a room's lines.
 var errRoomDown = fmt.Errorf("the room cannot be reached now, try again later")
 
-// relay relays lines said in r (numbered already, with a bus) to everyone
-// there, keeping them in its history; actor, if not nil, is the one of
-// this hub's clients who said them, who gets them in its own form.
-func (s *state) relay(r *Room, lines []*Message, actor *Client) {
-	for _, m := range lines {
-		if s.bus == nil {
-			r.lastID++
-			m.ID = r.lastID
-		} else {
-			r.lastID = m.ID
-		}
-		r.history.add(m)
-	}
-	n := uint64(len(lines))
-	r.stats.Messages += n
-	if actor != nil && !actor.in(r) {
-		actor = nil
-	}
-	s.broadcast(r, lines, actor, 0)
-	if s.events != nil && actor != nil {
-		for _, m := range lines {
-			s.emit(Event{Kind: EventMessage, Time: m.Time, Room: r.name, Name: m.From, Addr: actor.addr,
-				Text: m.Text, Action: m.Kind == KindAction})
-		}
-	}
-}
-
 // remoteRoomFor returns the room called name for a peer's member, making
 // a record of it, in s.elsewhere, if this hub has no room of that name.
 func (s *state) remoteRoomFor(name string) *Room {
@@ -519,7 +492,11 @@ func (s *state) remoteJoin(msg BusMessage, r *Room) {
 	r.remote.members[key] = rc
 	r.sorted = nil
 	if len(r.members) > 0 {
-		s.broadcast(r, []*Message{{Kind: KindJoin, Time: msg.Time, Room: r.name, From: rc.info.Name, Addr: rc.info.Addr}}, nil, 0)
+		if s.mayTell(r) {
+			s.broadcast(r, []*Message{{Kind: KindJoin, Time: msg.Time, Room: r.name, From: rc.info.Name, Addr: rc.info.Addr}}, nil, 0)
+		} else {
+			r.notices.joined++
+		}
 	}
 }
 
@@ -536,7 +513,7 @@ func (s *state) remotePart(msg BusMessage, r *Room) {
 		return
 	}
 	if len(r.members) > 0 {
-		s.broadcast(r, []*Message{{Kind: KindPart, Time: msg.Time, Room: r.name, From: rc.info.Name, Text: msg.Text}}, nil, 0)
+		s.tellLeave(r, &Message{Kind: KindPart, Time: msg.Time, Room: r.name, From: rc.info.Name, Text: msg.Text}, true, 0)
 	}
 }
 
@@ -576,7 +553,7 @@ func (s *state) remoteQuit(name, peer string, reason LeaveReason, text string) {
 		r := rc.rooms[0]
 		s.dropRemote(rc, r)
 		if len(r.members) > 0 {
-			s.broadcast(r, []*Message{m}, nil, mark)
+			s.tellLeave(r, m, true, mark)
 		}
 	}
 }

@@ -99,6 +99,7 @@ type Client struct {
 	view    [][]byte    // or, instead, the lines waiting in a room's list of lines for everyone of one form (see write.go); nil when none
 	viewOf  *sharedList // ... the list view is part of
 	skip    int         // bytes of the outbox's first line already written; 0 when none wait
+	waiting int         // bytes waiting to be written: the view or the outbox, and the writer's batch
 	writing bool        // a writer goroutine runs; set by startWriter, cleared by the writer as it exits
 	final   bool        // the last line is queued: nothing more is taken, and conn closes once the outbox is written
 	closed  bool        // conn is closed: nothing more is queued or written
@@ -347,15 +348,14 @@ func (c *Client) clip(text string) string {
 }
 
 // sayMessage adds m, a line said in r, to what the client said since the
-// last hand-over; a line in another room hands those over first. It counts
-// as activity for the idle clock.
+// last hand-over; a line in another room hands those over first. Handing
+// them over restarts the idle clock: saying something counts.
 func (c *Client) sayMessage(r *Room, m *Message) {
 	if c.said.room != r {
 		c.flushSaid()
 		c.said.room = r
 	}
 	c.said.lines = append(c.said.lines, m)
-	c.restartIdleClock()
 }
 
 // Whisper sends text to the client named to alone (a NOTICE with
@@ -605,6 +605,7 @@ func (c *Client) flushSaid() bool {
 	q := request{kind: askSay, client: c, room: c.said.room, lines: c.said.lines}
 	c.said = batch{}
 	c.unconfirmed = true
+	c.restartIdleClock()
 	select {
 	case c.hub.requests <- q: // the hub was waiting for it
 		return true

@@ -138,7 +138,7 @@ func readSlowly(t *testing.T, conn net.Conn, in *bufio.Reader, rate int) int {
 			budget, since = rate/10, time.Now()
 		}
 		switch {
-		case strings.Contains(line, " left"):
+		case strings.HasSuffix(line, " left (kicked: flood)\n"): // the flooder
 			return next
 		case strings.Contains(line, " say: flood "):
 			i, err := strconv.Atoi(strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]))

@@ -855,11 +855,21 @@ func (h *Hub) run() {
 		yields, fruitful, handled = 0, true, 0
 		s.flushAll()
 
+		var tick <-chan time.Time // the storms' ticks (notices.go), while there are storms
+		if s.tick != nil {
+			tick = s.tick.C
+		}
 		select {
 		case q := <-h.requests:
 			s.handle(q)
 			handled++
+		case <-tick:
+			s.ticked()
+			s.evictSlow()
 		case <-h.ctx.Done():
+			if s.tick != nil {
+				s.tick.Stop()
+			}
 			s.closeAll(h.isGraceful())
 			h.closeBus()
 			return

@@ -27,6 +27,11 @@ const (
 	// released when the client goes idle.
 	DefaultOutboxSize = 1024
 
+	// DefaultOutboxBytes is how many bytes may wait for one client, lines
+	// and replies together, before it counts as too slow: enough for its
+	// whole outbox of lines at the default buffer size.
+	DefaultOutboxBytes = 1 << 20
+
 	// DefaultMaxClients is no limit.
 	DefaultMaxClients = 0
 
@@ -49,6 +54,19 @@ const (
 	DefaultRate      = 20.0
 	DefaultRateBurst = 50
 
+	// DefaultHostRate and DefaultHostBurst limit how fast the hub reads
+	// the lines of all the connections of one address together: twice
+	// one client's rate, so that opening more connections buys a flooder
+	// nothing, while a household behind one address still talks freely.
+	DefaultHostRate  = 40.0
+	DefaultHostBurst = 100
+
+	// DefaultHostPrefix4 and DefaultHostPrefix6 are the prefix lengths
+	// that make one address for the per-address limits: an IPv4 address,
+	// and an IPv6 address's /64, the least a subscriber is given.
+	DefaultHostPrefix4 = 32
+	DefaultHostPrefix6 = 64
+
 	// DefaultHistory is how many chat lines a newcomer is shown: none.
 	DefaultHistory = 0
 
@@ -70,11 +88,16 @@ type options struct {
 	idleTimeout  time.Duration                                             // time allowed to complete a line; 0 means forever
 	writeTimeout time.Duration                                             // deadline for one batched write; 0 means none
 	outboxSize   int                                                       // messages queued per client before eviction
+	outboxBytes  int                                                       // bytes queued per client before eviction
 	maxPerHost   int                                                       // connections open at once from one IP address; 0 means no limit
 	joinRate     float64                                                   // new connections a second from one IP address; 0 (with joinBurst 0) means no limit
 	joinBurst    int                                                       // ... and how many at once
 	rate         float64                                                   // lines a second read from one client; 0 (with rateBurst 0) means no limit
 	rateBurst    int                                                       // ... and how many at once
+	hostRate     float64                                                   // lines a second read from one address's connections together; 0 (with hostBurst 0) means no limit
+	hostBurst    int                                                       // ... and how many at once
+	hostPrefix4  int                                                       // the prefix length of an IPv4 address's account
+	hostPrefix6  int                                                       // the prefix length of an IPv6 address's account
 	history      int                                                       // chat lines kept for newcomers
 	maxRooms     int                                                       // rooms open at once
 	defaultRoom  string                                                    // where newcomers land
@@ -93,11 +116,16 @@ func defaultOptions() options {
 		idleTimeout:  DefaultIdleTimeout,
 		writeTimeout: DefaultWriteTimeout,
 		outboxSize:   DefaultOutboxSize,
+		outboxBytes:  DefaultOutboxBytes,
 		maxPerHost:   DefaultMaxPerHost,
 		joinRate:     DefaultJoinRate,
 		joinBurst:    DefaultJoinBurst,
 		rate:         DefaultRate,
 		rateBurst:    DefaultRateBurst,
+		hostRate:     DefaultHostRate,
+		hostBurst:    DefaultHostBurst,
+		hostPrefix4:  DefaultHostPrefix4,
+		hostPrefix6:  DefaultHostPrefix6,
 		history:      DefaultHistory,
 		maxRooms:     DefaultMaxRooms,
 		defaultRoom:  DefaultRoomName,
@@ -176,6 +204,22 @@ func WithOutboxSize(n int) Option {
 	}
 }
 
+// WithOutboxBytes sets how many bytes may wait to be written to one
+// client, lines and replies together: a client whose outbox would pass it
+// is evicted as too slow, as one whose outbox has too many lines
+// ([WithOutboxSize]). It bounds what a client that asks for big answers
+// (IRC's NAMES or WHO of a big room) and never reads can make the hub
+// hold. The default is [DefaultOutboxBytes]. n must be positive; NewHub
+// panics otherwise.
+func WithOutboxBytes(n int) Option {
+	return func(o *options) {
+		if n <= 0 {
+			panic(fmt.Sprintf("chatroom: WithOutboxBytes(%d): size must be positive", n))
+		}
+		o.outboxBytes = n
+	}
+}
+
 // WithMaxPerHost limits how many connections one IP address may have open
 // at once, joined or on their way in. The one past the limit is sent "* too
 // many connections from your address (max n)" and disconnected; nobody
@@ -236,6 +280,38 @@ func WithRateLimit(perSecond float64, burst int) Option {
 	return func(o *options) {
 		checkRate("WithRateLimit", perSecond, burst)
 		o.rate, o.rateBurst = perSecond, burst
+	}
+}
+
+// WithHostRate limits how fast the hub reads the lines of all the
+// connections of one address together: burst at once, then perSecond a
+// second, shared by them in the order they come, on top of each client's
+// own rate ([WithRateLimit]). A flooder gains nothing by opening more
+// connections: they are read more slowly, nothing is dropped, and nobody
+// else is slowed. Addresses are counted as for [WithMaxPerHost], and the
+// same ones (loopback) are exempt. The default is [DefaultHostRate] a
+// second with a burst of [DefaultHostBurst]; (0, 0) turns it off. NewHub
+// panics if either is negative or not finite, or if only one of them is
+// 0.
+func WithHostRate(perSecond float64, burst int) Option {
+	return func(o *options) {
+		checkRate("WithHostRate", perSecond, burst)
+		o.hostRate, o.hostBurst = perSecond, burst
+	}
+}
+
+// WithHostPrefix sets which addresses count as one for the per-address
+// limits ([WithMaxPerHost], [WithJoinRate], [WithHostRate]): those in one
+// network of v4 bits for IPv4, of v6 bits for IPv6. The defaults,
+// [DefaultHostPrefix4] and [DefaultHostPrefix6], count an IPv4 address
+// alone and an IPv6 address by its /64, the network one subscriber is
+// given. NewHub panics if v4 is not 1 to 32 or v6 not 1 to 128.
+func WithHostPrefix(v4, v6 int) Option {
+	return func(o *options) {
+		if v4 < 1 || v4 > 32 || v6 < 1 || v6 > 128 {
+			panic(fmt.Sprintf("chatroom: WithHostPrefix(%d, %d): prefix lengths are 1 to 32 for IPv4 and 1 to 128 for IPv6", v4, v6))
+		}
+		o.hostPrefix4, o.hostPrefix6 = v4, v6
 	}
 }
 

@@ -115,7 +115,7 @@ func (c *Client) readLines() (LeaveReason, error) {
 		if err != nil { // nothing is said: it was handed over before next could read
 			return c.readFailed(err)
 		}
-		if h.opts.rate > 0 && !c.throttle() {
+		if (h.opts.rate > 0 || h.opts.hostRate > 0) && !c.throttle() {
 			return ReasonNone, nil
 		}
 		if !c.handle(line, tooLong) {
@@ -303,31 +303,42 @@ func (c *Client) limitReadBuffer() {
 	}
 }
 
-// throttle takes one of the client's rate tokens for a line, waiting for
-// one if there is none: meanwhile the reader reads nothing, and the
-// client's own connection holds it back (the kernel's buffers fill, then
-// its writes wait). What it said before is handed over first, so it does
-// not wait too. It reports false if the hub closes meanwhile.
+// throttle takes one of the client's rate tokens for a line, and one of
+// its address's, waiting for them if there are none: meanwhile the reader
+// reads nothing, and the client's own connection holds it back (the
+// kernel's buffers fill, then its writes wait). What it said before is
+// handed over first, so it does not wait too. It reports false if the hub
+// closes meanwhile.
 func (c *Client) throttle() bool {
 	o := &c.hub.opts
 	now := time.Now()
-	c.tokens = min(float64(o.rateBurst), c.tokens+now.Sub(c.tokensAt).Seconds()*o.rate)
-	c.tokensAt = now
-	if c.tokens >= 1 {
-		c.tokens--
+	var wait time.Duration
+	if o.rate > 0 {
+		c.tokens = min(float64(o.rateBurst), c.tokens+now.Sub(c.tokensAt).Seconds()*o.rate)
+		c.tokensAt = now
+		if c.tokens < 1 {
+			wait = time.Duration((1 - c.tokens) / o.rate * float64(time.Second))
+			c.tokens, c.tokensAt = 0, now.Add(wait) // the token it waits for is this line's
+		} else {
+			c.tokens--
+		}
+	}
+	if c.counted {
+		wait = max(wait, c.hub.hosts.lineWait(c.host, now))
+	}
+	if wait <= 0 {
 		return true
 	}
 	if !c.flushSaid() {
 		return false
 	}
 	c.mayWait()
-	t := time.NewTimer(time.Duration((1 - c.tokens) / o.rate * float64(time.Second)))
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-c.hub.ctx.Done():
 		return false
 	}
-	c.tokens, c.tokensAt = 0, time.Now() // the token it waited for is this line's
-	return true
 }

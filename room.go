@@ -36,6 +36,7 @@ type Room struct {
 	opened    time.Time     // when it was opened, by the hub's clock
 	stats     Stats         // the room's own: Clients, Joined, Left, Messages
 	remote    remoteRoom    // the peers' members, with a bus (bus.go)
+	notices   notices       // its join and leave notices (notices.go)
 
 	// With a bus: the hub asked for the room's lines (subscribed), has
 	// them (ready), and requests to enter it wait for them (waiting).

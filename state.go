@@ -33,6 +33,9 @@ type state struct {
 
 	remotes   map[string]*remoteClient // the peers' clients, by foldName of their name (bus.go); nil without a bus
 	elsewhere map[string]*Room         // rooms only peers have members in, by roomKey
+
+	storms []*Room      // rooms counting their join and leave notices (notices.go)
+	tick   *time.Ticker // once a second while there are storms; nil otherwise
 }
 
 // seat is the hub goroutine's record of one client. It lives in the
@@ -61,8 +64,10 @@ type seat struct {
 type place struct {
 	room  *Room
 	at    int
-	op    bool // an operator of the room
-	voice bool // mode +v
+	op    bool      // an operator of the room
+	voice bool      // mode +v
+	told  bool      // the room's members were told it joined, or counted it (notices.go)
+	since time.Time // when it entered, by the real clock
 }
 
 // Batch sizes, in lines.
@@ -489,14 +494,17 @@ func (c *Client) placeIn(r *Room) int {
 func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 	now := s.now()
 	joined := &Message{Kind: KindJoin, Time: now, Room: r.name, From: c.seat.name, Addr: c.addr}
-	s.broadcast(r, []*Message{joined}, nil, 0) // before c is a member: c is told in its own form
+	told := s.tellJoin(r, joined) // before c is a member: c is told in its own form
 
-	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members), op: op})
+	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members), op: op, told: told, since: time.Now()})
 	r.members = append(r.members, c)
 	r.sorted = nil
 	r.stats.Joined++
 	r.stats.Clients = len(r.members)
 	c.publishRooms()
+	if !told {
+		s.pend(c, r)
+	}
 
 	own := *joined
 	own.forms = formCache{}
@@ -554,9 +562,14 @@ func (s *state) part(c *Client, r *Room, text string) error {
 // form, with m (a KindPart or KindKick, its Room set here). reason is for
 // the event.
 func (s *state) leaveRoom(c *Client, r *Room, m *Message, reason LeaveReason) {
+	told := c.seat.places[c.placeIn(r)].told
 	s.unseat(c, r)
 	m.Room = r.name
-	s.broadcast(r, []*Message{m}, nil, 0)
+	if m.Kind == KindKick {
+		s.broadcast(r, []*Message{m}, nil, 0) // an operator's act: told, whatever the storm
+	} else {
+		s.tellLeave(r, m, told, 0)
+	}
 	form := c.seat.own
 	if m.Kind == KindKick {
 		form = c.seat.form // the one put out did not do it
@@ -583,6 +596,7 @@ func (s *state) unseat(c *Client, r *Room) {
 	}
 	r.members[last] = nil
 	r.members = r.members[:last]
+	r.unpend(c)
 	r.sorted = nil
 	r.stats.Left++
 	r.stats.Clients = len(r.members)
@@ -610,11 +624,41 @@ func (s *state) say(c *Client, r *Room, lines []*Message) {
 		return
 	}
 	s.stats.Messages += uint64(len(lines))
+	if !c.seat.places[c.placeIn(r)].told { // its arrival was counted in a storm, not told (notices.go)
+		s.tellSpeaker(c, r)
+	}
 	if s.bus != nil {
 		s.publishLines(r, lines) // relayed once the bus hands them back, in order
 		return
 	}
 	s.relay(r, lines, c)
+}
+
+// relay relays lines said in r (numbered already, with a bus) to everyone
+// there, keeping them in its history; actor, if not nil, is the one of
+// this hub's clients who said them, who gets them in its own form.
+func (s *state) relay(r *Room, lines []*Message, actor *Client) {
+	for _, m := range lines {
+		if s.bus == nil {
+			r.lastID++
+			m.ID = r.lastID
+		} else {
+			r.lastID = m.ID
+		}
+		r.history.add(m)
+	}
+	n := uint64(len(lines))
+	r.stats.Messages += n
+	if actor != nil && !actor.in(r) {
+		actor = nil
+	}
+	s.broadcast(r, lines, actor, 0)
+	if s.events != nil && actor != nil {
+		for _, m := range lines {
+			s.emit(Event{Kind: EventMessage, Time: m.Time, Room: r.name, Name: m.From, Addr: actor.addr,
+				Text: m.Text, Action: m.Kind == KindAction})
+		}
+	}
 }
 
 // whisper sends m to the client it names alone, and to its sender in its
@@ -882,10 +926,11 @@ func (s *state) depart(c *Client, reason LeaveReason, text string) {
 	e := reason.effect()
 	m := &Message{Kind: KindQuit, Time: now, From: c.seat.name, Reason: reason, Text: text, Rooms: c.roomNames()}
 	rooms := make([]*Room, 0, len(c.seat.places))
+	told := make([]bool, 0, len(c.seat.places))
 	for len(c.seat.places) > 0 {
-		r := c.seat.places[0].room
-		s.unseat(c, r)
-		rooms = append(rooms, r)
+		p := c.seat.places[0]
+		s.unseat(c, p.room)
+		rooms, told = append(rooms, p.room), append(told, p.told)
 	}
 	s.unlist(c, reason)
 	var last []byte
@@ -894,8 +939,8 @@ func (s *state) depart(c *Client, reason LeaveReason, text string) {
 	}
 	c.end(reason, last)
 	mark := s.dedupe()
-	for _, r := range rooms {
-		s.broadcast(r, []*Message{m}, nil, mark)
+	for i, r := range rooms {
+		s.tellLeave(r, m, told[i], mark)
 	}
 	s.publish(BusMessage{Kind: BusQuit, Name: c.seat.name, Reason: reason, Text: text})
 	for _, r := range rooms {

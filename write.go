@@ -84,16 +84,38 @@ func (c *Client) enqueueLocked(lines [][]byte, wake bool) int {
 		c.outbox = getQueue()
 	}
 	space := c.hub.opts.outboxSize - len(c.outbox.lines)
-	if len(lines) > space {
-		c.outbox.lines = append(c.outbox.lines, lines[:space]...)
-		c.hub.dropped.Add(uint64(len(lines) - space))
+	fit := min(len(lines), space, c.fitting(lines))
+	c.outbox.lines = append(c.outbox.lines, lines[:fit]...)
+	c.waiting += linesBytes(lines[:fit])
+	if fit < len(lines) {
+		c.hub.dropped.Add(uint64(len(lines) - fit))
 		return -1
 	}
-	c.outbox.lines = append(c.outbox.lines, lines...)
 	if wake {
 		c.startWriter()
 	}
 	return len(c.outbox.lines)
+}
+
+// fitting returns how many of lines fit in what the client's outbox may
+// hold in bytes ([WithOutboxBytes]) besides what waits. c.mu must be held.
+func (c *Client) fitting(lines [][]byte) int {
+	room := c.hub.opts.outboxBytes - c.waiting
+	for i, l := range lines {
+		if room -= len(l); room < 0 {
+			return i
+		}
+	}
+	return len(lines)
+}
+
+// linesBytes is the size of lines.
+func linesBytes(lines [][]byte) int {
+	n := 0
+	for _, l := range lines {
+		n += len(l)
+	}
+	return n
 }
 
 // share queues for the client the lines list.lines[list.from:], the last a
@@ -113,12 +135,14 @@ func (c *Client) share(list *sharedList) int {
 	}
 	start := from - len(c.view)
 	c.viewOf = list
-	if space := c.hub.opts.outboxSize - len(c.view); len(shared)-from > space {
-		c.view = shared[start : from+space]
-		c.hub.dropped.Add(uint64(len(shared) - from - space))
+	added := shared[from:]
+	fit := min(len(added), c.hub.opts.outboxSize-len(c.view), c.fitting(added))
+	c.view = shared[start : from+fit]
+	c.waiting += linesBytes(added[:fit])
+	if fit < len(added) {
+		c.hub.dropped.Add(uint64(len(added) - fit))
 		return -1
 	}
-	c.view = shared[start:]
 	return len(c.view)
 }
 
@@ -160,7 +184,7 @@ func (c *Client) flush(w *socketWriter) {
 	if c.view != nil && c.raw != nil && !c.final {
 		whole, skip := c.tryWrite(w, c.view, 0)
 		if whole == len(c.view) {
-			c.view, c.viewOf = nil, nil
+			c.view, c.viewOf, c.waiting = nil, nil, 0
 			return
 		}
 		// The writer goroutine resumes skip bytes into the first line not
@@ -168,6 +192,7 @@ func (c *Client) flush(w *socketWriter) {
 		c.view = c.view[whole:]
 		c.unshare()
 		c.skip = skip
+		c.waiting = linesBytes(c.outbox.lines) - skip
 		c.startWriter()
 		return
 	}
@@ -180,13 +205,14 @@ func (c *Client) flush(w *socketWriter) {
 		whole, skip := c.tryWrite(w, lines, c.skip)
 		if whole == len(lines) {
 			putQueue(c.outbox)
-			c.outbox, c.skip = nil, 0
+			c.outbox, c.skip, c.waiting = nil, 0, 0
 			return
 		}
 		// Keep the unwritten lines at the front of the outbox, for the
 		// writer goroutine to resume skip bytes into the first.
 		clear(lines[copy(lines, lines[whole:]):])
 		c.outbox.lines, c.skip = lines[:len(lines)-whole], skip
+		c.waiting = linesBytes(c.outbox.lines) - skip
 	}
 	c.startWriter()
 }
@@ -231,6 +257,7 @@ func (c *Client) enqueueFinal(line []byte, reason LeaveReason) {
 			c.outbox = getQueue()
 		}
 		c.outbox.lines = append(c.outbox.lines, line)
+		c.waiting += len(line)
 	}
 	if (c.outbox == nil || len(c.outbox.lines) == 0) && !c.writing {
 		c.mu.Unlock()
@@ -270,7 +297,7 @@ func (c *Client) shut(reason LeaveReason, err error) {
 		c.outbox, c.skip = nil, 0
 	}
 	c.hub.dropped.Add(uint64(len(c.view)))
-	c.view, c.viewOf = nil, nil
+	c.view, c.viewOf, c.waiting = nil, nil, 0
 	c.mu.Unlock()
 
 	// Outside the lock: closing a TLS connection may write an alert.
@@ -323,6 +350,7 @@ func (c *Client) writer() {
 		batch, c.outbox = c.outbox, batch
 		skip := c.skip
 		c.skip = 0
+		inFlight := linesBytes(batch.lines) - skip
 		c.mu.Unlock()
 
 		if d := c.hub.opts.writeTimeout; d > 0 {
@@ -339,6 +367,9 @@ func (c *Client) writer() {
 		}
 		clear(batch.lines)
 		batch.lines = batch.lines[:0]
+		c.mu.Lock()
+		c.waiting -= inFlight
+		c.mu.Unlock()
 	}
 }
 

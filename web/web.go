@@ -10,6 +10,12 @@
 // limit, rate limit, idle timeout and per-address limits apply as to any
 // client.
 //
+// Before it upgrades a request, a Handler refuses what a hostile page or
+// client could use: a Host that is not the server's (DNS rebinding), an
+// Origin that is not the page's, and more WebSockets from one address than
+// [WithMaxPerHost] allows. [Page] forbids framing and any script, style or
+// connection but its own.
+//
 // A client that asks for the WebSocket subprotocol chatroom.v1.json
 // ([Subprotocol]) speaks the JSON protocol instead ([JSONFace]): one JSON
 // object per message each way, in as many rooms at once as it likes, with
@@ -19,12 +25,15 @@ package web
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"strings"
+	"sync"
 
 	"github.com/coder/websocket"
 
@@ -44,8 +53,13 @@ type Server interface {
 type Handler struct {
 	srv     Server
 	origins []string       // origin patterns accepted besides the request's own host
+	hosts   []string       // Host patterns accepted besides localhost and the listener's own address
 	proxies []netip.Prefix // addresses whose X-Forwarded-For is trusted
 	log     *slog.Logger
+
+	maxPerHost int // WebSockets open at once per address; 0: no limit
+	mu         sync.Mutex
+	open       map[netip.Prefix]int // WebSockets open per address, loopback excepted
 }
 
 // An Option configures a [Handler].
@@ -58,6 +72,43 @@ type Option func(*Handler)
 // cannot put its visitors' browsers in the room.
 func WithOriginPatterns(patterns ...string) Option {
 	return func(h *Handler) { h.origins = append(h.origins, patterns...) }
+}
+
+// WithAllowedHosts accepts requests whose Host header names one of hosts
+// (path.Match patterns, without a port, matched ignoring case:
+// "chat.example.com", "*.example.com"), besides the ones always accepted:
+// "localhost" and the IP address the request arrived on. Any other Host is
+// refused with 421 Misdirected Request before the Origin is looked at: a
+// page that a DNS name of its own, rebound to this server's address, puts
+// in the browser has that name as its Origin and its Host, and the Origin
+// check alone would let it in. Behind a reverse proxy or under a DNS name,
+// give the name users type.
+func WithAllowedHosts(hosts ...string) Option {
+	return func(h *Handler) {
+		for _, host := range hosts {
+			if _, err := path.Match(host, ""); err != nil {
+				panic(fmt.Sprintf("web: WithAllowedHosts(%q): %v", host, err))
+			}
+			h.hosts = append(h.hosts, strings.TrimSuffix(strings.ToLower(host), "."))
+		}
+	}
+}
+
+// WithMaxPerHost caps the WebSockets open at once from one address at n:
+// a request beyond it is refused with 429 Too Many Requests before it is
+// upgraded, so that it costs no WebSocket and nothing in the room. The
+// address is the client's (see [WithTrustedProxies]); an IPv6 address
+// counts by its /64, which one host usually has to itself; loopback
+// addresses are exempt, as in the room's own limit
+// ([chatroom.WithMaxPerHost]). The default is [chatroom.DefaultMaxPerHost];
+// 0 means no limit. NewHandler panics if n is negative.
+func WithMaxPerHost(n int) Option {
+	return func(h *Handler) {
+		if n < 0 {
+			panic(fmt.Sprintf("web: WithMaxPerHost(%d): limit must not be negative", n))
+		}
+		h.maxPerHost = n
+	}
 }
 
 // WithTrustedProxies trusts the X-Forwarded-For header of requests that
@@ -85,30 +136,46 @@ func WithLogger(l *slog.Logger) Option {
 // NewHandler returns the WebSocket endpoint of srv, a *chatroom.Hub or a
 // *chatroom.Room.
 func NewHandler(srv Server, opts ...Option) *Handler {
-	h := &Handler{srv: srv, log: slog.New(slog.DiscardHandler)}
+	h := &Handler{srv: srv, log: slog.New(slog.DiscardHandler),
+		maxPerHost: chatroom.DefaultMaxPerHost, open: make(map[netip.Prefix]int)}
 	for _, opt := range opts {
 		opt(h)
 	}
 	return h
 }
 
-// ServeHTTP upgrades the request to a WebSocket, refusing a cross-origin
-// request (403) unless WithOriginPatterns allows it, and serves the
-// connection until the client leaves: with the JSON protocol ([JSONFace])
-// if the client asks for [Subprotocol], with the text protocol (the
-// server's ServeConn) otherwise.
+// ServeHTTP upgrades the request to a WebSocket and serves the connection
+// until the client leaves: with the JSON protocol ([JSONFace]) if the
+// client asks for [Subprotocol], with the text protocol (the server's
+// ServeConn) otherwise. It refuses, without upgrading, a Host it does not
+// serve (421, see [WithAllowedHosts]), an address with [WithMaxPerHost]
+// WebSockets open already (429), and a cross-origin request (403) unless
+// [WithOriginPatterns] allows it.
 //
 // The net.Conn the room gets implements Request() *http.Request, so that a
 // [chatroom.WithAuth] hook can read the request (a cookie, a token):
 //
 //	if r, ok := conn.(interface{ Request() *http.Request }); ok { ... }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.hostAllowed(r) {
+		h.log.Debug("websocket refused: unknown host", "remote", r.RemoteAddr, "host", r.Host)
+		http.Error(w, fmt.Sprintf("unknown host %q: not one this server accepts WebSockets for", r.Host), http.StatusMisdirectedRequest)
+		return
+	}
+	remote := h.clientAddr(r)
+	release, ok := h.admit(remote)
+	if !ok {
+		h.log.Debug("websocket refused: too many from one address", "client", remote.String(), "max", h.maxPerHost)
+		http.Error(w, fmt.Sprintf("too many connections from your address (max %d)", h.maxPerHost), http.StatusTooManyRequests)
+		return
+	}
+	defer release()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins, Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		h.log.Debug("websocket refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered the request
 	}
-	c := &Conn{remote: h.clientAddr(r), req: r}
+	c := &Conn{remote: remote, req: r}
 	if ws.Subprotocol() == Subprotocol {
 		c.Conn = newMessageConn(r.Context(), ws)
 		err = h.srv.ServeConnFace(c, JSONFace{})
@@ -119,6 +186,75 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Debug("websocket client left", "client", c.remote.String(), "err", err)
 	}
+}
+
+// hostAllowed reports whether r's Host is one this handler serves:
+// localhost, the IP address r arrived on, or one of WithAllowedHosts.
+func (h *Handler) hostAllowed(r *http.Request) bool {
+	host := r.Host
+	if hp, _, err := net.SplitHostPort(host); err == nil {
+		host = hp
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")), ".")
+	if host == "localhost" {
+		return true
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if lap, err := netip.ParseAddrPort(la.String()); err == nil && lap.Addr().Unmap().WithZone("") == a.Unmap().WithZone("") {
+				return true
+			}
+		}
+	}
+	for _, pattern := range h.hosts {
+		if ok, _ := path.Match(pattern, host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// admit counts a WebSocket from addr against WithMaxPerHost, or refuses
+// it. release, which the caller must call once the WebSocket is over,
+// counts it out again.
+func (h *Handler) admit(addr net.Addr) (release func(), ok bool) {
+	key, limited := hostKey(addr)
+	if !limited || h.maxPerHost == 0 {
+		return func() {}, true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.open[key] >= h.maxPerHost {
+		return nil, false
+	}
+	h.open[key]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.open[key]--; h.open[key] == 0 {
+			delete(h.open, key) // the map holds only addresses with something open
+		}
+	}, true
+}
+
+// hostKey returns the network that addr's per-address limit counts by:
+// the IPv4 address itself, or an IPv6 address's /64. limited is false for
+// loopback addresses, which are exempt, and for an address that is not IP.
+func hostKey(addr net.Addr) (key netip.Prefix, limited bool) {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	if a.IsLoopback() {
+		return netip.Prefix{}, false
+	}
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	key, err = a.Prefix(bits)
+	return key, err == nil
 }
 
 // Conn is a browser's connection as the room sees it: the WebSocket as a
@@ -179,14 +315,31 @@ func (a stringAddr) String() string  { return string(a) }
 //go:embed page
 var page embed.FS
 
+// pageSecurityPolicy is the Content-Security-Policy of every response Page
+// sends.
+const pageSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 // Page serves the chat page: plain HTML, CSS and JavaScript, no build step.
 // It connects to "ws" relative to its own address, so mount it at "/" with
 // the [Handler] at "/ws". Every line from the room is shown as text, never
-// as HTML.
+// as HTML. Every response carries a Content-Security-Policy under which
+// the page's script, style and WebSocket come from its own origin only,
+// nothing inline runs and no other site may frame it (frame-ancestors
+// 'none'), X-Frame-Options DENY for browsers that predate frame-ancestors,
+// X-Content-Type-Options nosniff and Referrer-Policy no-referrer.
 func Page() http.Handler {
 	sub, err := fs.Sub(page, "page")
 	if err != nil {
 		panic(err) // the embedded directory is part of the package
 	}
-	return http.FileServerFS(sub)
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header := w.Header()
+		header.Set("Content-Security-Policy", pageSecurityPolicy)
+		header.Set("X-Frame-Options", "DENY")
+		header.Set("X-Content-Type-Options", "nosniff")
+		header.Set("Referrer-Policy", "no-referrer")
+		files.ServeHTTP(w, r)
+	})
 }

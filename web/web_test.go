@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -237,8 +239,182 @@ func TestPageIsServed(t *testing.T) {
 	}
 }
 
-func TestNilLoggerPanicsNamingTheOption(t *testing.T) {
-	defer func() { assert.Contains(t, fmt.Sprint(recover()), "web: WithLogger(nil)") }()
-	web.NewHandler(chatroom.NewRoom(), web.WithLogger(nil))
-	t.Error("NewHandler did not panic")
+func TestInvalidOptionsPanicNamingTheOption(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		opt  web.Option
+		want string
+	}{
+		{web.WithLogger(nil), "web: WithLogger(nil)"},
+		{web.WithMaxPerHost(-1), "web: WithMaxPerHost(-1)"},
+		{web.WithAllowedHosts("chat.example.com", "["), `web: WithAllowedHosts("[")`},
+	} {
+		func() {
+			defer func() { assert.Contains(t, fmt.Sprint(recover()), tt.want) }()
+			web.NewHandler(chatroom.NewRoom(), tt.opt)
+			t.Errorf("NewHandler did not panic for %s", tt.want)
+		}()
+	}
+}
+
+// dial opens a WebSocket to s's /ws with opts, and reads the room's
+// welcome when it is let in; it returns the refusal's status and body when
+// it is not.
+func (s *site) dial(t *testing.T, opts *websocket.DialOptions) (ws *websocket.Conn, status int, body string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.http.URL, "http")+"/ws", opts)
+	if err != nil {
+		require.NotNil(t, resp, "no HTTP answer: %v", err)
+		b, _ := io.ReadAll(resp.Body)
+		return nil, resp.StatusCode, string(b)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	_, msg, err := ws.Read(ctx)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(msg), "* welcome "), "%q", msg)
+	return ws, http.StatusSwitchingProtocols, ""
+}
+
+// TestHostAllowList: a WebSocket whose Host is not the server's is refused
+// with 421 before the upgrade, even with an Origin to match (a page whose
+// DNS name was rebound to the server's address); localhost, the address
+// the request came to and WithAllowedHosts are let in.
+func TestHostAllowList(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, nil)
+	named := newSite(t, nil, web.WithAllowedHosts("chat.example.com", "*.Chat.Example.org."))
+	port := s.http.Listener.Addr().(*net.TCPAddr).Port
+	withPort := func(host string) string { return fmt.Sprintf("%s:%d", host, port) }
+	for _, tt := range []struct {
+		name   string
+		s      *site
+		host   string // "" for the URL's, 127.0.0.1:port
+		origin string
+		want   int
+	}{
+		{"the listener's own address", s, "", "", http.StatusSwitchingProtocols},
+		{"localhost", s, "localhost", "", http.StatusSwitchingProtocols},
+		{"localhost with a port, and its page's origin", s, withPort("LocalHost"), "http://" + withPort("localhost"), http.StatusSwitchingProtocols},
+		{"a rebound name with a matching origin", s, withPort("evil.example"), "http://" + withPort("evil.example"), http.StatusMisdirectedRequest},
+		{"another IP address", s, "192.0.2.1", "", http.StatusMisdirectedRequest},
+		{"an allowed name", named, withPort("chat.example.com"), "http://" + withPort("chat.example.com"), http.StatusSwitchingProtocols},
+		{"an allowed name, fully qualified", named, "Chat.Example.Com.", "", http.StatusSwitchingProtocols},
+		{"an allowed pattern", named, "eu.chat.example.org", "", http.StatusSwitchingProtocols},
+		{"a name the pattern does not cover", named, "chat.example.org", "", http.StatusMisdirectedRequest},
+		{"a rebound name next to allowed ones", named, "evil.example", "http://evil.example", http.StatusMisdirectedRequest},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			joined := tt.s.room.Stats().Joined
+			opts := &websocket.DialOptions{Host: tt.host}
+			if tt.origin != "" {
+				opts.HTTPHeader = http.Header{"Origin": {tt.origin}}
+			}
+			_, status, body := tt.s.dial(t, opts)
+			assert.Equal(t, tt.want, status, body)
+			if tt.want != http.StatusSwitchingProtocols {
+				assert.Contains(t, body, "unknown host")
+				assert.Equal(t, joined, tt.s.room.Stats().Joined, "nobody joined the room")
+			}
+		})
+	}
+}
+
+// TestMaxPerHostBeforeUpgrade: behind a trusted proxy on 127.0.0.1, the
+// forwarded addresses are counted: with WithMaxPerHost(2), a third
+// WebSocket from one IPv4 address, or from one IPv6 /64, is refused with
+// 429 before the upgrade, while other addresses and other /64s get in; a
+// place is free again once its WebSocket closes. Loopback is exempt.
+func TestMaxPerHostBeforeUpgrade(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, nil, web.WithTrustedProxies(netip.MustParsePrefix("127.0.0.0/8")), web.WithMaxPerHost(2))
+	from := func(addr string) *websocket.DialOptions {
+		return &websocket.DialOptions{HTTPHeader: http.Header{"X-Forwarded-For": {addr}}}
+	}
+	first, status, _ := s.dial(t, from("198.51.100.7"))
+	require.Equal(t, http.StatusSwitchingProtocols, status)
+	_, status, _ = s.dial(t, from("198.51.100.7"))
+	require.Equal(t, http.StatusSwitchingProtocols, status)
+	joined := s.room.Stats().Joined
+	_, status, body := s.dial(t, from("198.51.100.7"))
+	assert.Equal(t, http.StatusTooManyRequests, status)
+	assert.Contains(t, body, "too many connections from your address (max 2)")
+	assert.Equal(t, joined, s.room.Stats().Joined, "the refused one never reached the room")
+	_, status, _ = s.dial(t, from("198.51.100.8"))
+	assert.Equal(t, http.StatusSwitchingProtocols, status, "another address")
+
+	for _, addr := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"} {
+		_, status, _ = s.dial(t, from(addr))
+		require.Equal(t, http.StatusSwitchingProtocols, status, addr)
+	}
+	_, status, _ = s.dial(t, from("2001:db8:1:2:abcd::1"))
+	assert.Equal(t, http.StatusTooManyRequests, status, "a third address of the same /64")
+	_, status, _ = s.dial(t, from("2001:db8:1:3::1"))
+	assert.Equal(t, http.StatusSwitchingProtocols, status, "another /64")
+
+	// The first one leaves: its place is free once the handler is done
+	// with it.
+	first.CloseNow()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		_, status, _ = s.dial(t, from("198.51.100.7"))
+		if status == http.StatusSwitchingProtocols {
+			break
+		}
+		require.Equal(t, http.StatusTooManyRequests, status)
+		require.True(t, time.Now().Before(deadline), "the place was never freed")
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Loopback is exempt: no limit without a forwarded address.
+	lo := newSite(t, nil, web.WithMaxPerHost(1))
+	for range 3 {
+		_, status, _ = lo.dial(t, nil)
+		assert.Equal(t, http.StatusSwitchingProtocols, status)
+	}
+}
+
+// TestPageSecurityHeaders: every response of the page forbids framing and
+// anything but the page's own script, style and connections; and the page
+// holds nothing inline that such a policy would block.
+func TestPageSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, nil)
+	for _, path := range []string{"/", "/chat.js", "/style.css", "/no-such-file"} {
+		resp, err := http.Get(s.http.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		directives := map[string]string{}
+		for _, d := range strings.Split(csp, ";") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+			directives[name] = value
+		}
+		assert.Equal(t, map[string]string{
+			"default-src":     "'none'",
+			"script-src":      "'self'",
+			"style-src":       "'self'",
+			"connect-src":     "'self'",
+			"img-src":         "'self'",
+			"base-uri":        "'none'",
+			"form-action":     "'none'",
+			"frame-ancestors": "'none'",
+		}, directives, path)
+		assert.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"), path)
+		assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), path)
+	}
+
+	resp, err := http.Get(s.http.URL + "/")
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	html := strings.ToLower(string(page))
+	for _, script := range regexp.MustCompile(`<script[^>]*>`).FindAllString(html, -1) {
+		assert.Contains(t, script, ` src=`, "an inline script: script-src 'self' blocks it")
+	}
+	assert.NotContains(t, html, "<style", "an inline style sheet: style-src 'self' blocks it")
+	assert.NotRegexp(t, `\sstyle=`, html, "an inline style attribute: style-src 'self' blocks it")
+	assert.NotRegexp(t, `\son[a-z]+=`, html, "an inline event handler: script-src 'self' blocks it")
 }

@@ -2,11 +2,18 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -90,4 +97,147 @@ func joinRefused(t *testing.T, addr string) string {
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	require.NoError(t, err)
 	return line
+}
+
+// countingGatherer counts its gatherings; when entered is not nil, each
+// gathering says so there and waits for release.
+type countingGatherer struct {
+	g       prometheus.Gatherer
+	n       atomic.Int64
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (c *countingGatherer) Gather() ([]*dto.MetricFamily, error) {
+	c.n.Add(1)
+	if c.entered != nil {
+		c.entered <- struct{}{}
+		<-c.release
+	}
+	return c.g.Gather()
+}
+
+// scrape gets url and returns the status and the body.
+func scrape(t *testing.T, url string) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: waitLimit}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// TestMetricsCached: 40 scrapes at once, and more within the cache's
+// life, gather once; a scrape after it gathers again.
+func TestMetricsCached(t *testing.T) {
+	t.Parallel()
+	room := chatroom.NewRoom()
+	defer room.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(statsCollector{room})
+	g := &countingGatherer{g: reg}
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	srv := httptest.NewServer(newMetricsHandler(g, time.Second, 100, clock))
+	defer srv.Close()
+
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			status, body := scrape(t, srv.URL)
+			assert.Equal(t, http.StatusOK, status)
+			assert.Contains(t, body, "chatroom_clients 0")
+		})
+	}
+	wg.Wait()
+	assert.EqualValues(t, 1, g.n.Load(), "gatherings for 40 scrapes at once")
+
+	mu.Lock()
+	now = now.Add(999 * time.Millisecond)
+	mu.Unlock()
+	scrape(t, srv.URL)
+	assert.EqualValues(t, 1, g.n.Load(), "gatherings within a second")
+
+	mu.Lock()
+	now = now.Add(time.Millisecond)
+	mu.Unlock()
+	scrape(t, srv.URL)
+	assert.EqualValues(t, 2, g.n.Load(), "gatherings once a second has passed")
+}
+
+// TestMetricsInFlightBounded: with 2 scrapes being answered, a third gets
+// 503 at once, without gathering; once they are done, scrapes are
+// answered again.
+func TestMetricsInFlightBounded(t *testing.T) {
+	t.Parallel()
+	room := chatroom.NewRoom()
+	defer room.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(statsCollector{room})
+	g := &countingGatherer{g: reg, entered: make(chan struct{}), release: make(chan struct{})}
+	srv := httptest.NewServer(newMetricsHandler(g, 0, 2, time.Now))
+	defer srv.Close()
+
+	statuses := make(chan int, 2)
+	for range 2 {
+		go func() {
+			status, _ := scrape(t, srv.URL)
+			statuses <- status
+		}()
+	}
+	for range 2 {
+		select {
+		case <-g.entered:
+		case <-time.After(waitLimit):
+			t.Fatal("the scrapes did not reach the gatherer")
+		}
+	}
+	status, body := scrape(t, srv.URL)
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Contains(t, body, "Limit of concurrent requests reached (2)")
+	assert.EqualValues(t, 2, g.n.Load(), "the refused scrape gathered nothing")
+
+	close(g.release)
+	for range 2 {
+		select {
+		case status := <-statuses:
+			assert.Equal(t, http.StatusOK, status)
+		case <-time.After(waitLimit):
+			t.Fatal("the scrapes were not answered")
+		}
+	}
+}
+
+// TestDemoMetricsOnTheirOwnAddress: -metrics serves /metrics, with the Go
+// and process metrics, on its own address; the page's address has no
+// /metrics.
+func TestDemoMetricsOnTheirOwnAddress(t *testing.T) {
+	t.Parallel()
+	d := startDemo(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0")
+	site := d.webAddr()
+	m := regexp.MustCompile(`addr=(http://\S+/metrics)`).FindStringSubmatch(d.logLine("serving the metrics"))
+	require.NotNil(t, m)
+	metricsURL := m[1]
+	joinDemo(t, d.addr, nil)
+
+	status, body := scrape(t, metricsURL)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, "\nchatroom_clients 1\n")
+	assert.Contains(t, body, "\ngo_goroutines ")
+	assert.Contains(t, body, "\nprocess_open_fds ")
+
+	status, body = scrape(t, "http://"+site+"/metrics")
+	assert.Equal(t, http.StatusNotFound, status)
+	assert.NotContains(t, body, "chatroom_clients")
+	status, _ = scrape(t, strings.TrimSuffix(metricsURL, "metrics"))
+	assert.Equal(t, http.StatusNotFound, status, "the metrics address serves /metrics alone")
+	d.stop()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -33,11 +34,18 @@ func natsServerBinary(t *testing.T) string {
 // until the test ends, and returns its URL.
 func startNATSServer(t *testing.T) string {
 	t.Helper()
+	return runNATSServer(t, "-js", "-sd", t.TempDir())
+}
+
+// runNATSServer runs nats-server with args on a free loopback port until
+// the test ends, and returns its URL.
+func runNATSServer(t *testing.T, args ...string) string {
+	t.Helper()
 	bin := natsServerBinary(t)
 	addr := freePort(t)
 	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
-	cmd := exec.Command(bin, "-js", "-a", host, "-p", port, "-sd", t.TempDir())
+	cmd := exec.Command(bin, append([]string{"-a", host, "-p", port}, args...)...)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		cmd.Process.Kill()
@@ -92,4 +100,21 @@ func TestDemoOverNATS(t *testing.T) {
 	one.stop()
 	bob.waitFor(t, "* ann left")
 	two.stop()
+}
+
+// TestDemoNATSUnreachable: with -nats and no NATS server there, or one
+// without JetStream, the demo exits 1 at start, saying what it needs.
+func TestDemoNATSUnreachable(t *testing.T) {
+	t.Parallel()
+	nobody := "nats://" + freePort(t)
+	_, stderr, code := runDemo(t, "", "-addr", "127.0.0.1:0", "-nats", nobody)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "chatroom: -nats: natsbus: connecting to "+nobody+": nats: no servers available for connection; "+
+		"the room needs a NATS server with JetStream at that URL (nats-server -js), or leave -nats out")
+
+	noJetStream := runNATSServer(t)
+	_, stderr, code = runDemo(t, "", "-addr", "127.0.0.1:0", "-nats", noJetStream)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "jetstream not enabled")
+	assert.Contains(t, stderr, "nats-server -js")
 }
