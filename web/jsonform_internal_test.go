@@ -117,3 +117,14 @@ func FuzzQuote(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkJSONFormSay: writing a chat line, which the hub does once per
+// form, for every receiver of that form.
+func BenchmarkJSONFormSay(b *testing.B) {
+	m := &chatroom.Message{Kind: chatroom.KindSay, ID: 1764709740000017, Time: time.Now(), Room: "lobby", From: "ada",
+		Text: "a chat line of about sixty bytes, as people type them in a room"}
+	b.ReportAllocs()
+	for b.Loop() {
+		jsonForm{}.Format(m)
+	}
+}
