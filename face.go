@@ -124,7 +124,11 @@ type Message struct {
 	Kind MessageKind
 	// ID numbers the lines of a room (KindSay, KindAction): it increases
 	// with each line, across restarts of a room without a bus too; with a
-	// bus, every process gives a line the same ID.
+	// bus, every process gives a line the same ID. On a KindWelcome, and
+	// the joiner's own KindJoin, it is the ID of the room's last line as
+	// the client entered (0 for none, with a bus): the history that
+	// follows is no newer, and a client that saw no line there since can
+	// pass it to [Client.Join] to recover what it missed.
 	ID     uint64
 	Time   time.Time   // when it happened, by the hub's clock ([WithClock])
 	Room   string      // the room it happened in, as the room is named; "" for none

@@ -300,7 +300,7 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 	s.stats.Joined++
 	s.stats.Clients = len(s.clients)
 	if room != nil && !room.closed {
-		s.enter(c, room, 0, true)
+		s.enter(c, room, 0, true, false)
 	} else {
 		h.log.Info("joined", "client", name, "addr", c.addr, "face", c.seat.face)
 	}
@@ -470,10 +470,7 @@ func (s *state) join(c *Client, r *Room, since uint64, move, opened bool) {
 			s.leaveRoom(c, c.seat.places[0].room, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name}, ReasonPart)
 		}
 	}
-	s.enter(c, r, since, false)
-	if opened {
-		c.seat.places[c.placeIn(r)].op = true
-	}
+	s.enter(c, r, since, false, opened)
 }
 
 // in reports whether c is in r.
@@ -491,14 +488,15 @@ func (c *Client) placeIn(r *Room) int {
 	return -1
 }
 
-// enter puts c in r: the others there are told, c is told in its own form
-// (welcomed, on arrival) and sent the history (see Client.Join for since).
-func (s *state) enter(c *Client, r *Room, since uint64, arrival bool) {
+// enter puts c in r, as an operator of it if op: the others there are
+// told, c is told in its own form (welcomed, on arrival) and sent the
+// history (see Client.Join for since).
+func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 	now := s.now()
 	joined := &Message{Kind: KindJoin, Time: now, Room: r.name, From: c.seat.name, Addr: c.addr}
 	told := s.tellJoin(r, joined) // before c is a member: c is told in its own form
 
-	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members), told: told, since: time.Now()})
+	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members), op: op, told: told, since: time.Now()})
 	r.members = append(r.members, c)
 	r.sorted = nil
 	r.stats.Joined++
@@ -510,6 +508,7 @@ func (s *state) enter(c *Client, r *Room, since uint64, arrival bool) {
 
 	own := *joined
 	own.forms = formCache{}
+	own.ID = r.lastID // where the history that follows ends, and a later recovery starts
 	own.Count = r.online()
 	own.Topic = r.topicText
 	if c.seat.roster {

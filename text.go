@@ -59,6 +59,20 @@ func refusalLine(h *Hub, err error) []byte {
 	return lineError(cleanString(err.Error()))
 }
 
+// ErrorText returns the words with which the text protocol tells a client
+// that err, an error of [Client.Register] or [Client.Join], kept it out:
+// "room is full (100 clients)", "name taken", "too many rooms (max 100)",
+// "authentication timed out", the auth hook's own error, and so on,
+// without the "* error: " before them. Other faces use it to say the same.
+func (h *Hub) ErrorText(err error) string {
+	line := refusalLine(h, err)
+	if errors.Is(err, ErrTooManyRooms) {
+		line = lineTooManyRooms(h.opts.maxRooms)
+	}
+	text := strings.TrimPrefix(strings.TrimSuffix(string(line), "\n"), "* ")
+	return strings.TrimPrefix(text, "error: ")
+}
+
 // textSession reads one text client's lines.
 type textSession struct {
 	c *Client

@@ -15,6 +15,12 @@
 // Origin that is not the page's, and more WebSockets from one address than
 // [WithMaxPerHost] allows. [Page] forbids framing and any script, style or
 // connection but its own.
+//
+// A client that asks for the WebSocket subprotocol chatroom.v1.json
+// ([Subprotocol]) speaks the JSON protocol instead ([JSONFace]): one JSON
+// object per message each way, in as many rooms at once as it likes, with
+// recovery of what it missed while it was away. The page uses it, and so
+// does package web/client, a Go client for programs and bots.
 package web
 
 import (
@@ -139,10 +145,12 @@ func NewHandler(srv Server, opts ...Option) *Handler {
 }
 
 // ServeHTTP upgrades the request to a WebSocket and serves the connection
-// with the server's ServeConn until the client leaves. It refuses, without
-// upgrading, a Host it does not serve (421, see [WithAllowedHosts]), an
-// address with [WithMaxPerHost] WebSockets open already (429), and a
-// cross-origin request (403) unless [WithOriginPatterns] allows it.
+// until the client leaves: with the JSON protocol ([JSONFace]) if the
+// client asks for [Subprotocol], with the text protocol (the server's
+// ServeConn) otherwise. It refuses, without upgrading, a Host it does not
+// serve (421, see [WithAllowedHosts]), an address with [WithMaxPerHost]
+// WebSockets open already (429), and a cross-origin request (403) unless
+// [WithOriginPatterns] allows it.
 //
 // The net.Conn the room gets implements Request() *http.Request, so that a
 // [chatroom.WithAuth] hook can read the request (a cookie, a token):
@@ -162,17 +170,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins, Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		h.log.Debug("websocket refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered the request
 	}
-	c := &Conn{
-		Conn:   websocket.NetConn(r.Context(), ws, websocket.MessageText),
-		remote: remote,
-		req:    r,
+	c := &Conn{remote: remote, req: r}
+	if ws.Subprotocol() == Subprotocol {
+		c.Conn = newMessageConn(r.Context(), ws)
+		err = h.srv.ServeConnFace(c, JSONFace{})
+	} else {
+		c.Conn = websocket.NetConn(r.Context(), ws, websocket.MessageText)
+		err = h.srv.ServeConn(c)
 	}
-	if err := h.srv.ServeConn(c); err != nil {
+	if err != nil {
 		h.log.Debug("websocket client left", "client", c.remote.String(), "err", err)
 	}
 }

@@ -31,6 +31,11 @@ Connect with "chatroom join ADDR", nc, telnet or openssl s_client.
 Flags:
 `
 
+// demoHistory is -history's default: enough for a page that reconnects
+// after a restart, or a minute away, to get every line it missed in a
+// lively room (the engine's default is none).
+const demoHistory = 100
+
 // serveConfig is what serve's flags say.
 type serveConfig struct {
 	addr           string
@@ -69,7 +74,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.idle, "idle", chatroom.DefaultIdleTimeout, "disconnect a client that sends no line for this long; 0 means never")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", chatroom.DefaultWriteTimeout, "evict a client whose socket takes longer than this to accept a write; 0 means never")
 	fs.IntVar(&c.outbox, "outbox", chatroom.DefaultOutboxSize, "messages queued per client before it is evicted as too slow")
-	fs.IntVar(&c.history, "history", chatroom.DefaultHistory, "chat lines a newcomer is shown on arrival")
+	fs.IntVar(&c.history, "history", demoHistory, "chat lines a room keeps: a newcomer is shown them, and a page that reconnects gets what it missed from them")
 	fs.Float64Var(&c.rate, "rate", chatroom.DefaultRate, fmt.Sprintf("lines a second read from one client, after a burst of %d; a faster client is read more slowly; 0 means no limit", chatroom.DefaultRateBurst))
 	fs.IntVar(&c.maxPerHost, "max-per-host", chatroom.DefaultMaxPerHost, "most connections open at once from one IP address, WebSockets included (loopback exempt; with -http an IPv6 address counts by its /64); 0 means no limit")
 	fs.Float64Var(&c.joinRate, "join-rate", chatroom.DefaultJoinRate, fmt.Sprintf("new connections a second from one IP address, after a burst of %d (loopback exempt); 0 means no limit", chatroom.DefaultJoinBurst))

@@ -1,0 +1,250 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// messageConn is a WebSocket as a net.Conn whose lines are WebSocket
+// messages, for the JSON face: what the hub writes is cut at each "\n" and
+// every line goes out as one text message (without its "\n"), and every
+// text message that comes in reads as one line. Unlike websocket.NetConn,
+// which streams bytes across messages, it keeps each message whole.
+//
+// Reading: a message reads as its bytes, with any "\r" or "\n" in it made a
+// space (in JSON they can only be blanks between tokens), then "\n". A
+// binary message closes the connection with StatusUnsupportedData; a
+// message longer than the read limit (setReadLimit) with
+// StatusMessageTooBig.
+//
+// Deadlines work as websocket.NetConn's: one that passes while nothing
+// reads (writes) makes the next Read (Write) fail; one that passes during
+// a Read (Write) closes the connection. Either way the error wraps
+// os.ErrDeadlineExceeded, so that the hub tells an idle client from a
+// disconnected one and a slow one from a failed write.
+//
+// The hub reads from one goroutine and writes from one at a time, which is
+// all messageConn supports; Close and the deadlines may come from any.
+type messageConn struct {
+	ws *websocket.Conn
+
+	// The reader's own, under rmu.
+	rmu       sync.Mutex
+	msg       io.Reader // the message being read; nil between messages
+	eol       bool      // the message is read: its "\n" is owed
+	readCtx   context.Context
+	readStop  context.CancelFunc
+	readTimer *time.Timer
+	readLate  atomic.Bool // the read deadline passed while nothing read
+	readCut   atomic.Bool // ... or during a read, which it ended
+
+	// The writer's own, under wmu.
+	wmu        sync.Mutex
+	part       []byte // the start of a line a Write did not end
+	writeCtx   context.Context
+	writeStop  context.CancelFunc
+	writeTimer *time.Timer
+	writeLate  atomic.Bool
+	writeCut   atomic.Bool
+}
+
+// newMessageConn wraps ws; ctx bounds the connection's life (the
+// request's).
+func newMessageConn(ctx context.Context, ws *websocket.Conn) *messageConn {
+	c := &messageConn{ws: ws}
+	c.readCtx, c.readStop = context.WithCancel(ctx)
+	c.writeCtx, c.writeStop = context.WithCancel(ctx)
+	c.readTimer = stoppedTimer(func() { expire(&c.rmu, &c.readLate, &c.readCut, c.readStop) })
+	c.writeTimer = stoppedTimer(func() { expire(&c.wmu, &c.writeLate, &c.writeCut, c.writeStop) })
+	return c
+}
+
+// stoppedTimer returns a timer that calls f when reset and run out.
+func stoppedTimer(f func()) *time.Timer {
+	t := time.AfterFunc(math.MaxInt64, f)
+	t.Stop()
+	return t
+}
+
+// expire is a deadline passing: with nobody holding mu, the next call
+// fails (late); with a call in progress, it is ended (cut), which closes
+// the connection.
+func expire(mu *sync.Mutex, late, cut *atomic.Bool, stop context.CancelFunc) {
+	if mu.TryLock() {
+		late.Store(true)
+		mu.Unlock()
+		return
+	}
+	cut.Store(true)
+	stop()
+}
+
+// setReadLimit bounds each message that comes in to n bytes.
+func (c *messageConn) setReadLimit(n int) { c.ws.SetReadLimit(int64(n)) }
+
+// errBinary is the error of a read that met a binary message.
+var errBinary = errors.New("web: a binary message on a text protocol")
+
+// Read reads the current message, or the next one, as a line.
+func (c *messageConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.readLate.Load() {
+		return 0, deadlineError("read")
+	}
+	for len(p) > 0 {
+		if c.eol {
+			c.eol = false
+			p[0] = '\n'
+			return 1, nil
+		}
+		if c.msg == nil {
+			typ, r, err := c.ws.Reader(c.readCtx)
+			if err != nil {
+				return 0, c.readError(err)
+			}
+			if typ != websocket.MessageText {
+				c.ws.Close(websocket.StatusUnsupportedData, "binary messages are not accepted")
+				return 0, errBinary
+			}
+			c.msg = r
+		}
+		n, err := c.msg.Read(p)
+		blank(p[:n])
+		if err == io.EOF {
+			c.msg, c.eol = nil, true
+			if n < len(p) {
+				p[n] = '\n'
+				n++
+				c.eol = false
+			}
+			return n, nil
+		}
+		if err != nil {
+			return n, c.readError(err)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return 0, nil
+}
+
+// blank makes every "\r" and "\n" in b a space.
+func blank(b []byte) {
+	for i, x := range b {
+		if x == '\n' || x == '\r' {
+			b[i] = ' '
+		}
+	}
+}
+
+// readError is the error a Read returns for err: the end of input for a
+// normal close, a deadline for a read the deadline ended.
+func (c *messageConn) readError(err error) error {
+	switch {
+	case c.readCut.Load():
+		return deadlineError("read")
+	case websocket.CloseStatus(err) == websocket.StatusNormalClosure, websocket.CloseStatus(err) == websocket.StatusGoingAway:
+		return io.EOF
+	}
+	return err
+}
+
+// Write sends each line of p that ends in "\n" as one text message, and
+// keeps the rest for the next Write to end.
+func (c *messageConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.writeLate.Load() {
+		return 0, deadlineError("write")
+	}
+	written := 0
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.part = append(c.part, p...)
+			return written + len(p), nil
+		}
+		line := p[:i]
+		if len(c.part) > 0 {
+			c.part = append(c.part, line...)
+			line = c.part
+		}
+		if len(line) > 0 {
+			if err := c.ws.Write(c.writeCtx, websocket.MessageText, line); err != nil {
+				if c.writeCut.Load() {
+					err = deadlineError("write")
+				}
+				return written, err
+			}
+		}
+		c.part = c.part[:0]
+		written += i + 1
+		p = p[i+1:]
+	}
+	return written, nil
+}
+
+// Close closes the connection at once, without the closing handshake,
+// which could wait for the peer: the hub closes connections from its own
+// goroutine, which must never wait. A client is told why it leaves in the
+// last message before (the JSON face's "bye").
+func (c *messageConn) Close() error {
+	c.readTimer.Stop()
+	c.writeTimer.Stop()
+	c.readStop()
+	c.writeStop()
+	return c.ws.CloseNow()
+}
+
+// LocalAddr and RemoteAddr are placeholders: the Handler's Conn gives the
+// client's address.
+func (c *messageConn) LocalAddr() net.Addr  { return stringAddr("websocket") }
+func (c *messageConn) RemoteAddr() net.Addr { return stringAddr("websocket") }
+
+// SetDeadline sets both deadlines.
+func (c *messageConn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	c.SetWriteDeadline(t)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline; the zero time clears it.
+func (c *messageConn) SetReadDeadline(t time.Time) error {
+	c.readLate.Store(false)
+	arm(c.readTimer, t)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline; the zero time clears it.
+func (c *messageConn) SetWriteDeadline(t time.Time) error {
+	c.writeLate.Store(false)
+	arm(c.writeTimer, t)
+	return nil
+}
+
+// arm sets timer to run out at t, or stops it for the zero time.
+func arm(timer *time.Timer, t time.Time) {
+	if t.IsZero() {
+		timer.Stop()
+		return
+	}
+	timer.Reset(max(time.Until(t), 1))
+}
+
+// deadlineError is the error of a read or write past its deadline.
+func deadlineError(op string) error {
+	return fmt.Errorf("web: websocket %s: %w", op, os.ErrDeadlineExceeded)
+}
