@@ -211,3 +211,54 @@ func TestOpenerIsOperatorInItsOwnRoster(t *testing.T) {
 	_, _, rest = probeLine(t, bob.line())
 	assert.Equal(t, "games bob own members=@ann,bob", rest)
 }
+
+// TestHistoriesOwedFitTheOutbox: a client that enters many rooms at once,
+// each with a full history owed, is given what its outbox can take (half
+// of it, with what waits already) and told of a gap for the rest, instead
+// of being cut off as too slow.
+func TestHistoriesOwedFitTheOutbox(t *testing.T) {
+	t.Parallel()
+	const rooms, history, outbox = 12, 20, 100
+	hub := chatroom.NewHub(chatroom.WithClock(fixedClock), chatroom.WithHistory(history),
+		chatroom.WithOutboxSize(outbox), noFloodControl)
+	t.Cleanup(func() { assert.NoError(t, hub.Close()) })
+	probe := func(name string) *client {
+		local, remote := net.Pipe()
+		go hub.ServeConnFace(namedConn{remote, name}, probeFace{})
+		t.Cleanup(func() { local.Close() })
+		return &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
+	}
+	talker := probe("talker")
+	talker.line() // welcome
+	for i := range rooms {
+		room := fmt.Sprintf("r%d", i)
+		talker.send("join " + room + " 0\n")
+		talker.line() // own join
+		for n := range history {
+			talker.send(fmt.Sprintf("say %s line %d\n", room, n))
+			talker.line() // own line
+		}
+	}
+
+	// A reader that stops reading, then asks for every room from the start.
+	reader := probe("reader")
+	reader.line() // welcome
+	for i := range rooms {
+		reader.send(fmt.Sprintf("join r%d 1\n", i)) // since line 1: everything but the first line is owed
+	}
+	gaps, lines := 0, 0
+	for joined := 0; joined < rooms; {
+		switch kind, _, _ := probeLine(t, reader.line()); kind {
+		case "join":
+			joined++
+		case "gap":
+			gaps++
+		case "say":
+			lines++
+		}
+	}
+	t.Logf("%d rooms of %d lines owed: %d lines given, %d gaps told", rooms, history, lines, gaps)
+	assert.Positive(t, gaps, "not every room's lines fit: a gap is told")
+	assert.LessOrEqual(t, lines, outbox)
+	assert.Zero(t, hub.Stats().Evicted, "the reader was cut off")
+}

@@ -532,8 +532,13 @@ func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 // appendHistory appends to lines, in c's form, what c is owed of r's
 // history: the last lines a newcomer gets with since 0; otherwise what c
 // missed after the line numbered since (see Client.Join).
+//
+// What c is owed takes at most half its outbox, with what waits for it
+// already: a client that enters many rooms at once, each with its history
+// owed, is given what it can take, and told of a gap (KindGap) for the
+// rest, rather than cut off as too slow.
 func (s *state) appendHistory(lines [][]byte, c *Client, r *Room, since uint64) [][]byte {
-	most := min(s.hub.opts.history, s.hub.opts.outboxSize-1-len(lines))
+	most := min(s.hub.opts.history, s.hub.opts.outboxSize/2-c.queuedLines()-len(lines))
 	msgs, gap := r.history.after(since, most)
 	if gap {
 		g := &Message{Kind: KindGap, Time: s.now(), Room: r.name, Since: since}

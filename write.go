@@ -146,6 +146,17 @@ func (c *Client) share(list *sharedList) int {
 	return len(c.view)
 }
 
+// queuedLines is how many lines wait for the client.
+func (c *Client) queuedLines() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.view)
+	if c.outbox != nil {
+		n += len(c.outbox.lines)
+	}
+	return n
+}
+
 // unshareLines is unshare, for the hub goroutine.
 func (c *Client) unshareLines() {
 	c.mu.Lock()
