@@ -3,6 +3,8 @@ package natsbus_test
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -108,8 +110,14 @@ func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 // the test ends.
 func startProcess(t testing.TB, url string, opts ...chatroom.Option) *process {
 	t.Helper()
+	return startProcessWith(t, url, nil, opts...)
+}
+
+// startProcessWith is startProcess with options for the bus.
+func startProcessWith(t testing.TB, url string, busOpts []natsbus.Option, opts ...chatroom.Option) *process {
+	t.Helper()
 	nc := connect(t, url)
-	bus, err := natsbus.New(nc, "lobby", natsbus.WithHeartbeat(heartbeat))
+	bus, err := natsbus.New(nc, "lobby", append([]natsbus.Option{natsbus.WithHeartbeat(heartbeat), natsbus.WithLogger(testLogger(t))}, busOpts...)...)
 	require.NoError(t, err)
 	p := serveHub(t, bus, opts...)
 	p.nc = nc
@@ -340,4 +348,87 @@ func recClient(t testing.TB, p *process, f recFace) *client {
 		wg.Wait()
 	})
 	return &client{t: t, conn: local, in: bufio.NewReader(local), name: f.name}
+}
+
+// testLogger logs to t.Log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// proxy passes TCP connections to target until it is cut: then it closes
+// every connection it passes, and refuses new ones until it is mended.
+type proxy struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []net.Conn
+	held  bool
+}
+
+func startProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: target}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		held := p.held
+		p.mu.Unlock()
+		if held {
+			in.Close()
+			continue
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(out, in); out.Close() })
+		p.wg.Go(func() { io.Copy(in, out); in.Close() })
+	}
+}
+
+// cut closes every connection, and refuses new ones until mend.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) mend() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = false
 }
