@@ -94,8 +94,10 @@ func serve(args []string) error {
 	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) for -tls-cert")
 	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, how long to let clients take their last lines")
 	httpAddr := fs.String("http", "", "also serve the web page at /, its WebSocket at /ws and Prometheus metrics at /metrics on this `address`, in the same room")
-	natsURL := fs.String("nats", "", "serve this process's share of a room spread over every process with the same NATS server `URL` and -room (the server needs JetStream: nats-server -js)")
+	natsURL := fs.String("nats", "", "serve this process's share of a hub spread over every process with the same NATS server `URL` and -room (nats-server 2.11 or later with JetStream; a user and password may be in the URL; see docs/nats.md for the permissions)")
 	roomName := fs.String("room", "lobby", "with -nats, the `name` of the hub spread over processes (the namespace of its NATS subjects, streams and buckets): 1 to 64 letters, digits, _ or -")
+	natsCreds := fs.String("nats-creds", "", "with -nats, authenticate with this NATS credentials `file` (a user JWT and its seed)")
+	natsNkey := fs.String("nats-nkey", "", "with -nats, authenticate with the nkey whose seed is in this `file`")
 	maxRooms := fs.Int("max-rooms", 100, "most rooms open at once; newcomers land in lobby and move with /join; 1 means lobby alone (no /join)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -131,6 +133,9 @@ func serve(args []string) error {
 	fs.Visit(func(f *flag.Flag) { roomSet = roomSet || f.Name == "room" })
 	if roomSet && *natsURL == "" {
 		return usageError{"-room names a room spread over processes: it needs -nats"}
+	}
+	if (*natsCreds != "" || *natsNkey != "") && *natsURL == "" {
+		return usageError{"-nats-creds and -nats-nkey are credentials for -nats: they need it"}
 	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -169,13 +174,20 @@ func serve(args []string) error {
 		chatroom.WithLogger(logger),
 	}
 	if *natsURL != "" {
-		bus, err := natsbus.Connect(*natsURL, *roomName, natsbus.WithLogger(logger))
+		busOpts := []natsbus.Option{natsbus.WithLogger(logger)}
+		if *natsCreds != "" {
+			busOpts = append(busOpts, natsbus.WithCredsFile(*natsCreds))
+		}
+		if *natsNkey != "" {
+			busOpts = append(busOpts, natsbus.WithNkeyFile(*natsNkey))
+		}
+		bus, err := natsbus.Connect(*natsURL, *roomName, busOpts...)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		opts = append(opts, chatroom.WithBus(bus)) // the room closes it
-		logger.Info("sharing the room over NATS", "url", *natsURL, "room", *roomName, "peer", bus.ID())
+		logger.Info("sharing the hub over NATS", "url", *natsURL, "room", *roomName, "peer", bus.ID())
 	}
 	room := chatroom.NewHub(opts...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
