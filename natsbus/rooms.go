@@ -48,8 +48,9 @@ type roomSub struct {
 type liveLine struct {
 	seq, prev uint64            // its sequence, and that of the room's line before it
 	line      *chatroom.Message // nil for one that could not be read: its place in the sequence counts
-	peer      string
-	early     bool // received before the read of the stream that is running began
+	peer        string
+	early       bool // received before the read of the stream that is running began
+	unconfirmed bool // a read after it did not find it: one more may, then it is dropped
 }
 
 // maxPendingLines bounds the lines a room keeps while the stream is read:
@@ -234,16 +235,26 @@ func (r *receiver) fetched(res fetchResult) bool {
 	pending := rs.pending
 	rs.pending = nil
 	for i, l := range pending {
-		if rs.fetching { // a gap: another read
-			for _, rest := range pending[i:] {
-				rest.early = true
-				rs.pending = append(rs.pending, rest)
+		if !rs.fetching && l.early && l.seq > res.max && res.err == nil {
+			// Received before the read, and not found by it: the read
+			// may have been answered by a replica that lags, so it is
+			// read again, once; a line still not found is not the
+			// stream's.
+			if l.unconfirmed {
+				b.refusals.note("a line its stream does not have")
+				continue
 			}
+			pending[i].unconfirmed = true
+			rs.pending = append(rs.pending, pending[i:]...)
+			r.fetch(rs, false)
 			break
 		}
-		if l.early && l.seq > res.max && res.err == nil {
-			b.refusals.note("a line its stream does not have")
-			continue
+		if rs.fetching { // a gap: another read, which the rest waits for
+			rs.pending = append(rs.pending, pending[i:]...)
+			for j := range rs.pending {
+				rs.pending[j].early = true
+			}
+			break
 		}
 		if !r.line(rs, l, trust) {
 			return false
@@ -384,8 +395,10 @@ type directGetRequest struct {
 }
 
 // directGet returns the stream's messages on subject from the sequence
-// from on, at most batch of them per request, and more requests while
-// the server says more are pending (at most 8).
+// from on: batch of them in the first request, then, while the server
+// says more are pending (the stream keeps more per subject than this
+// process knew, or the batch passed the server's byte limit), as many as
+// it says, at most 8 requests in all.
 func (b *Bus) directGet(ctx context.Context, subject string, from uint64, batch int) ([]*nats.Msg, error) {
 	inbox := b.nc.NewInbox()
 	sub, err := b.nc.SubscribeSync(inbox)
@@ -394,7 +407,10 @@ func (b *Bus) directGet(ctx context.Context, subject string, from uint64, batch 
 	}
 	defer sub.Unsubscribe()
 	var out []*nats.Msg
-	for range 8 {
+	for round := 0; ; round++ {
+		if round == 8 {
+			return nil, errors.New("the room's lines kept coming faster than they could be read")
+		}
 		req, _ := json.Marshal(directGetRequest{Seq: from, NextBySubj: subject, Batch: batch})
 		if err := b.nc.PublishRequest(b.subj.direct, inbox, req); err != nil {
 			return nil, err
@@ -418,7 +434,7 @@ func (b *Bus) directGet(ctx context.Context, subject string, from uint64, batch 
 				from = seq + 1
 			case "204": // end of the batch
 				np, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-				more = np > 0
+				more, batch = np > 0, int(min(np, 1<<20))
 				break read
 			case "404": // nothing (more) on the subject
 				return out, nil
@@ -429,10 +445,9 @@ func (b *Bus) directGet(ctx context.Context, subject string, from uint64, batch 
 			}
 		}
 		if !more {
-			break
+			return out, nil
 		}
 	}
-	return out, nil
 }
 
 // streamConfig is the lines' stream as a bus wants it, keeping perSubject
