@@ -559,7 +559,9 @@ func wake(ch chan struct{}) {
 // Close publishes what is queued and a goodbye, so that the other
 // processes count this one's clients gone at once, releases the names its
 // clients hold, and stops the bus; after [Connect], it closes the
-// connection too. It waits at most 3s for NATS.
+// connection too. It waits at most 3s for NATS. The hub calls it as it
+// closes, if it opened the bus; Close may be called again, and should be
+// for a bus whose hub never served.
 func (b *Bus) Close() error {
 	b.once.Do(func() {
 		close(b.done)

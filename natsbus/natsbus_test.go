@@ -2,6 +2,7 @@ package natsbus_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -604,4 +606,49 @@ func TestMissedLinesReadFromTheStream(t *testing.T) {
 	bob.send("after\n")
 	alice.expect(ts + " bob say: after")
 	assert.GreaterOrEqual(t, ps[0].bus.Stats().Recovered, uint64(10))
+}
+
+// TestStreamMadeByTheOperator: a stream the operator made with what the
+// bus needs (more lines per room than the hubs want, a description of
+// its own) is used as it is, without an update; one that keeps every line
+// of each room is refused, not cut down.
+func TestStreamMadeByTheOperator(t *testing.T) {
+	ns := startNATS(t)
+	js, err := jetstream.New(connect(t, ns.url()))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	cfg := jetstream.StreamConfig{
+		Name:              "chatroom_lobby_lines",
+		Description:       "the operator's",
+		Subjects:          []string{"chatroom.lobby.line.*"},
+		MaxMsgsPerSubject: 10,
+		AllowDirect:       true,
+		RePublish:         &jetstream.RePublish{Source: "chatroom.lobby.line.*", Destination: "chatroom.lobby.live.$1"},
+	}
+	_, err = js.CreateStream(ctx, cfg)
+	require.NoError(t, err)
+	p := startProcess(t, ns.url(), chatroom.WithHistory(5))
+	alice := join(t, p, "alice")
+	alice.send("hello\n")
+	eventually(t, waitLimit, func() bool {
+		s, err := js.Stream(ctx, "chatroom_lobby_lines")
+		return err == nil && s.CachedInfo().State.Msgs == 1
+	}, "the line is not in the operator's stream")
+	s, err := js.Stream(ctx, "chatroom_lobby_lines")
+	require.NoError(t, err)
+	got := s.CachedInfo().Config
+	assert.Equal(t, "the operator's", got.Description)
+	assert.Equal(t, int64(10), got.MaxMsgsPerSubject)
+	assert.Equal(t, "chatroom.lobby.live.$1", got.RePublish.Destination)
+
+	cfg.Name, cfg.Subjects, cfg.MaxMsgsPerSubject = "chatroom_other_lines", []string{"chatroom.other.line.*"}, 0
+	cfg.RePublish = &jetstream.RePublish{Source: "chatroom.other.line.*", Destination: "chatroom.other.live.$1"}
+	_, err = js.CreateStream(ctx, cfg)
+	require.NoError(t, err)
+	bus, err := natsbus.New(connect(t, ns.url()), "other")
+	require.NoError(t, err)
+	err = bus.Open(ctx, func(chatroom.BusMessage) bool { return true })
+	assert.ErrorContains(t, err, "keeps every line of a room")
+	require.NoError(t, bus.Close())
 }

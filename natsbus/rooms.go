@@ -470,7 +470,8 @@ func (b *Bus) streamConfig(perSubject int64) jetstream.StreamConfig {
 // storage, or in memory if the server has no file storage), or updates a
 // stream that lacks them. A stream made by the operator with all of them
 // is left as it is, so that the processes need no permission to create
-// or update it.
+// or update it; one that keeps every line of each room is refused (a
+// room's last lines are read as all the lines the stream keeps of it).
 func (b *Bus) openStream(ctx context.Context) error {
 	for range 2 {
 		s, err := b.js.Stream(ctx, b.subj.stream)
@@ -496,7 +497,11 @@ func (b *Bus) openStream(ctx context.Context) error {
 			return fmt.Errorf("natsbus: the stream %s: %w", b.subj.stream, err)
 		}
 		cfg := s.CachedInfo().Config
-		want := b.streamConfig(max(cfg.MaxMsgsPerSubject, 1))
+		if cfg.MaxMsgsPerSubject <= 0 {
+			return fmt.Errorf("natsbus: the stream %s keeps every line of a room (MaxMsgsPerSubject %d): "+
+				"give it the hubs' WithHistory + 1 or more", b.subj.stream, cfg.MaxMsgsPerSubject)
+		}
+		want := b.streamConfig(cfg.MaxMsgsPerSubject)
 		changed := false
 		if !slices.Contains(cfg.Subjects, want.Subjects[0]) {
 			cfg.Subjects, changed = append(cfg.Subjects, want.Subjects[0]), true
@@ -507,9 +512,6 @@ func (b *Bus) openStream(ctx context.Context) error {
 		if cfg.RePublish == nil || cfg.RePublish.Source != want.RePublish.Source || cfg.RePublish.HeadersOnly ||
 			cfg.RePublish.Destination != want.RePublish.Destination && cfg.RePublish.Destination != b.subj.live+"$1" {
 			cfg.RePublish, changed = want.RePublish, true
-		}
-		if cfg.MaxMsgsPerSubject <= 0 {
-			cfg.MaxMsgsPerSubject, changed = 1, true
 		}
 		if changed {
 			if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
