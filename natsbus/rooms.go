@@ -46,8 +46,8 @@ type roomSub struct {
 
 // liveLine is a line as it came on a room's live subject.
 type liveLine struct {
-	seq, prev uint64            // its sequence, and that of the room's line before it
-	line      *chatroom.Message // nil for one that could not be read: its place in the sequence counts
+	seq, prev   uint64            // its sequence, and that of the room's line before it
+	line        *chatroom.Message // nil for one that could not be read: its place in the sequence counts
 	peer        string
 	early       bool // received before the read of the stream that is running began
 	unconfirmed bool // a read after it did not find it: one more may, then it is dropped
