@@ -103,6 +103,10 @@ const (
 	// DefaultMaxPeerClients is the most clients a bus believes one peer
 	// has (see WithMaxPeerClients).
 	DefaultMaxPeerClients = 100_000
+
+	// DefaultStreamBytes bounds the lines' stream a bus creates (see
+	// WithStreamBytes).
+	DefaultStreamBytes = 1 << 30
 )
 
 const (
@@ -164,6 +168,7 @@ type config struct {
 	logger         *slog.Logger
 	maxLine        int
 	maxPeerClients int
+	streamBytes    int64
 	natsOpts       []nats.Option // Connect's
 	nkeyFile       string        // Connect's
 }
@@ -216,6 +221,20 @@ func WithMaxPeerClients(n int) Option {
 			panic(fmt.Sprintf("natsbus: WithMaxPeerClients(%d): the limit must be positive", n))
 		}
 		c.maxPeerClients = n
+	}
+}
+
+// WithStreamBytes bounds the lines' stream, when the bus creates it: past
+// n bytes, the oldest lines go, whichever room they were said in (rooms
+// come and go, and each keeps its last lines until then). The default is
+// [DefaultStreamBytes]; a stream that exists keeps its own bound. New
+// panics if n is not positive.
+func WithStreamBytes(n int64) Option {
+	return func(c *config) {
+		if n <= 0 {
+			panic(fmt.Sprintf("natsbus: WithStreamBytes(%d): the bound must be positive", n))
+		}
+		c.streamBytes = n
 	}
 }
 
@@ -398,7 +417,7 @@ func New(nc *nats.Conn, ns string, opts ...Option) (*Bus, error) {
 		return nil, fmt.Errorf("%w: %q", ErrBadNamespace, ns)
 	}
 	cfg := config{heartbeat: DefaultHeartbeat, logger: slog.New(slog.DiscardHandler),
-		maxLine: DefaultMaxLine, maxPeerClients: DefaultMaxPeerClients}
+		maxLine: DefaultMaxLine, maxPeerClients: DefaultMaxPeerClients, streamBytes: DefaultStreamBytes}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -335,6 +335,14 @@ func TestHistoryPerRoomAcrossRestarts(t *testing.T) {
 		p.close(t)
 	}
 	newcomers(start())
+
+	// The stream keeps 4 lines a room, and is bounded as a whole.
+	js, err := jetstream.New(connect(t, ns.url()))
+	require.NoError(t, err)
+	s, err := js.Stream(context.Background(), "chatroom_lobby_lines")
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), s.CachedInfo().Config.MaxMsgsPerSubject)
+	assert.Equal(t, int64(natsbus.DefaultStreamBytes), s.CachedInfo().Config.MaxBytes)
 }
 
 // TestSameOrderEverywhere: two senders on two processes, many lines each

@@ -458,6 +458,7 @@ func (b *Bus) streamConfig(perSubject int64) jetstream.StreamConfig {
 		Description:       "the last lines of each room of chat hub " + b.ns,
 		Subjects:          []string{b.subj.line + "*"},
 		MaxMsgsPerSubject: perSubject,
+		MaxBytes:          b.cfg.streamBytes,
 		Discard:           jetstream.DiscardOld,
 		Storage:           jetstream.FileStorage,
 		AllowDirect:       true,
