@@ -24,7 +24,8 @@
 //     it has members in, and only those: a room's traffic reaches only the
 //     processes that want it. The stream keeps the last lines of each room
 //     (MaxMsgsPerSubject: the most any process asked for, WithHistory + 1),
-//     on file storage when the server has it; a process entering a room
+//     on file storage when the server has it, bounded as a whole
+//     ([WithStreamBytes]); a process entering a room
 //     reads them with one batched direct get. A line that arrives with a
 //     gap before it (a slow consumer, a reconnection) is recovered from the
 //     stream, in order, not skipped. A line the stream does not take (NATS
