@@ -713,7 +713,7 @@ func (s *state) rename(c *Client, name string) error {
 		for _, p := range c.seat.places {
 			s.broadcast(p.room, []*Message{m}, nil, mark)
 		}
-		s.publish(BusMessage{Kind: BusNick, Old: old, Name: name})
+		s.publish(BusMessage{Kind: BusNick, Old: old, Name: name, Time: now})
 		s.hub.log.Info("renamed", "client", old, "name", name)
 		for _, p := range c.seat.places {
 			s.emit(Event{Kind: EventNick, Time: now, Room: p.room.name, Name: name, Addr: c.addr, Old: old})
@@ -846,7 +846,7 @@ func (s *state) setTopic(c *Client, r *Room, text string) error {
 	r.topicText, r.topicBy, r.topicAt = text, c.seat.name, now
 	m := &Message{Kind: KindTopic, Time: now, Room: r.name, By: c.seat.name, Text: text}
 	s.broadcast(r, []*Message{m}, c, 0)
-	s.publish(BusMessage{Kind: BusTopic, Room: r.name, Name: c.seat.name, Text: text})
+	s.publish(BusMessage{Kind: BusTopic, Room: r.name, Name: c.seat.name, Text: text, Time: now})
 	return nil
 }
 

@@ -3,8 +3,12 @@ package natsbus_test
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +31,10 @@ func TestMain(m *testing.M) {
 const waitLimit = 15 * time.Second
 
 // heartbeat is the buses' heartbeat in these tests: a process that dies
-// is gone for the others after 5 to 6 of them.
-const heartbeat = 200 * time.Millisecond
+// is gone for the others after 5 to 6 of them. A second, as by default:
+// a machine busy with other tests can hold a process up for a good part
+// of a second, and a process must not be counted gone for that.
+const heartbeat = time.Second
 
 var testTime = time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
 
@@ -45,14 +51,17 @@ type natsServer struct {
 
 func startNATS(t testing.TB) *natsServer {
 	t.Helper()
-	n := &natsServer{t: t, opts: server.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	}}
+	return startNATSWith(t, server.Options{})
+}
+
+// startNATSWith starts a server with opts (a configuration file's), on a
+// free port of 127.0.0.1, with JetStream in a temporary directory.
+func startNATSWith(t testing.TB, opts server.Options) *natsServer {
+	t.Helper()
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.JetStream, opts.StoreDir = true, t.TempDir()
+	opts.NoLog, opts.NoSigs = true, true
+	n := &natsServer{t: t, opts: opts}
 	n.start()
 	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port // a restart comes back on the same port
 	t.Cleanup(n.stop)
@@ -61,7 +70,8 @@ func startNATS(t testing.TB) *natsServer {
 
 func (n *natsServer) start() {
 	n.t.Helper()
-	srv, err := server.NewServer(&n.opts)
+	opts := n.opts
+	srv, err := server.NewServer(&opts)
 	require.NoError(n.t, err)
 	srv.Start()
 	require.True(n.t, srv.ReadyForConnections(waitLimit), "the NATS server did not start")
@@ -78,32 +88,55 @@ func (n *natsServer) stop() {
 
 func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
 
-// process is one process's share of the room: a room on its own listener,
+// process is one process's share of the hub: a hub on its own listener,
 // joined to the others by its bus.
 type process struct {
-	room *chatroom.Room
+	hub  *chatroom.Hub
 	bus  *natsbus.Bus
 	nc   *nats.Conn // the bus's connection, for a test that cuts it
 	addr string
 }
 
-// startProcess starts a room named lobby on a fresh 127.0.0.1 port, with a
-// bus over its own connection to ns, and closes it when the test ends.
-func startProcess(t testing.TB, ns *natsServer, opts ...chatroom.Option) *process {
+// connect connects to url as a bus's connection should be.
+func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(ns.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
-		nats.ReconnectBufSize(-1), nats.NoEcho())
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectBufSize(-1), nats.NoEcho()}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	bus, err := natsbus.New(nc, "lobby", natsbus.WithHeartbeat(heartbeat))
+	return nc
+}
+
+// startProcess starts a hub on a fresh 127.0.0.1 port, with a bus for the
+// namespace "lobby" over its own connection to url, and closes it when
+// the test ends.
+func startProcess(t testing.TB, url string, opts ...chatroom.Option) *process {
+	t.Helper()
+	return startProcessWith(t, url, nil, opts...)
+}
+
+// startProcessWith is startProcess with options for the bus.
+func startProcessWith(t testing.TB, url string, busOpts []natsbus.Option, opts ...chatroom.Option) *process {
+	t.Helper()
+	nc := connect(t, url)
+	bus, err := natsbus.New(nc, "lobby", append([]natsbus.Option{natsbus.WithHeartbeat(heartbeat), natsbus.WithLogger(testLogger(t))}, busOpts...)...)
 	require.NoError(t, err)
-	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithBus(bus), chatroom.WithClock(func() time.Time { return testTime }),
+	p := serveHub(t, bus, opts...)
+	p.nc = nc
+	return p
+}
+
+// serveHub serves a hub with bus on a fresh 127.0.0.1 port until the test
+// ends.
+func serveHub(t testing.TB, bus *natsbus.Bus, opts ...chatroom.Option) *process {
+	t.Helper()
+	hub := chatroom.NewHub(append([]chatroom.Option{chatroom.WithBus(bus), chatroom.WithClock(func() time.Time { return testTime }),
 		chatroom.WithRateLimit(0, 0)}, opts...)...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
-	go func() { served <- room.Serve(ln) }()
-	p := &process{room: room, bus: bus, nc: nc, addr: ln.Addr().String()}
+	go func() { served <- hub.Serve(ln) }()
+	p := &process{hub: hub, bus: bus, addr: ln.Addr().String()}
 	t.Cleanup(func() {
 		p.close(t)
 		select {
@@ -117,16 +150,25 @@ func startProcess(t testing.TB, ns *natsServer, opts ...chatroom.Option) *proces
 }
 
 func (p *process) close(t testing.TB) {
-	assert.NoError(t, p.room.Close())
+	assert.NoError(t, p.hub.Close())
 }
 
-// names is who p's room says is in the room, sorted.
+// names is who p's hub says is in the hub, sorted.
 func (p *process) names() []string {
 	var names []string
-	for _, c := range p.room.Clients() {
+	for _, c := range p.hub.Clients() {
 		names = append(names, c.Name)
 	}
 	return names
+}
+
+// rooms is p's hub's list of rooms, as /rooms says it.
+func (p *process) rooms() string {
+	var parts []string
+	for _, r := range p.hub.Rooms() {
+		parts = append(parts, fmt.Sprintf("%s (%d)", r.Name, r.Clients))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // client is a test's end of one connection.
@@ -235,7 +277,160 @@ func eventually(t testing.TB, limit time.Duration, cond func() bool, format stri
 func allSee(t testing.TB, names []string, ps ...*process) {
 	t.Helper()
 	for i, p := range ps {
-		eventually(t, waitLimit, func() bool { return assert.ObjectsAreEqual(names, p.names()) },
+		eventually(t, waitLimit, func() bool { return slices.Equal(names, p.names()) },
 			"process %d lists %v, not %v", i, p.names(), names)
 	}
+}
+
+// allList waits until every process's /rooms says rooms.
+func allList(t testing.TB, rooms string, ps ...*process) {
+	t.Helper()
+	for i, p := range ps {
+		eventually(t, waitLimit, func() bool { return p.rooms() == rooms },
+			"process %d lists rooms %q, not %q", i, p.rooms(), rooms)
+	}
+}
+
+// recFace is a face for tests: a client that registers as name, enters
+// room having seen the line numbered since, and is written one line per
+// message: "say ID ROOM FROM TEXT", "gap ROOM SINCE", "join ROOM FROM",
+// "error TEXT". It says "ROOM TEXT" lines.
+type recFace struct {
+	name, room string
+	since      uint64
+}
+
+func (f recFace) Name() string        { return "rec" }
+func (f recFace) Form() chatroom.Form { return recForm{} }
+
+func (f recFace) Start(c *chatroom.Client) chatroom.Session {
+	c.SetForm(recForm{}, recForm{})
+	if err := c.Register(chatroom.Registration{Name: f.name}); err != nil {
+		c.Reply([]byte("error " + err.Error() + "\n"))
+		c.Quit("")
+	} else if err := c.Join(f.room, f.since); err != nil {
+		c.Reply([]byte("error " + err.Error() + "\n"))
+	}
+	return recSession{c}
+}
+
+type recForm struct{}
+
+func (recForm) Format(m *chatroom.Message) []byte {
+	switch m.Kind {
+	case chatroom.KindSay:
+		return fmt.Appendf(nil, "say %d %s %s %s\n", m.ID, m.Room, m.From, m.Text)
+	case chatroom.KindGap:
+		return fmt.Appendf(nil, "gap %s %d\n", m.Room, m.Since)
+	case chatroom.KindJoin:
+		return fmt.Appendf(nil, "join %s %s\n", m.Room, m.From)
+	case chatroom.KindError:
+		return fmt.Appendf(nil, "error %s\n", m.Text)
+	}
+	return nil
+}
+
+type recSession struct{ c *chatroom.Client }
+
+func (s recSession) Line(line []byte) {
+	room, text, _ := strings.Cut(string(line), " ")
+	s.c.Say(room, text)
+}
+
+func (s recSession) TooLong() {}
+
+// recClient connects to p through recFace.
+func recClient(t testing.TB, p *process, f recFace) *client {
+	t.Helper()
+	local, remote := net.Pipe()
+	var wg sync.WaitGroup
+	wg.Go(func() { p.hub.ServeConnFace(remote, f) })
+	t.Cleanup(func() {
+		local.Close()
+		wg.Wait()
+	})
+	return &client{t: t, conn: local, in: bufio.NewReader(local), name: f.name}
+}
+
+// testLogger logs to t.Log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// proxy passes TCP connections to target until it is cut: then it closes
+// every connection it passes, and refuses new ones until it is mended.
+type proxy struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []net.Conn
+	held  bool
+}
+
+func startProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: target}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		held := p.held
+		p.mu.Unlock()
+		if held {
+			in.Close()
+			continue
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(out, in); out.Close() })
+		p.wg.Go(func() { io.Copy(in, out); in.Close() })
+	}
+}
+
+// cut closes every connection, and refuses new ones until mend.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) mend() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = false
 }

@@ -11,8 +11,44 @@ import (
 	"github.com/chatroom-go/chatroom"
 )
 
-// This file is the names: who holds each name in the room, in the room's
+// This file is the names: who holds each name in the hub, in the hub's
 // key-value bucket, as key nameKey(name) and value the holder's bus id.
+
+// openBucket returns the names bucket, creating it if need be (on file
+// storage, or in memory if the server has no file storage). A bucket
+// made by the operator is used as it is.
+func (b *Bus) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	for range 2 {
+		kv, err := b.js.KeyValue(ctx, b.subj.bucket)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			if err != nil {
+				return nil, fmt.Errorf("natsbus: the names bucket %s: %w", b.subj.bucket, err)
+			}
+			return kv, nil
+		}
+		cfg := jetstream.KeyValueConfig{
+			Bucket:      b.subj.bucket,
+			Description: "who holds each name in chat hub " + b.ns,
+			History:     1,
+			Storage:     jetstream.FileStorage,
+		}
+		kv, err = b.js.CreateKeyValue(ctx, cfg)
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			cfg.Storage = jetstream.MemoryStorage
+			if kv2, err2 := b.js.CreateKeyValue(ctx, cfg); err2 == nil {
+				kv, err = kv2, nil
+			}
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrBucketExists):
+			continue // made by another process meanwhile: read it
+		case err != nil:
+			return nil, fmt.Errorf("natsbus: creating the names bucket %s: %w", b.subj.bucket, err)
+		}
+		return kv, nil
+	}
+	return nil, fmt.Errorf("natsbus: the names bucket %s could not be created or read", b.subj.bucket)
+}
 
 // Claim claims name for one of this process's clients with the bucket's
 // atomic Create. A name held by a process that is gone (not heard from for
@@ -93,10 +129,7 @@ func (b *Bus) Release(name string) {
 	delete(b.claimed, key)
 	b.releases = append(b.releases, release{key, rev})
 	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
+	wake(b.relWake)
 }
 
 // releaser is the releaser goroutine: it deletes the names released, and
@@ -107,7 +140,7 @@ func (b *Bus) releaser() {
 	defer b.wg.Done()
 	for {
 		select {
-		case <-b.wake:
+		case <-b.relWake:
 			b.releaseAll(context.Background(), false)
 		case <-b.done:
 			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
@@ -144,4 +177,19 @@ func (b *Bus) releaseAll(ctx context.Context, all bool) {
 			return
 		}
 	}
+}
+
+// alive reports whether the process id may still hold a name: it was heard
+// from lately, or this process has not listened long enough to tell.
+func (b *Bus) alive(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peers[id] != nil || time.Since(b.opened) < (deadAfter+1)*b.cfg.heartbeat
+}
+
+// release is a name to delete from the bucket, if it is still the
+// revision this process wrote.
+type release struct {
+	key string
+	rev uint64
 }

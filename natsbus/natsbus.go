@@ -1,42 +1,74 @@
-// Package natsbus serves one chat room from many processes over NATS: a
-// [chatroom.Bus] that joins each process's room to the others with the
-// same room name on the same NATS system.
+// Package natsbus serves one chat hub from many processes over NATS: a
+// [chatroom.Bus] that joins each process's hub to the others with the same
+// namespace on the same NATS system, so that together they are one hub:
+// the same rooms, names unique across all of them, /rooms, /who, /msg and
+// kicks across processes, and each room's lines in one order everywhere.
 //
-//	bus, err := natsbus.Connect("nats://127.0.0.1:4222", "lobby")
+//	bus, err := natsbus.Connect("nats://127.0.0.1:4222", "lobby", natsbus.WithCredsFile("chat.creds"))
 //	if err != nil { ... }
-//	room := chatroom.NewRoom(chatroom.WithBus(bus), chatroom.WithHistory(50))
-//	room.Serve(ln) // room.Close closes the bus
+//	hub := chatroom.NewHub(chatroom.WithBus(bus), chatroom.WithHistory(50))
+//	hub.Serve(ln) // hub.Close closes the bus
 //
-// What travels where:
+// What travels where, for the namespace NS (a room's token, ROOM below, is
+// its name in lower case with each '.' written '~': rooms are unique
+// ignoring case, and '.' separates the tokens of a NATS subject):
 //
-//   - Lines, notices, joins, leaves, renames, whispers and kicks go over core
-//     NATS, one subject tree per room (chatroom.<room>.>), published by each
-//     process in the order its room saw them and numbered, so that each
-//     sender's order is kept and a receiver knows when it missed some. Each
-//     line is formatted once, by the process where it was said, and relayed
-//     by the others as it is.
-//   - Who is where: each process keeps the others' member lists from their
-//     joins, leaves and renames, and asks a process for its whole list
-//     whenever it missed one of its messages. Each process says it is alive
-//     once a heartbeat (1s by default); one silent for five heartbeats is
-//     counted gone, and its clients leave the room for everyone.
-//   - Names: a JetStream key-value bucket (chatroom_<room>_names) holds every
-//     name in the room, ignoring case, with the process that holds it. A
-//     name is claimed with the bucket's atomic Create, so of two clients
-//     that claim one name at once on two processes, one gets it; a name
-//     whose process is gone is taken over with an atomic Update.
-//   - History: a JetStream stream (chatroom_<room>_history), on file storage
-//     when the server has it, keeps the room's last say and /me lines; a
-//     process starts its room's history from it.
+//   - Lines said in a room are ordered by JetStream. A process publishes
+//     each line of its clients to the stream chatroom_NS_lines on the
+//     subject chatroom.NS.line.ROOM and relays it, to its own clients
+//     too, only when it comes back: the stream numbers it (the line's ID
+//     is its stream sequence, the same on every process) and re-publishes
+//     it (the stream's RePublish) on chatroom.NS.live.ROOM, with its
+//     sequence and the sequence of the room's line before it in headers.
+//     A process subscribes with core NATS to the live subject of each room
+//     it has members in, and only those: a room's traffic reaches only the
+//     processes that want it. The stream keeps the last lines of each room
+//     (MaxMsgsPerSubject: the most any process asked for, WithHistory + 1),
+//     on file storage when the server has it, bounded as a whole
+//     ([WithStreamBytes]); a process entering a room
+//     reads them with one batched direct get. A line that arrives with a
+//     gap before it (a slow consumer, a reconnection) is recovered from the
+//     stream, in order, not skipped. A line the stream does not take (NATS
+//     is unreachable, its limits refuse it) is not relayed anywhere, and
+//     its sender is told.
+//   - Presence goes over core NATS on chatroom.NS.ev: who joined, left or
+//     was renamed, topics, announcements, each process's heartbeat (one
+//     silent for five heartbeats is counted gone) and goodbye. Each
+//     process numbers its messages there; one that missed some of another's
+//     asks for that process's state (everyone on it, with their rooms), as
+//     a process that starts or reconnects asks everyone.
+//   - What is for one process goes to it alone, on chatroom.NS.to.ID (ID
+//     being the process's bus id): whispers to its clients, kicks of them,
+//     states it asked for. The bus knows from presence which process holds
+//     each name.
+//   - Names: the JetStream key-value bucket chatroom_NS_names holds every
+//     name in the hub, ignoring case, with the id of the process that
+//     holds it. A name is claimed with the bucket's atomic Create, so of
+//     two clients that claim one name at once on two processes, one gets
+//     it; a name whose process is gone is taken over with an atomic Update.
 //
-// When the connection to NATS is lost, each process goes on serving its own
-// clients: what they say in the gap reaches its own clients only, and what
-// the other processes' clients say in the gap does not reach it. Nothing is
-// queued to be sent late. Once reconnected, the processes exchange their
-// member lists, so /who and the join and leave notices catch up, and
-// nobody is counted gone for the gap itself. A name cannot be claimed
-// during the gap: a client that connects or takes a /nick then is told to
-// try again.
+// A process trusts nothing that arrives: everything is decoded within
+// limits (a text longer than [WithMaxLine], a state larger than
+// [WithMaxPeerClients] members, a count larger than the bytes that
+// follow: the message is dropped), malformed messages are counted
+// ([Stats]) and logged at most once a second, and the hub cleans every
+// text and name again. But a process cannot tell a peer from anyone else
+// allowed to publish on the subjects above: the NATS server's permissions
+// must keep the subjects, the stream and the bucket to the chat processes
+// alone (docs/nats.md says which, with a tested configuration). Connect
+// takes credentials for that: [WithCredsFile], [WithNkeyFile],
+// [WithUserInfo], or a user and password in the URL.
+//
+// When the connection to NATS is lost, each process goes on serving its
+// own clients, but nothing said in a room is relayed: its senders are
+// told the line was not delivered. Nothing is queued to be sent late. Once
+// reconnected, the processes exchange their states, so /who and the join
+// and leave notices catch up, each room's lines missed meanwhile are read
+// from the stream, and nobody is counted gone for the gap itself. A name
+// cannot be claimed during the gap: a client that connects or takes a
+// /nick then is told to try again.
+//
+// The server must be nats-server 2.11 or later, with JetStream.
 package natsbus
 
 import (
@@ -62,21 +94,51 @@ import (
 // Defaults.
 const (
 	// DefaultHeartbeat is how often a process says it is alive; one silent
-	// for deadAfter heartbeats is counted gone (see WithHeartbeat).
+	// for five heartbeats is counted gone (see WithHeartbeat).
 	DefaultHeartbeat = time.Second
 
+	// DefaultMaxLine is the longest text, in bytes, a bus takes from its
+	// peers in a line, a whisper, a topic or a reason (see WithMaxLine).
+	DefaultMaxLine = 16 << 10
+
+	// DefaultMaxPeerClients is the most clients a bus believes one peer
+	// has (see WithMaxPeerClients).
+	DefaultMaxPeerClients = 100_000
+
+	// DefaultStreamBytes bounds the lines' stream a bus creates (see
+	// WithStreamBytes).
+	DefaultStreamBytes = 1 << 30
+)
+
+const (
 	// deadAfter is how many heartbeats a process may miss before its
 	// clients are counted gone.
 	deadAfter = 5
 
-	// outQueue is how many messages may wait to be published. The room
-	// never waits for the bus: past this, messages are dropped and counted,
-	// and the others are sent this process's whole member list.
-	outQueue = 1 << 16
+	// outQueue is how many messages may wait to be published. The hub
+	// never waits for the bus: past this, a line is handed back as not
+	// delivered, and anything else is dropped, counted, and made up for by
+	// a hello (everyone asks for this process's state).
+	outQueue = 1 << 14
 
-	// inQueue is how many received messages may wait for the room. Past
-	// it NATS drops them (a slow consumer): the numbering shows the gap.
+	// inQueue is how many received messages may wait for the receiver.
+	// Past it NATS drops them (a slow consumer): the numbering of presence
+	// and the stream's sequences show the gap.
 	inQueue = 1 << 16
+
+	// maxPending is how many published lines may wait for the stream's
+	// acknowledgement, and ackTimeout how long each may wait.
+	maxPending = 4096
+	ackTimeout = 5 * time.Second
+
+	// maxPeers is the most other processes a bus keeps track of: messages
+	// from more are refused.
+	maxPeers = 1024
+
+	// maxFetches is how many reads of the stream run at once, and
+	// fetchTimeout bounds each.
+	maxFetches   = 4
+	fetchTimeout = 10 * time.Second
 
 	// openTimeout bounds Open's work with JetStream, and closeTimeout
 	// Close's last messages and the release of names.
@@ -84,25 +146,38 @@ const (
 	closeTimeout = 3 * time.Second
 )
 
-// ErrBadRoomName is returned by New and Connect for a room name that is not
-// 1 to 64 ASCII letters, digits, '_' or '-' (it names NATS subjects, a
-// stream and a bucket).
-var ErrBadRoomName = errors.New("natsbus: a room name is 1 to 64 letters, digits, '_' or '-'")
+// Errors.
+var (
+	// ErrBadNamespace is returned by New and Connect for a namespace that
+	// is not 1 to 64 ASCII letters, digits, '_' or '-' (it names NATS
+	// subjects, a stream and a bucket).
+	ErrBadNamespace = errors.New("natsbus: a namespace is 1 to 64 letters, digits, '_' or '-'")
 
-var roomName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// ErrNotDelivered is the Err of a line handed back to the hub: NATS
+	// did not take it, so nobody got it. Its words are what the line's
+	// sender is told.
+	ErrNotDelivered = errors.New("the servers cannot reach each other now, try again")
+)
+
+var namespaceRule = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // An Option configures a Bus.
 type Option func(*config)
 
 type config struct {
-	heartbeat time.Duration
-	logger    *slog.Logger
+	heartbeat      time.Duration
+	logger         *slog.Logger
+	maxLine        int
+	maxPeerClients int
+	streamBytes    int64
+	natsOpts       []nats.Option // Connect's
+	nkeyFile       string        // Connect's
 }
 
 // WithHeartbeat sets how often the process says it is alive. A process
-// that dies without a word has its clients leave the room for everyone
-// after five heartbeats without one, and at most six: 5 to 6 seconds with
-// the default of [DefaultHeartbeat]. New panics if d is not positive.
+// that dies without a word has its clients leave for everyone after five
+// heartbeats without one, and at most six: 5 to 6 seconds with the
+// default of [DefaultHeartbeat]. New panics if d is not positive.
 func WithHeartbeat(d time.Duration) Option {
 	return func(c *config) {
 		if d <= 0 {
@@ -113,8 +188,8 @@ func WithHeartbeat(d time.Duration) Option {
 }
 
 // WithLogger sets where the bus logs what it could not do: messages it
-// dropped or missed, a state it could not send. The default discards.
-// New panics if l is nil.
+// dropped, missed or refused, a state it could not send. The default
+// discards. New panics if l is nil.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l == nil {
@@ -124,95 +199,200 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// Bus is a [chatroom.Bus] over NATS for one room. Make one with [New] or
-// [Connect] and hand it to one room with [chatroom.WithBus]; the room opens
+// WithMaxLine sets the longest text, in bytes, that the bus takes from its
+// peers in a line, a whisper, a topic, a reason or an announcement: a
+// message with a longer one is malformed. It must be at least the hubs'
+// line limit ([chatroom.WithBufferSize]); the default is
+// [DefaultMaxLine]. New panics if n is not positive.
+func WithMaxLine(n int) Option {
+	return func(c *config) {
+		if n <= 0 {
+			panic(fmt.Sprintf("natsbus: WithMaxLine(%d): the limit must be positive", n))
+		}
+		c.maxLine = n
+	}
+}
+
+// WithMaxPeerClients sets the most clients the bus believes one peer has:
+// a state with more is refused, and so is a join of one more. The
+// default is [DefaultMaxPeerClients]. New panics if n is not positive.
+func WithMaxPeerClients(n int) Option {
+	return func(c *config) {
+		if n <= 0 {
+			panic(fmt.Sprintf("natsbus: WithMaxPeerClients(%d): the limit must be positive", n))
+		}
+		c.maxPeerClients = n
+	}
+}
+
+// WithStreamBytes bounds the lines' stream, when the bus creates it: past
+// n bytes, the oldest lines go, whichever room they were said in (rooms
+// come and go, and each keeps its last lines until then). The default is
+// [DefaultStreamBytes]; a stream that exists keeps its own bound. New
+// panics if n is not positive.
+func WithStreamBytes(n int64) Option {
+	return func(c *config) {
+		if n <= 0 {
+			panic(fmt.Sprintf("natsbus: WithStreamBytes(%d): the bound must be positive", n))
+		}
+		c.streamBytes = n
+	}
+}
+
+// WithCredsFile has [Connect] authenticate with a NATS credentials file
+// (a user JWT and its nkey seed, as nsc writes them). New ignores it.
+func WithCredsFile(path string) Option {
+	return func(c *config) { c.natsOpts = append(c.natsOpts, nats.UserCredentials(path)) }
+}
+
+// WithNkeyFile has [Connect] authenticate with the nkey whose seed is in
+// the file at path (a user nkey the server's configuration names). New
+// ignores it.
+func WithNkeyFile(path string) Option {
+	return func(c *config) { c.nkeyFile = path }
+}
+
+// WithUserInfo has [Connect] authenticate with a user and password (a
+// user and password in the URL do the same). New ignores it.
+func WithUserInfo(user, password string) Option {
+	return func(c *config) { c.natsOpts = append(c.natsOpts, nats.UserInfo(user, password)) }
+}
+
+// WithNATSOptions adds options of nats.go's to those [Connect] connects
+// with (TLS: nats.RootCAs, nats.ClientCert; a token: nats.Token). They
+// come after Connect's own, so they may replace them. New ignores them.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(c *config) { c.natsOpts = append(c.natsOpts, opts...) }
+}
+
+// Bus is a [chatroom.Bus] over NATS for one hub. Make one with [New] or
+// [Connect] and hand it to one hub with [chatroom.WithBus]; the hub opens
 // and closes it.
 type Bus struct {
-	nc     *nats.Conn
-	owned  bool // Connect made nc: Close closes it
-	js     jetstream.JetStream
-	names  jetstream.KeyValue
-	room   string
-	id     string // this process's name on the bus: random, new for each Bus
-	prefix string // "chatroom.<room>."
-	cfg    config
-	log    *slog.Logger
+	nc    *nats.Conn
+	owned bool // Connect made nc: Close closes it
+	js    jetstream.JetStream
+	ns    string
+	id    string // this process's name on the bus: random, new for each Bus
+	cfg   config
+	log   *slog.Logger
+	subj  subjects
 
-	deliver func(chatroom.BusMessage) bool // the room's, from Open
-	sub     *nats.Subscription
-	in      chan *nats.Msg // received, for the receiver goroutine
-	out     chan outgoing  // to publish, for the publisher goroutine
-	state   chan struct{}  // a state is asked for; buffered, 1
-	resync  atomic.Bool    // a message was dropped from out: send the whole state
-	done    chan struct{}  // closed by Close
-	wg      sync.WaitGroup // the bus's goroutines
-	once    sync.Once
+	names   jetstream.KeyValue             // the names bucket, from Open
+	deliver func(chatroom.BusMessage) bool // the hub's, from Open
+	ctx     context.Context                // ends when Close begins: the stream's reads stop
+	cancel  context.CancelFunc
 	opened  time.Time // when Open subscribed; the receiver's clock for names of unknown processes
 
-	mu       sync.Mutex
-	peers    map[string]*peer  // the other processes heard from, by id
-	claimed  map[string]uint64 // names this process's clients hold, by key, with their revision (0 while claiming)
-	fetched  map[msgID]bool    // history lines Open read from the stream, so that the live copy is not relayed twice
-	releases []release         // names to release, for the releaser goroutine
-	wake     chan struct{}     // the releaser has work; buffered, 1
+	in      chan *nats.Msg           // everything received on core NATS, for the receiver
+	subs    []*nats.Subscription     // the presence subject and this process's own
+	out     chan *item               // to publish, for the publisher
+	acks    chan pendingAck          // lines published, waiting for the stream's acknowledgement
+	failed  chan chatroom.BusMessage // lines not delivered, for the receiver to hand back
+	results chan fetchResult         // the stream's answers, for the receiver
+	cmdWake chan struct{}            // cmds has something; buffered, 1
+	asked   chan struct{}            // stateAsks has something; buffered, 1
+	relWake chan struct{}            // releases has something; buffered, 1
+	done    chan struct{}            // closed by Close
+	wg      sync.WaitGroup           // the bus's goroutines
+	once    sync.Once
 
-	published, dropped, lost atomic.Uint64
+	perSubject atomic.Int64 // the stream's MaxMsgsPerSubject as last seen
+	streamMu   sync.Mutex   // one update of the stream at a time
+
+	mu        sync.Mutex
+	cmds      []command            // Subscribe and Unsubscribe, in order, for the receiver
+	peers     map[string]*peer     // the other processes heard from, by id
+	where     map[string]string    // which peer holds each name of a peer's client, by nameKey
+	stateAsks map[string]bool      // peers that asked for this process's state
+	claimed   map[string]uint64    // names this process's clients hold, by key, with their revision (0 while claiming)
+	releases  []release            // names to release, for the releaser
+	lastState map[string]time.Time // when a state was last sent to each peer (the publisher's)
+
+	malformed *burstLog // messages that could not be read, logged once a second at most
+	refusals  *burstLog // messages refused by a limit, logged once a second at most
+	failures  *burstLog // lines NATS did not take
+
+	published, dropped, lost, recovered, received, lines atomic.Uint64
 }
 
-// peer is another process, as the receiver goroutine knows it.
-type peer struct {
-	seq   uint64    // the last of its messages received
-	heard time.Time // when it was last heard from
-	asked time.Time // when its state was last asked for
+// subjects are the NATS names of a hub's namespace.
+type subjects struct {
+	ev     string // presence
+	to     string // "chatroom.NS.to.": + a bus id, that process's own
+	mine   string // this process's own
+	line   string // "chatroom.NS.line.": + a room token, the stream's subjects
+	live   string // "chatroom.NS.live.": + a room token, where the stream re-publishes
+	stream string // the lines' stream
+	bucket string // the names' bucket
+	direct string // the stream's direct get API
 }
 
-// msgID names one message on the bus.
-type msgID struct {
-	from string
-	seq  uint64
-}
-
-// outgoing is one message for the publisher goroutine.
-type outgoing struct {
-	kind   kind
-	msg    chatroom.BusMessage
-	target string // kindSync
-}
-
-type release struct {
-	key string
-	rev uint64
+func newSubjects(ns, id string) subjects {
+	p := "chatroom." + ns + "."
+	return subjects{
+		ev:     p + "ev",
+		to:     p + "to.",
+		mine:   p + "to." + id,
+		line:   p + "line.",
+		live:   p + "live.",
+		stream: "chatroom_" + ns + "_lines",
+		bucket: "chatroom_" + ns + "_names",
+		direct: "$JS.API.DIRECT.GET.chatroom_" + ns + "_lines",
+	}
 }
 
 // Stats counts what a Bus did, for logs and tests.
 type Stats struct {
-	Peers     int    // other processes serving the room now
+	Peers     int    // other processes serving the hub now
 	Published uint64 // messages published
-	Dropped   uint64 // messages not published: the queue was full or NATS was unreachable
-	Lost      uint64 // messages of other processes known to be missed
+	Dropped   uint64 // messages not published: the queue was full, NATS was unreachable, or a whisper's recipient unknown
+	Lost      uint64 // presence messages of other processes known to be missed, and lines known to be lost
+	Malformed uint64 // messages received that could not be read
+	Refused   uint64 // messages received that a limit refused
+	Recovered uint64 // lines read from the stream after a gap
+	Received  uint64 // messages received on core NATS, of every kind
+	Lines     uint64 // ... of which lines of rooms, on their live subjects
 }
 
 // Connect connects to the NATS server at url (a comma-separated list is
-// fine) with the options a bus wants, and returns a bus for the room named
-// room on it; the bus closes the connection when it closes. The
-// connection reconnects forever, every 250ms, and queues nothing while
-// disconnected (see the package documentation for what that means). Use
-// [New] to bring a connection of your own (credentials, TLS).
-func Connect(url, room string, opts ...Option) (*Bus, error) {
-	if !roomName.MatchString(room) {
-		return nil, fmt.Errorf("%w: %q", ErrBadRoomName, room)
+// fine; a user and password may be in it) with the options a bus wants,
+// and returns a bus for the hub whose namespace is ns (the demo's -room);
+// the bus closes the connection when it closes. The connection
+// reconnects forever, every 250ms, queues nothing while disconnected (see
+// the package documentation for what that means), uses the inbox prefix
+// _INBOX_chatroom_NS (so that a deployment can keep replies to the chat
+// processes), and authenticates as [WithCredsFile], [WithNkeyFile] or
+// [WithUserInfo] say. Use [New] to bring a connection of your own.
+func Connect(url, ns string, opts ...Option) (*Bus, error) {
+	if !namespaceRule.MatchString(ns) {
+		return nil, fmt.Errorf("%w: %q", ErrBadNamespace, ns)
 	}
-	nc, err := nats.Connect(url,
-		nats.Name("chatroom "+room),
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	natsOpts := []nats.Option{
+		nats.Name("chatroom " + ns),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(-1),
 		nats.NoEcho(),
-	)
+		nats.CustomInboxPrefix(InboxPrefix(ns)),
+	}
+	if cfg.nkeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.nkeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("natsbus: the nkey seed: %w", err)
+		}
+		natsOpts = append(natsOpts, o)
+	}
+	natsOpts = append(natsOpts, cfg.natsOpts...)
+	nc, err := nats.Connect(url, natsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: connecting to %s: %w", url, err)
 	}
-	b, err := New(nc, room, opts...)
+	b, err := New(nc, ns, opts...)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -221,67 +401,61 @@ func Connect(url, room string, opts ...Option) (*Bus, error) {
 	return b, nil
 }
 
-// New returns a bus for the room named room over nc, which stays the
-// caller's: close it after the room. nc needs JetStream. For the gap
+// InboxPrefix is the inbox prefix [Connect] gives the connections of
+// namespace ns: the chat processes subscribe to InboxPrefix(ns)+".>" for
+// the answers of JetStream.
+func InboxPrefix(ns string) string { return "_INBOX_chatroom_" + ns }
+
+// New returns a bus for the hub whose namespace is ns over nc, which stays
+// the caller's: close it after the hub. nc needs JetStream. For the gap
 // behaviour the package documents, connect with nats.ReconnectBufSize(-1)
-// (otherwise what is said in a gap is sent late, up to the buffer's size);
-// with nats.NoEcho() the process does not receive its own messages back.
-// New creates the room's key-value bucket for names if need be.
-func New(nc *nats.Conn, room string, opts ...Option) (*Bus, error) {
-	if !roomName.MatchString(room) {
-		return nil, fmt.Errorf("%w: %q", ErrBadRoomName, room)
+// (otherwise what is said in a gap may be sent late, up to the buffer's
+// size); with nats.NoEcho() the process does not receive its own presence
+// messages back. New does nothing on the network: Open creates the
+// stream and the bucket if need be.
+func New(nc *nats.Conn, ns string, opts ...Option) (*Bus, error) {
+	if !namespaceRule.MatchString(ns) {
+		return nil, fmt.Errorf("%w: %q", ErrBadNamespace, ns)
 	}
-	cfg := config{heartbeat: DefaultHeartbeat, logger: slog.New(slog.DiscardHandler)}
+	cfg := config{heartbeat: DefaultHeartbeat, logger: slog.New(slog.DiscardHandler),
+		maxLine: DefaultMaxLine, maxPeerClients: DefaultMaxPeerClients, streamBytes: DefaultStreamBytes}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
-	defer cancel()
-	names, err := createBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      "chatroom_" + room + "_names",
-		Description: "who holds each name in chat room " + room,
-		History:     1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natsbus: the names bucket: %w", err)
-	}
-	var id [8]byte
+	var id [idLen / 2]byte
 	rand.Read(id[:])
-	return &Bus{
-		nc:      nc,
-		js:      js,
-		names:   names,
-		room:    room,
-		id:      hex.EncodeToString(id[:]),
-		prefix:  "chatroom." + room + ".",
-		cfg:     cfg,
-		log:     cfg.logger.With("room", room),
-		in:      make(chan *nats.Msg, inQueue),
-		out:     make(chan outgoing, outQueue),
-		state:   make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		peers:   make(map[string]*peer),
-		claimed: make(map[string]uint64),
-		wake:    make(chan struct{}, 1),
-	}, nil
-}
-
-// createBucket creates or updates a key-value bucket on file storage, or
-// in memory if the server has no file storage.
-func createBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Storage = jetstream.FileStorage
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil {
-		cfg.Storage = jetstream.MemoryStorage
-		if kv, err2 := js.CreateOrUpdateKeyValue(ctx, cfg); err2 == nil {
-			return kv, nil
-		}
+	b := &Bus{
+		nc:        nc,
+		js:        js,
+		ns:        ns,
+		id:        hex.EncodeToString(id[:]),
+		cfg:       cfg,
+		log:       cfg.logger.With("namespace", ns),
+		in:        make(chan *nats.Msg, inQueue),
+		out:       make(chan *item, outQueue),
+		acks:      make(chan pendingAck, maxPending),
+		failed:    make(chan chatroom.BusMessage, 1024),
+		results:   make(chan fetchResult, maxFetches),
+		cmdWake:   make(chan struct{}, 1),
+		asked:     make(chan struct{}, 1),
+		relWake:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		peers:     make(map[string]*peer),
+		where:     make(map[string]string),
+		stateAsks: make(map[string]bool),
+		claimed:   make(map[string]uint64),
+		lastState: make(map[string]time.Time),
 	}
-	return kv, err
+	b.subj = newSubjects(ns, b.id)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.malformed = newBurstLog(b.log, "natsbus: dropped malformed messages")
+	b.refusals = newBurstLog(b.log, "natsbus: refused messages over a limit")
+	b.failures = newBurstLog(b.log, "natsbus: lines not delivered: NATS did not take them")
+	return b, nil
 }
 
 // ID is this process's name on the bus: [chatroom.ClientInfo] Peer for its
@@ -293,64 +467,131 @@ func (b *Bus) Stats() Stats {
 	b.mu.Lock()
 	n := len(b.peers)
 	b.mu.Unlock()
-	return Stats{Peers: n, Published: b.published.Load(), Dropped: b.dropped.Load(), Lost: b.lost.Load()}
+	return Stats{Peers: n, Published: b.published.Load(), Dropped: b.dropped.Load(), Lost: b.lost.Load(),
+		Malformed: b.malformed.total.Load(), Refused: b.refusals.total.Load(), Recovered: b.recovered.Load(),
+		Received: b.received.Load(), Lines: b.lines.Load()}
 }
 
-// Open subscribes to the room's subjects, reads the room's history from its
-// stream, and starts the bus's goroutines. The room calls it once.
-func (b *Bus) Open(ctx context.Context, history int, deliver func(chatroom.BusMessage) bool) ([][]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, openTimeout)
-	defer cancel()
-	b.deliver = deliver
-	sub, err := b.nc.ChanSubscribe(b.prefix+">", b.in)
-	if err != nil {
-		return nil, fmt.Errorf("natsbus: subscribing: %w", err)
-	}
-	if err := b.nc.FlushWithContext(ctx); err != nil { // the server knows the subscription before the history is read
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("natsbus: subscribing: %w", err)
-	}
-	b.sub = sub
-	b.opened = time.Now()
-	var lines [][]byte
-	if history > 0 {
-		if lines, err = b.readHistory(ctx, history); err != nil {
-			sub.Unsubscribe()
-			return nil, err
+// Open makes sure the names bucket and the lines stream exist, subscribes
+// to the hub's presence subject and this process's own, and starts the
+// bus's goroutines; the first thing it publishes is a hello, so that the
+// other processes send their states. The hub calls it once. If it fails,
+// the hub stops and does not call Close: Open releases what it took
+// itself (after Connect, the connection too).
+func (b *Bus) Open(ctx context.Context, deliver func(chatroom.BusMessage) bool) error {
+	if err := b.open(ctx, deliver); err != nil {
+		b.unsubscribeAll()
+		if b.owned {
+			b.nc.Close()
 		}
+		return err
 	}
 	b.wg.Add(4)
 	go b.publisher()
+	go b.acknowledged()
 	go b.receiver()
-	go b.watcher()
 	go b.releaser()
-	return lines, nil
+	return nil
 }
 
-// Publish queues what one of the room's clients did, to be published in
-// order. It never waits: with outQueue messages queued, it drops m and
-// counts it, and the whole member list is sent once the queue drains.
+func (b *Bus) open(ctx context.Context, deliver func(chatroom.BusMessage) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	b.deliver = deliver
+	names, err := b.openBucket(ctx)
+	if err != nil {
+		return err
+	}
+	b.names = names
+	if err := b.openStream(ctx); err != nil {
+		return err
+	}
+	for _, s := range []string{b.subj.ev, b.subj.mine} {
+		sub, err := b.nc.ChanSubscribe(s, b.in)
+		if err != nil {
+			return fmt.Errorf("natsbus: subscribing to %s: %w", s, err)
+		}
+		b.subs = append(b.subs, sub)
+	}
+	if err := b.nc.FlushWithContext(ctx); err != nil { // the server knows the subscriptions before the hello
+		return fmt.Errorf("natsbus: subscribing: %w", err)
+	}
+	b.opened = time.Now()
+	return nil
+}
+
+func (b *Bus) unsubscribeAll() {
+	for _, s := range b.subs {
+		s.Unsubscribe()
+	}
+	b.subs = nil
+}
+
+// Publish queues what one of the hub's clients did, to be published in
+// order. It never waits: with 16 384 messages queued, a line is handed
+// back to the hub as not delivered, and anything else is dropped and
+// counted, and made up for by a hello once the queue drains.
 func (b *Bus) Publish(m chatroom.BusMessage) {
+	it := newItem(m)
+	if it == nil {
+		return
+	}
 	select {
-	case b.out <- outgoing{kind: kind(m.Kind), msg: m}:
+	case b.out <- it:
 	case <-b.done:
 	default:
 		b.dropped.Add(1)
-		b.resync.Store(true)
+		if it.kind == chatroom.BusLine {
+			b.fail(it, errors.New("the publishing queue is full"))
+		}
+	}
+}
+
+// Subscribe has the receiver subscribe to the room's live subject, read
+// its last n lines from the stream, and hand the hub one BusHistory with
+// them, then the room's lines said after them, in order. It never waits.
+func (b *Bus) Subscribe(room string, n int) {
+	b.command(command{room: room, n: max(n, 1), subscribe: true})
+}
+
+// Unsubscribe has the receiver drop the room's live subject. It never
+// waits.
+func (b *Bus) Unsubscribe(room string) {
+	b.command(command{room: room})
+}
+
+func (b *Bus) command(c command) {
+	b.mu.Lock()
+	b.cmds = append(b.cmds, c)
+	b.mu.Unlock()
+	wake(b.cmdWake)
+}
+
+// wake signals ch, a buffered channel of one, unless it is signalled
+// already.
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
 // Close publishes what is queued and a goodbye, so that the other
 // processes count this one's clients gone at once, releases the names its
 // clients hold, and stops the bus; after [Connect], it closes the
-// connection too. It waits at most 3s for NATS.
+// connection too. It waits at most 3s for NATS. The hub calls it as it
+// closes, if it opened the bus; Close may be called again, and should be
+// for a bus whose hub never served.
 func (b *Bus) Close() error {
 	b.once.Do(func() {
 		close(b.done)
+		b.cancel()
 		b.wg.Wait()
-		if b.sub != nil {
-			b.sub.Unsubscribe()
-		}
+		b.unsubscribeAll()
+		b.js.CleanupPublisher()
+		b.malformed.close()
+		b.refusals.close()
+		b.failures.close()
 		if b.owned {
 			b.nc.Close()
 		}
@@ -358,326 +599,33 @@ func (b *Bus) Close() error {
 	return nil
 }
 
-// send publishes one envelope, numbering it. A message NATS refuses (the
-// connection is down) takes no number: the others miss nothing they could
-// have had, and learn what changed from the member lists exchanged on
-// reconnecting.
-func (b *Bus) send(e *envelope, seq *uint64, buf []byte) []byte {
-	e.from, e.seq = b.id, *seq+1
-	buf = e.encode(buf[:0])
-	subject := b.prefix + "ev"
-	if e.kind == kind(chatroom.BusSay) {
-		subject = b.prefix + "line" // the history stream's subject
-	}
-	if err := b.nc.Publish(subject, buf); err != nil {
-		b.dropped.Add(1)
-		return buf
-	}
-	*seq++
-	b.published.Add(1)
-	return buf
-}
-
-// publisher is the publisher goroutine: it publishes what the room hands
-// Publish, in order, heartbeats, and this process's member list when it is
-// asked for, after a reconnection, or after messages were dropped. It
-// keeps that list from the joins, leaves and renames it publishes, so the
-// list is exact at its place among them.
-func (b *Bus) publisher() {
-	defer b.wg.Done()
-	var seq uint64
-	var buf []byte
-	members := make(map[string]chatroom.ClientInfo) // this process's clients, by key
-	state := func(ask bool) {
-		e := &envelope{kind: kindState, ask: ask, members: make([]chatroom.ClientInfo, 0, len(members))}
-		for _, c := range members {
-			e.members = append(e.members, c)
-		}
-		buf = b.send(e, &seq, buf)
-	}
-	apply := func(o outgoing) {
-		m := o.msg
-		switch m.Kind {
-		case chatroom.BusJoin:
-			members[nameKey(m.Name)] = chatroom.ClientInfo{Name: m.Name, Addr: m.Addr, Joined: m.Time}
-		case chatroom.BusLeave:
-			delete(members, nameKey(m.Name))
-		case chatroom.BusNick:
-			c := members[nameKey(m.Old)]
-			delete(members, nameKey(m.Old))
-			c.Name = m.Name
-			members[nameKey(m.Name)] = c
-		}
-		if m.Kind == chatroom.BusSay { // one envelope per line: the history stream counts lines
-			for _, l := range m.Lines {
-				buf = b.send(&envelope{kind: o.kind, msg: chatroom.BusMessage{Kind: m.Kind, Line: l}}, &seq, buf)
-			}
-			return
-		}
-		buf = b.send(&envelope{kind: o.kind, msg: m, target: o.target}, &seq, buf)
-	}
-	tick := time.NewTicker(b.cfg.heartbeat)
-	defer tick.Stop()
-	reconnects := b.nc.Stats().Reconnects
-	state(true) // hello: here is mine, send me yours
-	for {
-		select {
-		case o := <-b.out:
-			apply(o)
-			if b.resync.Swap(false) {
-				state(false)
-			}
-		case <-b.state:
-			state(false)
-		case <-tick.C:
-			if n := b.nc.Stats().Reconnects; n != reconnects {
-				reconnects = n
-				state(true) // the others missed ours, and we theirs
-			} else {
-				buf = b.send(&envelope{kind: kindHeartbeat}, &seq, buf)
-			}
-		case <-b.done:
-		drain:
-			for {
-				select {
-				case o := <-b.out:
-					apply(o)
-				default:
-					break drain
-				}
-			}
-			b.send(&envelope{kind: kindBye}, &seq, buf)
-			if err := b.nc.FlushTimeout(closeTimeout); err != nil && b.nc.IsConnected() {
-				b.log.Warn("natsbus: the goodbye may not have reached NATS", "err", err)
-			}
-			return
-		}
-	}
-}
-
-// askState has the publisher send this process's member list.
-func (b *Bus) askState() {
-	select {
-	case b.state <- struct{}{}:
-	default: // one is on its way
-	}
-}
-
-// receiver is the receiver goroutine: it reads every message on the room's
-// subjects, in the order NATS delivers them, keeps track of each other
-// process, and hands the room what their clients did.
-func (b *Bus) receiver() {
-	defer b.wg.Done()
-	for {
-		select {
-		case m := <-b.in:
-			if !b.receive(m) {
-				return
-			}
-		case <-b.done:
-			return
-		}
-	}
-}
-
-// maxBatch is the most lines the receiver hands the room at once.
-const maxBatch = 64
-
-// receive deals with one message. A line is handed to the room with the
-// lines already waiting behind it, up to maxBatch, so that the room writes
-// them to each client at once. It reports false once the room is closing.
-func (b *Bus) receive(m *nats.Msg) bool {
-	e := b.open(m)
-	switch {
-	case e == nil:
-		return true
-	case e.kind == kind(chatroom.BusSay):
-		return b.receiveLines(e)
-	}
-	return b.receiveOne(e)
-}
-
-// open decodes a message and records it was heard; it returns nil for one
-// to skip: malformed, or this process's own.
-func (b *Bus) open(m *nats.Msg) *envelope {
-	e, err := decode(m.Data)
-	if err != nil {
-		b.log.Warn("natsbus: dropped a malformed message", "subject", m.Subject, "err", err)
-		return nil
-	}
-	if e.from == b.id {
-		return nil // our own, echoed
-	}
-	b.track(e)
-	return e
-}
-
-// receiveLines hands the room the line e carries and the lines waiting
-// behind it; a message after them that is not a line is dealt with next.
-func (b *Bus) receiveLines(e *envelope) bool {
-	var lines [][]byte
-	add := func(e *envelope) {
-		if !b.seen(msgID{e.from, e.seq}) {
-			lines = append(lines, e.msg.Line)
-		}
-	}
-	add(e)
-	var after *envelope // the first message waiting that is not a line
-	for len(lines) < maxBatch {
-		m := b.more()
-		if m == nil {
-			break
-		}
-		next := b.open(m)
-		switch {
-		case next == nil:
-			continue
-		case next.kind != kind(chatroom.BusSay):
-			after = next
-		default:
-			add(next)
-			continue
-		}
-		break
-	}
-	if len(lines) > 0 && !b.deliver(chatroom.BusMessage{Kind: chatroom.BusSay, Lines: lines}) {
-		return false
-	}
-	return after == nil || b.receiveOne(after)
-}
-
-// more returns a message already waiting, or nil.
-func (b *Bus) more() *nats.Msg {
-	select {
-	case m := <-b.in:
-		return m
-	default:
-		return nil
-	}
-}
-
-// receiveOne deals with an envelope that is not a line.
-func (b *Bus) receiveOne(e *envelope) bool {
-	msg := e.msg
-	msg.Peer = e.from
-	switch e.kind {
-	case kindHeartbeat:
-		return true
-	case kindSync:
-		if e.target == b.id {
-			b.askState()
-		}
-		return true
-	case kindState:
-		if e.ask {
-			b.askState()
-		}
-		msg.Kind, msg.Members = chatroom.BusState, e.members
-	case kindBye:
-		msg.Kind = chatroom.BusGone
-	}
-	return b.deliver(msg)
-}
-
-// seen reports whether a line was read from the history already.
-func (b *Bus) seen(id msgID) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.fetched[id] {
-		delete(b.fetched, id)
-		return true
-	}
-	return false
-}
-
-// track records that e was heard from its sender, and asks for the
-// sender's member list if e shows that some of its messages were missed
-// (or the sender is new).
-func (b *Bus) track(e *envelope) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	p := b.peers[e.from]
-	missed := false
-	switch {
-	case e.kind == kindBye:
-		delete(b.peers, e.from)
-		return
-	case p == nil:
-		p = &peer{}
-		b.peers[e.from] = p
-		missed = e.kind != kindState
-	case e.kind != kindState && e.seq != p.seq+1:
-		missed = true
-		if e.seq > p.seq {
-			b.lost.Add(e.seq - p.seq - 1)
-		}
-	}
-	p.seq, p.heard = e.seq, now
-	if missed && now.Sub(p.asked) >= b.cfg.heartbeat {
-		p.asked = now
-		select {
-		case b.out <- outgoing{kind: kindSync, target: e.from}:
-		default: // the queue is full; the next message asks again
-		}
-	}
-}
-
-// watcher is the watcher goroutine: once a heartbeat it counts gone every
-// process not heard from for deadAfter heartbeats. While this process is
-// cut off from NATS, it counts nobody gone: it cannot hear anyone.
-func (b *Bus) watcher() {
-	defer b.wg.Done()
-	tick := time.NewTicker(b.cfg.heartbeat)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-b.done:
-			return
-		}
-		for _, id := range b.silent() {
-			b.log.Info("natsbus: a process went silent; its clients are gone", "peer", id)
-			if !b.deliver(chatroom.BusMessage{Kind: chatroom.BusGone, Peer: id}) {
-				return
-			}
-		}
-	}
-}
-
-// silent forgets, and returns, the processes not heard from for deadAfter
-// heartbeats.
-func (b *Bus) silent() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	if !b.nc.IsConnected() {
-		for _, p := range b.peers {
-			p.heard = now
-		}
-		return nil
-	}
-	var gone []string
-	for id, p := range b.peers {
-		if now.Sub(p.heard) > deadAfter*b.cfg.heartbeat {
-			delete(b.peers, id)
-			gone = append(gone, id)
-		}
-	}
-	return gone
-}
-
-// alive reports whether the process id may still hold a name: it was heard
-// from lately, or this process has not listened long enough to tell.
-func (b *Bus) alive(id string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.peers[id] != nil || time.Since(b.opened) < (deadAfter+1)*b.cfg.heartbeat
-}
-
 // nameKey is the key of a name in the names bucket: names are unique
-// ignoring case, as the room's are, and keys allow fewer characters than
+// ignoring case, as the hub's are, and keys allow fewer characters than
 // names by address have.
 func nameKey(name string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.ToLower(name)))
+}
+
+// roomToken is the token of a room's subjects: its name in lower case
+// (rooms are unique ignoring case), with '.' written '~', which room
+// names do not have. It reports false for what is not a room's name.
+func roomToken(room string) (string, bool) {
+	room = strings.TrimPrefix(room, "#")
+	if len(room) == 0 || len(room) > 32 {
+		return "", false
+	}
+	b := make([]byte, len(room))
+	for i := 0; i < len(room); i++ {
+		switch c := room[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '_', c == '-':
+			b[i] = c
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case c == '.':
+			b[i] = '~'
+		default:
+			return "", false
+		}
+	}
+	return string(b), true
 }

@@ -9,134 +9,224 @@ import (
 )
 
 // This file is what goes over NATS: one binary envelope per message, the
-// same for every kind. Every room publishes on its own subjects in order,
-// numbering its messages, so that a receiver can tell when it missed some.
+// same shape for every kind. What a process's clients do, and what the
+// processes say to each other, go on the hub's presence subject, numbered
+// by their sender, so that a receiver knows when it missed some; what is
+// for one process goes on that process's own subject; lines go into the
+// stream. Whatever arrives is decoded within limits: a field longer than
+// its limit, a count larger than the bytes that follow, a kind or a
+// reason that does not exist, and the message is malformed.
 
 // wireVersion is the first byte of every envelope; a receiver drops what it
 // cannot read.
-const wireVersion = 1
+const wireVersion = 2
 
-// kind is what an envelope carries: what a room's clients did (the
-// chatroom.BusKind values, as they are), or what the buses say to each
-// other.
+// kind is what an envelope carries.
 type kind uint8
 
 const (
-	kindHeartbeat kind = 100 + iota // I am here; seq is my last
-	kindState                       // everyone on the sender now; with ask, send me yours
-	kindSync                        // target: send your state (I missed something of yours)
-	kindBye                         // the sender's room closed: its clients are gone
+	kindJoin      kind = iota + 1 // presence: Name entered Room
+	kindPart                      // presence: Name left Room
+	kindQuit                      // presence: Name left the hub
+	kindNick                      // presence: Old is now Name
+	kindTopic                     // presence: Name set Room's topic
+	kindAnnounce                  // presence: the program announced Text
+	kindHeartbeat                 // presence: the sender is alive; seq is its last
+	kindHello                     // presence: the sender is new, or reconnected: send it your state, and ask for its
+	kindBye                       // presence: the sender's hub closed: its clients are gone
+	kindSync                      // to one process: send me your state (I missed some of yours)
+	kindState                     // to one process: part of everyone on the sender, as of its presence message seq
+	kindWhisper                   // to one process: Line, a whisper to one of its clients
+	kindKick                      // to one process: put its client Name out
+	kindLine                      // in the stream: Line, said in Room
+	kindLimit                     // not a kind: every kind is below it
+)
+
+var kindNames = [...]string{"", "join", "part", "quit", "nick", "topic", "announce", "heartbeat", "hello", "bye",
+	"sync", "state", "whisper", "kick", "line"}
+
+func (k kind) String() string {
+	if k > 0 && k < kindLimit {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// presence reports whether envelopes of kind k go on the presence subject,
+// numbered.
+func (k kind) presence() bool { return k >= kindJoin && k <= kindBye }
+
+// Limits of what decode accepts.
+const (
+	// maxIdent is the longest name of a client or room, address, or peer
+	// id: names are at most 32 bytes, addresses at most 47 with a suffix.
+	maxIdent = 128
+	// maxStateParts is the most parts one state comes in.
+	maxStateParts = 4096
+	// idLen is the length of a bus's id: 16 lowercase hex digits.
+	idLen = 16
 )
 
 // envelope is one message on the bus.
 type envelope struct {
-	kind    kind
-	from    string // the sending bus's id
-	seq     uint64 // the sender's count of envelopes, from 1
-	msg     chatroom.BusMessage
-	ask     bool                  // kindState: the receivers send their own state back
-	target  string                // kindSync: whose state is asked for
-	members []chatroom.ClientInfo // kindState
+	kind kind
+	from string // the sending bus's id
+	seq  uint64 // presence: the sender's count of them, from 1; kindState: the last presence message sent before it
+	msg  chatroom.BusMessage
+
+	// kindState: this is part part (from 0) of parts, with members.
+	part, parts int
+	members     []chatroom.ClientInfo
 }
 
-// encode appends e to buf.
+// encode appends e to buf. Line and whisper envelopes carry msg.Line's
+// kind, sender, recipient, text, notice flag and time; the time of every
+// other kind is msg.Time.
 func (e *envelope) encode(buf []byte) []byte {
+	m := &e.msg
+	t := m.Time
+	if m.Line != nil {
+		t = m.Line.Time
+	}
 	buf = append(buf, wireVersion, byte(e.kind))
 	buf = appendString(buf, e.from)
 	buf = binary.AppendUvarint(buf, e.seq)
-	m := &e.msg
+	buf = appendTime(buf, t)
 	switch e.kind {
-	case kind(chatroom.BusJoin):
-		buf = appendStrings(buf, m.Name, m.Addr)
-		buf = binary.AppendVarint(buf, m.Time.UnixNano())
-	case kind(chatroom.BusLeave), kind(chatroom.BusWhisper):
+	case kindJoin:
+		buf = appendStrings(buf, m.Room, m.Name, m.Addr)
+	case kindPart, kindTopic:
+		buf = appendStrings(buf, m.Room, m.Name, m.Text)
+	case kindQuit:
 		buf = appendString(buf, m.Name)
-	case kind(chatroom.BusNick):
+		buf = append(buf, byte(m.Reason))
+		buf = appendString(buf, m.Text)
+	case kindNick:
 		buf = appendStrings(buf, m.Old, m.Name)
-	case kind(chatroom.BusKick):
-		buf = appendStrings(buf, m.Name, m.Text)
+	case kindAnnounce:
+		buf = appendStrings(buf, m.Room, m.Text)
+	case kindKick:
+		buf = appendStrings(buf, m.Room, m.Name, m.By, m.Text)
+	case kindWhisper:
+		l := m.Line
+		buf = appendStrings(buf, l.From, l.To, l.Text)
+		buf = append(buf, boolByte(l.Notice))
+	case kindLine:
+		l := m.Line
+		buf = appendString(buf, m.Room)
+		buf = append(buf, byte(l.Kind))
+		buf = appendStrings(buf, l.From, l.Text)
+		buf = append(buf, boolByte(l.Notice))
 	case kindState:
-		buf = append(buf, boolByte(e.ask))
-		buf = binary.AppendUvarint(buf, uint64(len(e.members)))
-		for _, c := range e.members {
-			buf = appendStrings(buf, c.Name, c.Addr)
-			buf = binary.AppendVarint(buf, c.Joined.UnixNano())
-		}
-	case kindSync:
-		buf = appendString(buf, e.target)
-	}
-	if hasLine(e.kind) {
-		buf = appendString(buf, string(m.Line))
+		buf = encodeState(buf, e.part, e.parts, e.members)
 	}
 	return buf
 }
 
-// hasLine reports whether an envelope of kind k carries a formatted line.
-func hasLine(k kind) bool {
-	switch k {
-	case kind(chatroom.BusJoin), kind(chatroom.BusLeave), kind(chatroom.BusNick),
-		kind(chatroom.BusSay), kind(chatroom.BusNotice), kind(chatroom.BusWhisper):
-		return true
+// encodeState appends a state part: its rooms once, then each member with
+// the indexes of its rooms.
+func encodeState(buf []byte, part, parts int, members []chatroom.ClientInfo) []byte {
+	buf = binary.AppendUvarint(buf, uint64(part))
+	buf = binary.AppendUvarint(buf, uint64(parts))
+	index := make(map[string]int)
+	var rooms []string
+	for _, c := range members {
+		for _, r := range c.Rooms {
+			if _, ok := index[r]; !ok {
+				index[r] = len(rooms)
+				rooms = append(rooms, r)
+			}
+		}
 	}
-	return false
+	buf = binary.AppendUvarint(buf, uint64(len(rooms)))
+	buf = appendStrings(buf, rooms...)
+	buf = binary.AppendUvarint(buf, uint64(len(members)))
+	for _, c := range members {
+		buf = appendStrings(buf, c.Name, c.Addr)
+		buf = appendTime(buf, c.Joined)
+		buf = binary.AppendUvarint(buf, uint64(len(c.Rooms)))
+		for _, r := range c.Rooms {
+			buf = binary.AppendUvarint(buf, uint64(index[r]))
+		}
+	}
+	return buf
 }
 
 var errBadEnvelope = errors.New("natsbus: malformed message")
 
-// decode reads an envelope. The strings and the line it returns are copies:
-// data may be reused.
-func decode(data []byte) (*envelope, error) {
+// decode reads an envelope, whose texts are at most maxText bytes long.
+// What it returns is a copy: data may be reused. It never panics, and its
+// work and what it allocates are linear in len(data).
+func decode(data []byte, maxText int) (*envelope, error) {
 	d := decoder{buf: data}
 	if d.byte() != wireVersion {
 		return nil, errBadEnvelope
 	}
 	e := &envelope{kind: kind(d.byte())}
-	e.from = d.string()
-	e.seq = d.uvarint()
-	m := &e.msg
-	m.Kind = chatroom.BusKind(e.kind)
-	switch e.kind {
-	case kind(chatroom.BusJoin):
-		m.Name, m.Addr = d.string(), d.string()
-		m.Time = time.Unix(0, d.varint())
-	case kind(chatroom.BusLeave), kind(chatroom.BusWhisper):
-		m.Name = d.string()
-	case kind(chatroom.BusSay): // one line per envelope: the history stream counts lines
-	case kind(chatroom.BusNick):
-		m.Old, m.Name = d.string(), d.string()
-	case kind(chatroom.BusKick):
-		m.Name, m.Text = d.string(), d.string()
-	case kind(chatroom.BusNotice), kindHeartbeat, kindBye:
-	case kindState:
-		switch d.byte() {
-		case 0:
-		case 1:
-			e.ask = true
-		default:
-			return nil, errBadEnvelope
-		}
-		n := d.uvarint()
-		if n > uint64(len(data)) { // each member takes bytes: a lie
-			return nil, errBadEnvelope
-		}
-		e.members = make([]chatroom.ClientInfo, 0, n)
-		for range n {
-			c := chatroom.ClientInfo{Name: d.string(), Addr: d.string()}
-			c.Joined = time.Unix(0, d.varint())
-			e.members = append(e.members, c)
-		}
-	case kindSync:
-		e.target = d.string()
-	default:
+	if e.kind == 0 || e.kind >= kindLimit {
 		return nil, errBadEnvelope
 	}
-	if hasLine(e.kind) {
-		m.Line = []byte(d.string())
+	e.from = d.ident()
+	if !validID(e.from) {
+		return nil, errBadEnvelope
+	}
+	e.seq = d.uvarint()
+	t := d.time()
+	m := &e.msg
+	m.Time = t
+	switch e.kind {
+	case kindJoin:
+		m.Room, m.Name, m.Addr = d.ident(), d.ident(), d.ident()
+	case kindPart, kindTopic:
+		m.Room, m.Name, m.Text = d.ident(), d.ident(), d.text(maxText)
+	case kindQuit:
+		m.Name = d.ident()
+		m.Reason = chatroom.LeaveReason(d.byte())
+		if m.Reason > chatroom.ReasonRefused {
+			return nil, errBadEnvelope
+		}
+		m.Text = d.text(maxText)
+	case kindNick:
+		m.Old, m.Name = d.ident(), d.ident()
+	case kindAnnounce:
+		m.Room, m.Text = d.ident(), d.text(maxText)
+	case kindKick:
+		m.Room, m.Name, m.By, m.Text = d.ident(), d.ident(), d.ident(), d.text(maxText)
+	case kindWhisper:
+		l := &chatroom.Message{Kind: chatroom.KindWhisper, Time: t}
+		l.From, l.To, l.Text = d.ident(), d.ident(), d.text(maxText)
+		l.Notice = d.bool()
+		m.Line = l
+	case kindLine:
+		m.Room = d.ident()
+		l := &chatroom.Message{Kind: chatroom.MessageKind(d.byte()), Time: t}
+		if l.Kind != chatroom.KindSay && l.Kind != chatroom.KindAction {
+			return nil, errBadEnvelope
+		}
+		l.Room = m.Room
+		l.From, l.Text = d.ident(), d.text(maxText)
+		l.Notice = d.bool()
+		m.Line = l
+	case kindState:
+		e.part, e.parts, e.members = d.state()
 	}
 	if d.err || len(d.buf) > 0 {
 		return nil, errBadEnvelope
 	}
 	return e, nil
+}
+
+// validID reports whether id is a bus's id.
+func validID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func boolByte(b bool) byte {
@@ -158,6 +248,14 @@ func appendStrings(buf []byte, ss ...string) []byte {
 	return buf
 }
 
+// appendTime appends t in nanoseconds since 1970, 0 for the zero time.
+func appendTime(buf []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return binary.AppendVarint(buf, 0)
+	}
+	return binary.AppendVarint(buf, t.UnixNano())
+}
+
 // decoder reads an envelope's fields; past the end of its bytes, or at a
 // field that does not fit, it sets err and reads zeros.
 type decoder struct {
@@ -165,9 +263,14 @@ type decoder struct {
 	err bool
 }
 
+func (d *decoder) fail() {
+	d.err = true
+	d.buf = nil
+}
+
 func (d *decoder) byte() byte {
 	if len(d.buf) == 0 {
-		d.err = true
+		d.fail()
 		return 0
 	}
 	b := d.buf[0]
@@ -175,37 +278,105 @@ func (d *decoder) byte() byte {
 	return b
 }
 
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
 func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.buf) // 0 when n <= 0
-	d.skip(n)
+	v, n := binary.Uvarint(d.buf) // n <= 0: it does not fit
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.buf = d.buf[n:]
 	return v
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.buf) // 0 when n <= 0
-	d.skip(n)
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.buf = d.buf[n:]
 	return v
 }
 
-// skip moves past a varint of n bytes; n <= 0 is a varint that does not
-// fit.
-func (d *decoder) skip(n int) {
-	if n <= 0 {
-		d.err = true
-		d.buf = nil
-		return
+func (d *decoder) time() time.Time {
+	if n := d.varint(); n != 0 {
+		return time.Unix(0, n).UTC()
 	}
-	d.buf = d.buf[n:]
+	return time.Time{}
 }
 
-func (d *decoder) string() string {
+// string reads a string of at most max bytes.
+func (d *decoder) string(max int) string {
 	n := d.uvarint()
-	if n > uint64(len(d.buf)) {
-		d.err = true
-		d.buf = nil
+	if n > uint64(len(d.buf)) || n > uint64(max) {
+		d.fail()
 		return ""
 	}
 	s := string(d.buf[:n])
 	d.buf = d.buf[n:]
 	return s
+}
+
+func (d *decoder) ident() string       { return d.string(maxIdent) }
+func (d *decoder) text(max int) string { return d.string(max) }
+func (d *decoder) count(min uint64) int { // a count of items of at least min bytes each that follow
+	n := d.uvarint()
+	if min > 0 && n > uint64(len(d.buf))/min {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+// state reads a state part.
+func (d *decoder) state() (part, parts int, members []chatroom.ClientInfo) {
+	part, parts = int(d.uvarint()), int(d.uvarint())
+	if d.err || parts < 1 || parts > maxStateParts || part >= parts {
+		d.fail()
+		return 0, 0, nil
+	}
+	rooms := make([]string, d.count(1))
+	for i := range rooms {
+		rooms[i] = d.ident()
+	}
+	n := d.count(4) // a member is at least two lengths, a time and a count
+	if d.err {
+		return 0, 0, nil
+	}
+	members = make([]chatroom.ClientInfo, 0, n)
+	for range n {
+		c := chatroom.ClientInfo{Name: d.ident(), Addr: d.ident()}
+		c.Joined = d.time()
+		k := d.count(1)
+		if k > len(rooms) {
+			d.fail()
+		}
+		if d.err {
+			return 0, 0, nil
+		}
+		if k > 0 {
+			c.Rooms = make([]string, k)
+			for j := range c.Rooms {
+				i := d.uvarint()
+				if i >= uint64(len(rooms)) {
+					d.fail()
+					return 0, 0, nil
+				}
+				c.Rooms[j] = rooms[i]
+			}
+		}
+		members = append(members, c)
+	}
+	return part, parts, members
 }

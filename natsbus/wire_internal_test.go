@@ -1,6 +1,8 @@
 package natsbus
 
 import (
+	"encoding/binary"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,68 +12,108 @@ import (
 	"github.com/chatroom-go/chatroom"
 )
 
+const testID = "fedcba9876543210"
+
 func TestEnvelopeRoundTrip(t *testing.T) {
-	joined := time.Date(2026, 11, 29, 9, 30, 0, 123, time.UTC)
-	line := []byte("2026-11-29 09:30:00 alice say: hi\n")
+	at := time.Date(2026, 11, 29, 9, 30, 0, 123, time.UTC)
+	say := &chatroom.Message{Kind: chatroom.KindSay, Time: at, Room: "Games.2", From: "alice", Text: "hi"}
+	me := &chatroom.Message{Kind: chatroom.KindAction, Time: at, Room: "lobby", From: "bob", Text: "waves", Notice: true}
+	psst := &chatroom.Message{Kind: chatroom.KindWhisper, Time: at, From: "carol", To: "alice", Text: "psst"}
 	for _, e := range []envelope{
-		{kind: kind(chatroom.BusJoin), msg: chatroom.BusMessage{Name: "alice", Addr: "127.0.0.1:5000", Time: joined, Line: line}},
-		{kind: kind(chatroom.BusLeave), msg: chatroom.BusMessage{Name: "alice", Line: line}},
-		{kind: kind(chatroom.BusNick), msg: chatroom.BusMessage{Old: "alice", Name: "ann", Line: line}},
-		{kind: kind(chatroom.BusSay), msg: chatroom.BusMessage{Line: line}},
-		{kind: kind(chatroom.BusNotice), msg: chatroom.BusMessage{Line: line}},
-		{kind: kind(chatroom.BusWhisper), msg: chatroom.BusMessage{Name: "bob", Line: line}},
-		{kind: kind(chatroom.BusKick), msg: chatroom.BusMessage{Name: "bob", Text: "enough"}},
-		{kind: kindHeartbeat},
-		{kind: kindBye},
-		{kind: kindSync, target: "0123456789abcdef"},
-		{kind: kindState, ask: true, members: []chatroom.ClientInfo{{Name: "alice", Addr: "a", Joined: joined}, {Name: "bob", Addr: "b", Joined: joined}}},
-		{kind: kindState, members: []chatroom.ClientInfo{}},
+		{kind: kindJoin, seq: 1, msg: chatroom.BusMessage{Room: "lobby", Name: "alice", Addr: "127.0.0.1:5000", Time: at}},
+		{kind: kindPart, seq: 2, msg: chatroom.BusMessage{Room: "lobby", Name: "alice", Text: "bye all", Time: at}},
+		{kind: kindQuit, seq: 3, msg: chatroom.BusMessage{Name: "alice", Reason: chatroom.ReasonKicked, Text: "enough", Time: at}},
+		{kind: kindNick, seq: 4, msg: chatroom.BusMessage{Old: "alice", Name: "ann", Time: at}},
+		{kind: kindTopic, seq: 5, msg: chatroom.BusMessage{Room: "lobby", Name: "ann", Text: "rules", Time: at}},
+		{kind: kindAnnounce, seq: 6, msg: chatroom.BusMessage{Text: "maintenance at noon", Time: at}},
+		{kind: kindHeartbeat, seq: 1 << 40},
+		{kind: kindHello, seq: 1},
+		{kind: kindBye, seq: 9},
+		{kind: kindSync},
+		{kind: kindWhisper, msg: chatroom.BusMessage{Line: psst, Time: at}},
+		{kind: kindKick, msg: chatroom.BusMessage{Room: "lobby", Name: "bob", By: "ann", Text: "flooding"}},
+		{kind: kindLine, msg: chatroom.BusMessage{Room: "Games.2", Line: say, Time: at}},
+		{kind: kindLine, msg: chatroom.BusMessage{Room: "lobby", Line: me, Time: at}},
+		{kind: kindState, seq: 7, part: 1, parts: 3, members: []chatroom.ClientInfo{
+			{Name: "alice", Addr: "a", Joined: at, Rooms: []string{"lobby", "games"}},
+			{Name: "bob", Addr: "b", Joined: at, Rooms: []string{"games"}},
+			{Name: "idle", Addr: "c"},
+		}},
+		{kind: kindState, parts: 1, members: []chatroom.ClientInfo{}},
 	} {
-		t.Run(e.kindName(), func(t *testing.T) {
-			e.from, e.seq = "fedcba9876543210", 1<<40
-			e.msg.Kind = chatroom.BusKind(e.kind)
-			got, err := decode(e.encode(nil))
+		t.Run(e.kind.String(), func(t *testing.T) {
+			e.from = testID
+			got, err := decode(e.encode(nil), DefaultMaxLine)
 			require.NoError(t, err)
-			if !e.msg.Time.IsZero() {
-				assert.True(t, e.msg.Time.Equal(got.msg.Time))
-				got.msg.Time = e.msg.Time
-			}
-			for i := range e.members {
-				assert.True(t, e.members[i].Joined.Equal(got.members[i].Joined))
-				got.members[i].Joined = e.members[i].Joined
-			}
 			assert.Equal(t, &e, got)
 		})
 	}
 }
 
-func (e *envelope) kindName() string {
-	switch e.kind {
-	case kindHeartbeat:
-		return "heartbeat"
-	case kindState:
-		return "state"
-	case kindSync:
-		return "sync"
-	case kindBye:
-		return "bye"
+// TestDecodeRefuses: what does not fit the format or its limits is
+// malformed, however it lies.
+func TestDecodeRefuses(t *testing.T) {
+	good := func(e envelope) []byte {
+		e.from = testID
+		return e.encode(nil)
 	}
-	return chatroom.BusKind(e.kind).String()
+	lying := []byte{wireVersion, byte(kindState)}
+	lying = appendString(lying, testID)
+	lying = append(lying, 1, 0, 0, 1) // seq, time, part 0 of 1
+	lying = binary.AppendUvarint(lying, 0)
+	lying = binary.AppendUvarint(lying, 1<<40) // members: 2^40 of them, in no bytes
+	for name, data := range map[string][]byte{
+		"empty":                 nil,
+		"another version":       append([]byte{1}, good(envelope{kind: kindHeartbeat})[1:]...),
+		"unknown kind":          append([]byte{wireVersion, byte(kindLimit)}, good(envelope{kind: kindHeartbeat})[2:]...),
+		"bad id":                (&envelope{kind: kindHeartbeat, from: "not an id!!!!!!!"}).encode(nil),
+		"upper-case id":         (&envelope{kind: kindHeartbeat, from: strings.ToUpper(testID)}).encode(nil),
+		"trailing bytes":        append(good(envelope{kind: kindHeartbeat}), 0),
+		"truncated":             good(envelope{kind: kindJoin, msg: chatroom.BusMessage{Room: "lobby", Name: "alice"}})[:20],
+		"text too long":         good(envelope{kind: kindTopic, msg: chatroom.BusMessage{Room: "lobby", Name: "a", Text: strings.Repeat("x", DefaultMaxLine+1)}}),
+		"name too long":         good(envelope{kind: kindJoin, msg: chatroom.BusMessage{Room: "lobby", Name: strings.Repeat("a", maxIdent+1)}}),
+		"unknown reason":        good(envelope{kind: kindQuit, msg: chatroom.BusMessage{Name: "a", Reason: chatroom.ReasonRefused + 1}}),
+		"a join as a line":      good(envelope{kind: kindLine, msg: chatroom.BusMessage{Room: "lobby", Line: &chatroom.Message{Kind: chatroom.KindJoin, From: "a", Text: "x"}}}),
+		"a state that lies":     lying,
+		"a part past the parts": good(envelope{kind: kindState, part: 2, parts: 2, members: []chatroom.ClientInfo{}}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := decode(data, DefaultMaxLine)
+			assert.ErrorIs(t, err, errBadEnvelope)
+		})
+	}
 }
 
-// FuzzDecode: whatever arrives on the room's subjects, decode returns an
-// envelope or an error, never panics, and what it returns encodes to bytes
-// that decode to the same envelope.
+func TestRoomToken(t *testing.T) {
+	for room, want := range map[string]string{
+		"lobby": "lobby", "Games.2": "games~2", "#a_b-c": "a_b-c", "GAMES.2": "games~2",
+	} {
+		got, ok := roomToken(room)
+		assert.True(t, ok, room)
+		assert.Equal(t, want, got, room)
+	}
+	for _, room := range []string{"", "a b", "a*", "a>", "x~y", strings.Repeat("a", 33)} {
+		_, ok := roomToken(room)
+		assert.False(t, ok, "%q is not a room's name", room)
+	}
+}
+
+// FuzzDecode: whatever arrives on the hub's subjects, decode returns an
+// envelope or an error, never panics, and what it returns encodes to
+// bytes that decode to the same envelope.
 func FuzzDecode(f *testing.F) {
-	f.Add((&envelope{kind: kind(chatroom.BusSay), from: "x", seq: 3, msg: chatroom.BusMessage{Line: []byte("l\n")}}).encode(nil))
-	f.Add((&envelope{kind: kindState, from: "x", seq: 1, members: []chatroom.ClientInfo{{Name: "a"}}}).encode(nil))
-	f.Add([]byte{wireVersion, byte(kindState), 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	at := time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
+	f.Add((&envelope{kind: kindLine, from: testID, msg: chatroom.BusMessage{Room: "lobby",
+		Line: &chatroom.Message{Kind: chatroom.KindSay, From: "a", Text: "hi", Time: at}}}).encode(nil))
+	f.Add((&envelope{kind: kindState, from: testID, seq: 1, parts: 1,
+		members: []chatroom.ClientInfo{{Name: "a", Rooms: []string{"lobby"}}}}).encode(nil))
+	f.Add((&envelope{kind: kindQuit, from: testID, seq: 2, msg: chatroom.BusMessage{Name: "a", Reason: chatroom.ReasonExit}}).encode(nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		e, err := decode(data)
+		e, err := decode(data, 256)
 		if err != nil {
 			return
 		}
-		again, err := decode(e.encode(nil))
+		again, err := decode(e.encode(nil), 256)
 		require.NoError(t, err)
 		assert.Equal(t, e, again)
 	})

@@ -388,7 +388,7 @@ func TestDemoLogsHandshakeFloods(t *testing.T) {
 	}
 	first := d.logLine(`msg="TLS handshake failed"`)
 	assert.Contains(t, first, "level=INFO")
-	assert.Contains(t, first, "client=127.0.0.1:")
+	assert.Contains(t, first, "addr=127.0.0.1:")
 	summary := d.logLine(`msg="TLS handshakes failed"`)
 	assert.Contains(t, summary, "level=INFO")
 	assert.Contains(t, summary, "count=49")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,8 +32,9 @@ func natsServerBinary(t *testing.T) string {
 }
 
 // startNATSServer runs nats-server with JetStream on a free loopback port
-// until the test ends, and returns its URL.
-func startNATSServer(t *testing.T) string {
+// until the test ends, and returns its URL; with args (a configuration
+// file: "-c", FILE) too.
+func startNATSServer(t *testing.T, args ...string) string {
 	t.Helper()
 	return runNATSServer(t, "-js", "-sd", t.TempDir())
 }
@@ -117,4 +119,50 @@ func TestDemoNATSUnreachable(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "jetstream not enabled")
 	assert.Contains(t, stderr, "nats-server -js")
+}
+
+// TestDemoOverNATSWithCredentials: the demo against a NATS server
+// configured as docs/nats.md says (natsbus/testdata/nats-server.conf: the
+// chat processes in their own account, with only the permissions they
+// need): one process with a user and password in the URL, one with
+// -nats-nkey; and a process without credentials cannot start.
+func TestDemoOverNATSWithCredentials(t *testing.T) {
+	url := startNATSServer(t, "-c", filepath.Join("..", "..", "natsbus", "testdata", "nats-server.conf"))
+	hostPort := strings.TrimPrefix(url, "nats://")
+	one := startDemo(t, "-nats", "nats://chat:chat-secret@"+hostPort, "-history", "5")
+	two := startDemo(t, "-nats", url, "-nats-nkey", filepath.Join("..", "..", "natsbus", "testdata", "chat.nk"), "-history", "5")
+
+	ann := joinDemo(t, one.addr, nil)
+	ann.send(t, "/nick ann\n")
+	ann.waitFor(t, "* you are now ann")
+	bob := joinDemo(t, two.addr, nil)
+	bob.send(t, "/nick bob\n")
+	bob.waitFor(t, "* you are now bob")
+	ann.waitFor(t, " is now bob")
+	ann.send(t, "hello from one\n")
+	bob.waitFor(t, " ann say: hello from one")
+	bob.send(t, "/msg ann psst\n")
+	ann.waitFor(t, " bob whispers: psst")
+
+	bin, err := demoBinary()
+	require.NoError(t, err)
+	for name, args := range map[string][]string{
+		"no credentials": {"-nats", url},
+		"no such creds":  {"-nats", url, "-nats-creds", filepath.Join(t.TempDir(), "missing.creds")},
+	} {
+		out, err := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...).CombinedOutput()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%s: %s", name, out)
+		assert.Equal(t, 1, exit.ExitCode(), "%s: %s", name, out)
+	}
+	one.stop()
+	two.stop()
+}
+
+func TestNATSCredentialsNeedNATS(t *testing.T) {
+	for _, args := range [][]string{{"-nats-creds", "x.creds"}, {"-nats-nkey", "x.nk"}} {
+		err := serve(args)
+		require.ErrorAs(t, err, new(usageError))
+		assert.Contains(t, err.Error(), "-nats")
+	}
 }

@@ -56,6 +56,8 @@ type serveConfig struct {
 	trustedProxies prefixFlag
 	metricsAddr    string
 	natsURL        string
+	natsCreds      string
+	natsNkey       string
 	roomName       string
 	maxRooms       int
 	hostRate       float64
@@ -85,7 +87,9 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.Var(&c.httpHosts, "http-host", "with -http, also accept WebSockets for this host `name` (the name users type; a pattern like *.example.com works; repeat, or separate with commas); localhost and the address a request arrives on are always accepted, any other name is refused (421) to defeat DNS rebinding")
 	fs.Var(&c.trustedProxies, "trusted-proxy", "with -http, trust X-Forwarded-For from this `network` (a reverse proxy in front: CIDR, or one address; repeat, or separate with commas): the client is then the address the proxy forwarded, for its name and the per-address limits")
 	fs.StringVar(&c.metricsAddr, "metrics", "", "serve Prometheus metrics at /metrics on this `address`, in plain HTTP: the room's Stats and the Go runtime's and process's metrics (Go version, descriptors, network counters), so keep it on an operator's network; off unless given")
-	fs.StringVar(&c.natsURL, "nats", "", "serve this process's share of a room spread over every process with the same NATS server `URL` and -room (the server needs JetStream: nats-server -js); exits 1 at start if the server cannot be reached")
+	fs.StringVar(&c.natsURL, "nats", "", "serve this process's share of a hub spread over every process with the same NATS server `URL` and -room (nats-server 2.11 or later with JetStream: nats-server -js; a user and password may be in the URL; see docs/nats.md for the permissions to set); exits 1 at start if the server cannot be reached")
+	fs.StringVar(&c.natsCreds, "nats-creds", "", "with -nats, authenticate with this NATS credentials `file` (a user JWT and its seed)")
+	fs.StringVar(&c.natsNkey, "nats-nkey", "", "with -nats, authenticate with the nkey whose seed is in this `file`")
 	fs.StringVar(&c.roomName, "room", "lobby", "with -nats, the `name` of the hub spread over processes (the namespace of its NATS subjects, stream and bucket): 1 to 64 letters, digits, _ or -")
 	fs.IntVar(&c.maxRooms, "max-rooms", 100, "most rooms open at once; newcomers land in lobby and move with /join; 1 means lobby alone (no /join)")
 	fs.Float64Var(&c.hostRate, "host-rate", chatroom.DefaultHostRate, fmt.Sprintf("lines a second read from all the connections of one IP address together (an IPv6 address counts by its /64), after a burst of %d (loopback exempt); 0 means no limit", chatroom.DefaultHostBurst))
@@ -176,7 +180,9 @@ func parseServe(args []string) (serveConfig, error) {
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return c, usageError{"-tls-cert and -tls-key go together"}
 	case set["room"] && c.natsURL == "":
-		return c, usageError{"-room names a room spread over processes: it needs -nats"}
+		return c, usageError{"-room names a hub spread over processes: it needs -nats"}
+	case (c.natsCreds != "" || c.natsNkey != "") && c.natsURL == "":
+		return c, usageError{"-nats-creds and -nats-nkey are credentials for -nats: they need it"}
 	case set["trusted-proxy"] && c.httpAddr == "":
 		return c, usageError{"-trusted-proxy is for the web page's requests: it needs -http"}
 	case set["http-host"] && c.httpAddr == "":
@@ -235,13 +241,20 @@ func serve(args []string) error {
 		chatroom.WithLogger(logger),
 	}
 	if c.natsURL != "" {
-		bus, err := natsbus.Connect(c.natsURL, c.roomName, natsbus.WithLogger(logger))
+		busOpts := []natsbus.Option{natsbus.WithLogger(logger)}
+		if c.natsCreds != "" {
+			busOpts = append(busOpts, natsbus.WithCredsFile(c.natsCreds))
+		}
+		if c.natsNkey != "" {
+			busOpts = append(busOpts, natsbus.WithNkeyFile(c.natsNkey))
+		}
+		bus, err := natsbus.Connect(c.natsURL, c.roomName, busOpts...)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("-nats: %w; the room needs a NATS server with JetStream at that URL (nats-server -js), or leave -nats out", err)
 		}
-		opts = append(opts, chatroom.WithBus(bus)) // the room closes it
-		logger.Info("sharing the room over NATS", "url", c.natsURL, "room", c.roomName, "peer", bus.ID())
+		opts = append(opts, chatroom.WithBus(bus)) // the hub closes it
+		logger.Info("sharing the hub over NATS", "url", c.natsURL, "room", c.roomName, "peer", bus.ID())
 	}
 	room := chatroom.NewHub(opts...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -1,0 +1,93 @@
+package natsbus
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatroom-go/chatroom"
+)
+
+// TestSlowConsumerRecovers: a hub that holds the bus up while a room's
+// lines pour in makes NATS drop most of them (the bus's queue is 8 deep
+// here); the bus reads what was dropped from the stream, and the hub gets
+// every line once, in the stream's order.
+func TestSlowConsumerRecovers(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	srv.Start()
+	defer func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}()
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+	url := "nats://" + srv.Addr().(*net.TCPAddr).String()
+	nc, err := nats.Connect(url, nats.NoEcho())
+	require.NoError(t, err)
+	defer nc.Close()
+
+	b, err := New(nc, "lobby", WithHeartbeat(100*time.Millisecond))
+	require.NoError(t, err)
+	b.in = make(chan *nats.Msg, 8)
+	gate := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var ids []uint64
+	history := make(chan chatroom.BusMessage, 1)
+	deliver := func(m chatroom.BusMessage) bool {
+		switch m.Kind {
+		case chatroom.BusHistory:
+			history <- m
+		case chatroom.BusLine:
+			once.Do(func() { <-gate }) // the hub is busy with the first line
+			mu.Lock()
+			ids = append(ids, m.Line.ID)
+			mu.Unlock()
+		}
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, b.Open(ctx, deliver))
+	defer b.Close()
+	const lines = 500
+	b.Subscribe("games", lines+1)
+	h := <-history
+	require.NoError(t, h.Err)
+	require.Empty(t, h.Lines)
+
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	var want []uint64
+	for range lines {
+		e := &envelope{kind: kindLine, from: "0123456789abcdef", msg: chatroom.BusMessage{Room: "games",
+			Line: &chatroom.Message{Kind: chatroom.KindSay, From: "alice", Text: "line", Time: time.Now()}}}
+		ack, err := js.Publish(ctx, "chatroom.lobby.line.games", e.encode(nil))
+		require.NoError(t, err)
+		want = append(want, ack.Sequence)
+	}
+	close(gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(ids)
+		mu.Unlock()
+		if n >= lines || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, want, ids, "every line once, in order")
+	assert.Positive(t, b.recovered.Load(), "no line was read from the stream: NATS dropped none, and the test did not test")
+}
