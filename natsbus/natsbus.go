@@ -363,7 +363,9 @@ type Stats struct {
 // the package documentation for what that means), uses the inbox prefix
 // _INBOX_chatroom_NS (so that a deployment can keep replies to the chat
 // processes), and authenticates as [WithCredsFile], [WithNkeyFile] or
-// [WithUserInfo] say. Use [New] to bring a connection of your own.
+// [WithUserInfo] say. It returns an error wrapping
+// jetstream.ErrJetStreamNotEnabled if the server has no JetStream. Use
+// [New] to bring a connection of your own.
 func Connect(url, ns string, opts ...Option) (*Bus, error) {
 	if !namespaceRule.MatchString(ns) {
 		return nil, fmt.Errorf("%w: %q", ErrBadNamespace, ns)
@@ -396,6 +398,15 @@ func Connect(url, ns string, opts ...Option) (*Bus, error) {
 	if err != nil {
 		nc.Close()
 		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	if _, err := b.js.AccountInfo(ctx); err != nil {
+		nc.Close()
+		if errors.Is(err, nats.ErrNoResponders) {
+			err = jetstream.ErrJetStreamNotEnabled // nobody answers JetStream's API: the server runs without it
+		}
+		return nil, fmt.Errorf("natsbus: %s: %w", url, err)
 	}
 	b.owned = true
 	return b, nil

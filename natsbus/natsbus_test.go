@@ -254,10 +254,14 @@ func subscribed(t *testing.T, ns *natsServer, p *process, subject string) bool {
 // gets it.
 func TestNameRaceAcrossRooms(t *testing.T) {
 	_, ps := threeProcesses(t)
-	a, b := dial(t, ps[0]), dial(t, ps[1])
-	b.send("/join games\n")
-	require.Equal(t, "* you are in games, 1 online", b.reply())
+	var all []*client // every client of every round, staying
 	for round := range 50 {
+		// Fresh clients each round: renames cool down (5 in a row, then one
+		// per 10 s), and this races a name, not one client's renames.
+		a, b := dial(t, ps[0]), dial(t, ps[1])
+		all = append(all, a, b)
+		b.send("/join games\n")
+		require.Equal(t, fmt.Sprintf("* you are in games, %d online", round+1), b.reply())
 		name := fmt.Sprintf("racer%d", round)
 		var start, sent sync.WaitGroup
 		start.Add(1)
@@ -281,7 +285,10 @@ func TestNameRaceAcrossRooms(t *testing.T) {
 		require.Len(t, winners, 1, "round %d: more or less than one client got %s", round, name)
 		winners[0].name = name
 	}
-	want := []string{a.name, b.name}
+	want := make([]string, 0, len(all))
+	for _, c := range all {
+		want = append(want, c.name)
+	}
 	slices.SortFunc(want, func(x, y string) int { return strings.Compare(strings.ToLower(x), strings.ToLower(y)) })
 	allSee(t, want, ps...)
 }

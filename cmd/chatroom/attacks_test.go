@@ -70,9 +70,11 @@ func startDemo(t *testing.T, args ...string) *demo {
 	require.NoError(t, cmd.Start())
 	d := &demo{t: t, cmd: cmd, stderr: bufio.NewReader(stderr), exited: make(chan error, 1)}
 	addrRe := regexp.MustCompile(`msg=serving addr=(\S+)`)
+	var logged strings.Builder // what it said before it served, for a failure
 	for d.addr == "" {
 		line, err := d.stderr.ReadString('\n')
-		require.NoError(t, err, "the program logs where it serves")
+		logged.WriteString(line)
+		require.NoError(t, err, "the program logs where it serves; it said:\n%s", logged.String())
 		if m := addrRe.FindStringSubmatch(line); m != nil {
 			d.addr = m[1]
 		}

@@ -30,7 +30,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chatroom:", err)
 		os.Exit(2)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "chatroom:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "chatroom: ") { // the engine's errors say whose they are already
+			msg = "chatroom: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }

@@ -36,7 +36,7 @@ func natsServerBinary(t *testing.T) string {
 // file: "-c", FILE) too.
 func startNATSServer(t *testing.T, args ...string) string {
 	t.Helper()
-	return runNATSServer(t, "-js", "-sd", t.TempDir())
+	return runNATSServer(t, append(args, "-js", "-sd", t.TempDir())...)
 }
 
 // runNATSServer runs nats-server with args on a free loopback port until
