@@ -90,7 +90,7 @@ const (
 	BusPart                        // Name left Room and stays connected; Text: its parting words
 	BusQuit                        // Name left the hub for Reason; Text: a kick's reason or its parting words
 	BusNick                        // Old is now called Name
-	BusLine                        // Line was said in Room; delivered, its ID is set, in the room's order
+	BusLine                        // Line was said in Room; delivered, its ID is set, in the room's order; or, with Err, this hub's line the bus could not order
 	BusWhisper                     // Line is a whisper to the client named Line.To alone
 	BusKick                        // put the client called Name out, for Text: of Room, by By; or of the hub if Room is ""
 	BusTopic                       // Name set Room's topic to Text
@@ -128,7 +128,7 @@ type BusMessage struct {
 	Reason  LeaveReason  // BusQuit: why
 	Line    *Message     // BusLine, BusWhisper: what was said
 	Lines   []*Message   // BusHistory: the room's last lines, oldest first, IDs set
-	Err     error        // BusHistory: why the room's lines cannot be had
+	Err     error        // BusHistory: why the room's lines cannot be had; BusLine: why the line was not ordered
 	Members []ClientInfo // BusState: everyone on Peer, with the rooms each is in
 }
 
@@ -322,6 +322,10 @@ func (s *state) fromPeer(msg BusMessage) {
 	case BusHistory:
 		s.history(r, msg)
 	case BusLine:
+		if msg.Err != nil {
+			s.lineLost(msg)
+			return
+		}
 		if r != nil && r.ready && cleanLine(msg.Line, msg.Room) && msg.Line.ID > r.lastID {
 			s.relay(r, []*Message{msg.Line}, s.byName[foldName(msg.Line.From)])
 		}
@@ -365,6 +369,20 @@ func (s *state) fromPeer(msg BusMessage) {
 		s.syncPeer(msg.Peer, msg.Members)
 	case BusGone:
 		s.syncPeer(msg.Peer, nil)
+	}
+}
+
+// lineLost tells the client of this hub that said msg.Line that the bus
+// could not order it: nobody got it.
+func (s *state) lineLost(msg BusMessage) {
+	if msg.Line == nil {
+		return
+	}
+	if c := s.byName[foldName(msg.Line.From)]; c != nil {
+		m := &Message{Kind: KindError, Time: s.now(), Room: msg.Room, Text: "your line was not delivered: " + msg.Err.Error()}
+		if b := s.hub.format(c.seat.form, m); b != nil {
+			s.post(c, [][]byte{b})
+		}
 	}
 }
 

@@ -96,11 +96,12 @@ const (
 	KindWhisper // From whispered Text to To
 	KindWelcome // to a newcomer that landed in Room, named From: Count, Members and Topic as for its own KindJoin
 	KindGap     // to a recovering client: the lines of Room it missed since Since are more than the history keeps; the last ones follow
+	KindError   // to a client: what it did could not be done, for Text (a line the bus could not order)
 	KindBye     // the last line a client gets: it leaves for Reason (Text: a kick's reason, or why it was refused)
 )
 
 var kindNames = [...]string{"", "say", "action", "join", "part", "kick", "topic", "mode", "announce", "summary",
-	"nick", "quit", "whisper", "welcome", "gap", "bye"}
+	"nick", "quit", "whisper", "welcome", "gap", "error", "bye"}
 
 // String returns the kind's name: "say", "action", "join", and so on.
 func (k MessageKind) String() string {

@@ -165,6 +165,8 @@ func (textForm) Format(m *Message) []byte {
 		return stamped(m.Time, "* ", strconv.Itoa(m.Joined), " joined, ", strconv.Itoa(m.Left), " left")
 	case KindWelcome:
 		return []byte("* welcome " + m.From + ", " + strconv.Itoa(m.Count) + " online\n")
+	case KindError:
+		return lineError(m.Text)
 	case KindBye:
 		if m.Reason == ReasonRefused {
 			return []byte("* " + m.Text + "\n")
