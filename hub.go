@@ -431,6 +431,7 @@ func (h *Hub) Room(name string) (*Room, error) {
 	if !h.ask(request{kind: askOpen, name: name, reply: h.answers(&a)}) {
 		return nil, ErrRoomClosed
 	}
+	a.await()
 	return a.room, a.err
 }
 
