@@ -108,7 +108,7 @@ func (s *textSession) say(text string, kind MessageKind) {
 			return
 		}
 	}
-	m := &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, Text: text}
+	m := &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, User: c.user, Host: c.hostName, Text: text}
 	m.forms.first = formatted{textForm{}, textForm{}.Format(m)} // here, not on the hub goroutine
 	c.sayMessage(r, m)
 }
