@@ -97,6 +97,7 @@ func serve(args []string) error {
 	natsURL := fs.String("nats", "", "serve this process's share of a room spread over every process with the same NATS server `URL` and -room (the server needs JetStream: nats-server -js)")
 	roomName := fs.String("room", "lobby", "with -nats, the `name` of the hub spread over processes (the namespace of its NATS subjects, streams and buckets): 1 to 64 letters, digits, _ or -")
 	maxRooms := fs.Int("max-rooms", 100, "most rooms open at once; newcomers land in lobby and move with /join; 1 means lobby alone (no /join)")
+	ircSrv := addIRCFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,6 +128,9 @@ func serve(args []string) error {
 	case (*tlsCert == "") != (*tlsKey == ""):
 		return usageError{"-tls-cert and -tls-key go together"}
 	}
+	if err := ircSrv.check(); err != nil {
+		return err
+	}
 	roomSet := false
 	fs.Visit(func(f *flag.Flag) { roomSet = roomSet || f.Name == "room" })
 	if roomSet && *natsURL == "" {
@@ -138,14 +142,21 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	var tlsConfig *tls.Config
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("loading TLS key pair: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, tlsConfig)
 	}
+	if err := ircSrv.listen(tlsConfig); err != nil {
+		ln.Close()
+		return err
+	}
+	defer ircSrv.close()
 
 	joinBurst := chatroom.DefaultJoinBurst
 	if *joinRate == 0 {
@@ -168,6 +179,7 @@ func serve(args []string) error {
 		chatroom.WithMaxRooms(*maxRooms),
 		chatroom.WithLogger(logger),
 	}
+	opts = append(opts, ircSrv.options()...)
 	if *natsURL != "" {
 		bus, err := natsbus.Connect(*natsURL, *roomName, natsbus.WithLogger(logger))
 		if err != nil {
@@ -203,6 +215,8 @@ func serve(args []string) error {
 	if site != nil {
 		logger.Info("serving the web page", "addr", "http://"+site.Addr+"/")
 	}
+	ircSrv.serve(room, logger)
+	defer ircSrv.wait() // its Serve returns once the room is closed
 
 	select {
 	case err := <-served: // the listener failed
@@ -213,6 +227,11 @@ func serve(args []string) error {
 		room.Close()
 		<-served
 		return fmt.Errorf("web: %w", err)
+	case err := <-ircSrv.done: // nil without -irc: never ready
+		room.Close()
+		<-served
+		closeSite(site, siteDone)
+		return fmt.Errorf("irc: %w", err)
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills the process the usual way
