@@ -18,8 +18,10 @@ end, so keep it true (WHAT-IT-CHECKS.md, "What the controller declares"):
 - ``isupport``: isupport.py::testValues checks each token's value in 005;
   with an empty dict that test is skipped.
 
-Raising NotImplementedByController in ``run`` skips the test: we do so for a
-server password (we have none), services and WebSocket.
+Raising NotImplementedByController in ``run`` skips the test: we do so for
+services and WebSocket. A server password is given to the demo as
+-irc-password (checked by the hub's auth hook), and irctest's operator
+credentials (OPER operuser operpassword) as -irc-oper.
 """
 
 import os
@@ -34,11 +36,15 @@ from irctest.specifications import Capabilities, OptionalBehaviors
 # irctest's tests expect this exact server name (004, PONG, 312, WHO's 352).
 SERVER_NAME = "My.Little.Server"
 
+# The operator credentials irctest's tests use (OPER operuser operpassword).
+OPER = "operuser:operpassword"
+
 
 class ChatroomController(BaseServerController, DirectoryBasedController):
     """Runs ``$CHATROOM_BIN -addr 127.0.0.1:0 -irc 127.0.0.1:PORT
-    -irc-name My.Little.Server -grace 0s`` per test, plus the words of
-    $CHATROOM_IRCTEST_ARGS (split as a shell would)."""
+    -irc-name My.Little.Server -irc-oper operuser:operpassword -grace 0s``
+    per test (with ``-irc-password PASSWORD`` for the tests that set one),
+    plus the words of $CHATROOM_IRCTEST_ARGS (split as a shell would)."""
 
     software_name = "chatroom"
     _port_wait_interval = 0.01
@@ -87,8 +93,6 @@ class ChatroomController(BaseServerController, DirectoryBasedController):
         websocket_hostname: Optional[str] = None,
         websocket_port: Optional[int] = None,
     ) -> None:
-        if password is not None:
-            raise NotImplementedByController("server password (PASS)")
         if run_services:
             raise NotImplementedByController("services")
         if websocket_hostname is not None or websocket_port is not None:
@@ -110,9 +114,13 @@ class ChatroomController(BaseServerController, DirectoryBasedController):
             f"127.0.0.1:{port}",
             "-irc-name",
             SERVER_NAME,
+            "-irc-oper",
+            OPER,
             "-grace",
             "0s",  # stop at once: irctest's clients are still connected at teardown
         ]
+        if password is not None:
+            args += ["-irc-password", password]
         if ssl:
             self.gen_ssl()
             args += ["-tls-cert", str(self.pem_path), "-tls-key", str(self.key_path)]
