@@ -3,9 +3,7 @@ package irc_test
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,14 +107,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 	flooder := ircClient(t, s, "flooder")
 	watcher := ircClient(t, s, "watcher")
 
-	// The slow client's receive buffer is small, so that the hub's
-	// socket fills after a few hundred kilobytes, not megabytes.
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
-	raw, err := d.Dial("tcp", s.irc)
+	raw, err := smallBufferDialer(t).Dial("tcp", s.irc)
 	require.NoError(t, err)
 	t.Cleanup(func() { raw.Close() })
 	slow := &conn{t: t, c: raw, in: bufio.NewReader(raw)}
