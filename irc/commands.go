@@ -200,9 +200,9 @@ func (s *session) namesOf(ch string) {
 		if !in && known && ci.Invisible {
 			continue
 		}
-		entry := s.prefixes(mb) + mb.Name
+		entry := s.prefixes(mb) + word(mb.Name)
 		if s.caps&capUserhostInNames != 0 && known {
-			entry += "!" + ci.User + "@" + s.face.hostParam(ci.Host)
+			entry += "!" + word(ci.User) + "@" + s.face.hostParam(ci.Host)
 		}
 		if len(line) > len(prefix) && len(line)+1+len(entry) > maxLine {
 			s.out = append(append(s.out, line...), '\r', '\n')
@@ -600,7 +600,7 @@ func (s *session) sayTo(target, text string, notice bool) {
 	switch err := s.c.Whisper(target, text, notice); {
 	case err == nil:
 		if away != "" {
-			s.num(rplAway, target, away)
+			s.num(rplAway, word(target), away)
 		}
 	case notice:
 	case errors.Is(err, chatroom.ErrNoSuchClient):
@@ -732,7 +732,7 @@ func (s *session) whoReply(w whoQuery, ch string, ci chatroom.ClientInfo, prefix
 	flags += prefix
 	host := f.hostParam(ci.Host)
 	if !w.whox {
-		s.num(rplWhoReply, ch, ci.User, host, f.serverName, ci.Name, flags, "0 "+ci.RealName)
+		s.num(rplWhoReply, ch, word(ci.User), host, f.serverName, word(ci.Name), flags, "0 "+ci.RealName)
 		return
 	}
 	params := make([]string, 0, len(whoxOrder))
@@ -748,7 +748,7 @@ func (s *session) whoReply(w whoQuery, ch string, ci chatroom.ClientInfo, prefix
 		case 'c':
 			v = ch
 		case 'u':
-			v = ci.User
+			v = word(ci.User)
 		case 'i':
 			v = "255.255.255.255"
 			if ip := ci.Host; ip != "" && strings.Trim(ip, "0123456789abcdefABCDEF.:") == "" {
@@ -759,7 +759,7 @@ func (s *session) whoReply(w whoQuery, ch string, ci chatroom.ClientInfo, prefix
 		case 's':
 			v = f.serverName
 		case 'n':
-			v = ci.Name
+			v = word(ci.Name)
 		case 'f':
 			v = flags
 		case 'd':
@@ -788,9 +788,10 @@ func (s *session) whois(m *message) {
 		return
 	}
 	f := s.face
-	s.num(rplWhoisUser, ci.Name, ci.User, f.hostParam(ci.Host), "*", ci.RealName)
+	name := word(ci.Name)
+	s.num(rplWhoisUser, name, word(ci.User), f.hostParam(ci.Host), "*", ci.RealName)
 	if chans := s.channelsOf(ci); len(chans) > 0 {
-		prefix := ":" + f.serverName + " " + rplWhoisChannels + " " + s.nick + " " + ci.Name + " :"
+		prefix := ":" + f.serverName + " " + rplWhoisChannels + " " + s.nick + " " + name + " :"
 		line := []byte(prefix)
 		for _, ch := range chans {
 			if len(line) > len(prefix) && len(line)+1+len(ch) > maxLine {
@@ -804,14 +805,14 @@ func (s *session) whois(m *message) {
 		}
 		s.out = append(append(s.out, line...), '\r', '\n')
 	}
-	s.num(rplWhoisServer, ci.Name, f.serverName, f.network)
+	s.num(rplWhoisServer, name, f.serverName, f.network)
 	if ci.Away != "" {
-		s.num(rplAway, ci.Name, ci.Away)
+		s.num(rplAway, name, ci.Away)
 	}
 	if ci.Operator {
-		s.num(rplWhoisOperator, ci.Name, "is an IRC operator")
+		s.num(rplWhoisOperator, name, "is an IRC operator")
 	}
-	s.num(rplEndOfWhois, ci.Name, "End of /WHOIS list")
+	s.num(rplEndOfWhois, name, "End of /WHOIS list")
 }
 
 // channelsOf lists the channels ci is in that the client may see, each
@@ -860,7 +861,7 @@ func (s *session) userhost(m *message) {
 		if err != nil {
 			continue
 		}
-		entry := ci.Name
+		entry := word(ci.Name)
 		if ci.Operator {
 			entry += "*"
 		}
@@ -869,7 +870,7 @@ func (s *session) userhost(m *message) {
 		} else {
 			entry += "=+"
 		}
-		found = append(found, entry+ci.User+"@"+s.face.hostParam(ci.Host))
+		found = append(found, entry+word(ci.User)+"@"+s.face.hostParam(ci.Host))
 	}
 	s.out = appendLine(s.out, s.face.serverName, rplUserHost, true, s.nick, strings.Join(found, " "))
 }
@@ -879,7 +880,7 @@ func (s *session) ison(m *message) {
 	for _, p := range m.params {
 		for _, nick := range strings.Fields(p) {
 			if ci, err := s.c.Lookup(nick); err == nil {
-				found = append(found, ci.Name)
+				found = append(found, word(ci.Name))
 			}
 		}
 	}

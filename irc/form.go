@@ -76,7 +76,7 @@ func (fm form) Format(m *chatroom.Message) []byte {
 	case chatroom.KindSay, chatroom.KindAction:
 		return appendLine(b, f.source(m.From, m.User, m.Host), privmsg(m.Notice), true, channel(m.Room), ctcpAction(m))
 	case chatroom.KindWhisper:
-		return appendLine(b, f.source(m.From, m.User, m.Host), privmsg(m.Notice), true, m.To, m.Text)
+		return appendLine(b, f.source(m.From, m.User, m.Host), privmsg(m.Notice), true, word(m.To), m.Text)
 	case chatroom.KindJoin:
 		return appendLine(b, f.source(m.From, m.User, m.Host), "JOIN", false, channel(m.Room))
 	case chatroom.KindPart:
@@ -85,16 +85,16 @@ func (fm form) Format(m *chatroom.Message) []byte {
 		}
 		return appendLine(b, f.source(m.From, m.User, m.Host), "PART", true, channel(m.Room), m.Text)
 	case chatroom.KindKick:
-		return appendLine(b, f.source(m.By, m.User, m.Host), "KICK", true, channel(m.Room), m.From, kickReason(m))
+		return appendLine(b, f.source(m.By, m.User, m.Host), "KICK", true, channel(m.Room), word(m.From), kickReason(m))
 	case chatroom.KindQuit:
 		return appendLine(b, f.source(m.From, m.User, m.Host), "QUIT", true, quitText(m.Reason, m.Text))
 	case chatroom.KindNick:
-		return appendLine(b, f.source(m.Old, m.User, m.Host), "NICK", false, m.From)
+		return appendLine(b, f.source(m.Old, m.User, m.Host), "NICK", false, word(m.From))
 	case chatroom.KindTopic:
 		return appendLine(b, f.source(m.By, m.User, m.Host), "TOPIC", true, channel(m.Room), m.Text)
 	case chatroom.KindMode:
 		if m.From != "" {
-			return appendLine(b, f.source(m.By, m.User, m.Host), "MODE", false, channel(m.Room), m.Text, m.From)
+			return appendLine(b, f.source(m.By, m.User, m.Host), "MODE", false, channel(m.Room), m.Text, word(m.From))
 		}
 		return appendLine(b, f.source(m.By, m.User, m.Host), "MODE", false, channel(m.Room), m.Text)
 	case chatroom.KindAnnounce:
@@ -226,10 +226,31 @@ func upperFirst(s string) string {
 // the hub does not know (a peer's client) is the nick's, a host it does
 // not know the server's.
 func (f *Face) source(nick, user, host string) string {
+	nick = word(nick)
 	if user == "" {
 		user = nick
 	}
-	return nick + "!" + user + "@" + f.hostParam(host)
+	return nick + "!" + word(user) + "@" + f.hostParam(host)
+}
+
+// word makes a name one IRC word, which it nearly always is already: a
+// name or user name the hub took from elsewhere than IRC (an auth hook's
+// answer) may hold spaces, "!" or "@", or start with ":", and would
+// otherwise break the line it is written in. Each such byte becomes "_".
+func word(s string) string {
+	if s != "" && s[0] != ':' && !strings.ContainsAny(s, " !@") {
+		return s
+	}
+	if s == "" {
+		return "*"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c == ' ' || c == '!' || c == '@' || i == 0 && c == ':' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // hostParam is a client's host as IRC may carry it: one word that does

@@ -139,6 +139,8 @@ func TestFormat(t *testing.T) {
 			"ERROR :Closing link (Server shutting down)", "", "ERROR :Closing link (Server shutting down)", ""},
 		{"from a peer, unknown user and host", chatroom.Message{Kind: chatroom.KindJoin, Room: "games", From: "zed"},
 			":zed!zed@irc.test JOIN #games", ":zed!zed@irc.test JOIN #games", ":zed!zed@irc.test JOIN #games", ":zed!zed@irc.test JOIN #games"},
+		{"a name an auth hook gave, with spaces", chatroom.Message{Kind: chatroom.KindWhisper, From: "Alice Smith", User: "a b", Host: "h", To: ":Bob Jones", Text: "x"},
+			":Alice_Smith!a_b@h PRIVMSG _Bob_Jones :x", "", ":Alice_Smith!a_b@h PRIVMSG _Bob_Jones :x", ":Alice_Smith!a_b@h PRIVMSG _Bob_Jones :x"},
 		{"an IPv6 host", chatroom.Message{Kind: chatroom.KindJoin, Room: "games", From: "v6", User: "~v6", Host: "::1"},
 			":v6!~v6@0::1 JOIN #games", ":v6!~v6@0::1 JOIN #games", ":v6!~v6@0::1 JOIN #games", ":v6!~v6@0::1 JOIN #games"},
 	}

@@ -51,8 +51,10 @@ func (s *ircServer) check() error {
 
 // options are the hub options the IRC flags need: with -irc-password, an
 // auth hook that refuses an IRC client without it. A client of another
-// face, which has no way to give a password, is named as it asks or by
-// its address.
+// face, which has no way to give a password, is named as it asks if that
+// is a name /nick would take, or else by its address. (An auth hook's
+// names are not checked by the hub: this one keeps them to what every
+// face can show.)
 func (s *ircServer) options() []chatroom.Option {
 	password := *s.password
 	if password == "" {
@@ -60,7 +62,10 @@ func (s *ircServer) options() []chatroom.Option {
 	}
 	return []chatroom.Option{chatroom.WithAuth(func(_ context.Context, e chatroom.AuthEvent) (chatroom.AuthReply, error) {
 		if e.Face != "irc" {
-			return chatroom.AuthReply{Name: cmpOr(e.Name, e.Conn.RemoteAddr().String())}, nil
+			if !validName(e.Name) {
+				return chatroom.AuthReply{Name: e.Conn.RemoteAddr().String()}, nil
+			}
+			return chatroom.AuthReply{Name: e.Name}, nil
 		}
 		if subtle.ConstantTimeCompare([]byte(e.Password), []byte(password)) != 1 {
 			return chatroom.AuthReply{}, errors.New("wrong password")
@@ -69,11 +74,18 @@ func (s *ircServer) options() []chatroom.Option {
 	})}
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
+// validName reports whether name is one /nick takes: 1 to 32 ASCII
+// letters, digits and _-.[] (the IRC face checks NICK the same way).
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 32 {
+		return false
 	}
-	return s
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_-.[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // listen opens the IRC listener, if -irc asks for one, with TLS if
