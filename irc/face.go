@@ -23,6 +23,13 @@
 // control characters and are removed), and the eviction of a client too
 // slow to read. An IRC client is in no room until it sends JOIN.
 //
+// A JOIN is answered with the JOIN, then the room's last lines if the hub
+// keeps a history for newcomers ([chatroom.WithHistory]), then the topic
+// and the names. Lines the face writes may be longer than IRC's 512 bytes
+// when the hub's limit on text ([chatroom.WithBufferSize], 1 024 bytes by
+// default) allows longer text than fits; a limit of 400 keeps every line
+// within 512.
+//
 // What the hub cannot carry is left out, and said where it matters: tags
 // a client sends are not relayed (TAGMSG is accepted and dropped), nor
 // CTCP requests other than ACTION; a private ACTION reaches its recipient
@@ -48,11 +55,13 @@ import (
 // number of listeners and hubs at once.
 type Face struct {
 	// ServerName is the server's name: the source of its replies, and
-	// what 004, PONG, WHO and WHOIS say. Default "chatroom".
+	// what 004, PONG, WHO and WHOIS say; one word (a space becomes "_").
+	// Default "chatroom".
 	ServerName string
 
-	// Network is the network's name, in 001 and ISUPPORT's NETWORK.
-	// Default: ServerName.
+	// Network is the network's name, in 001 and ISUPPORT's NETWORK
+	// (where a space, "=" or a byte that is not printable ASCII becomes
+	// "-"). Default: ServerName.
 	Network string
 
 	// MOTD is the message of the day, sent on registration and for MOTD:
@@ -83,7 +92,7 @@ const Version = "chatroom-irc-1"
 // init derives what the Face needs from its fields, once.
 func (f *Face) init() {
 	f.once.Do(func() {
-		f.serverName = cmpOr(strings.TrimSpace(f.ServerName), "chatroom")
+		f.serverName = word(cmpOr(strings.TrimSpace(f.ServerName), "chatroom"))
 		f.network = cmpOr(strings.TrimSpace(f.Network), f.serverName)
 		f.created = time.Now().UTC().Format(time.RFC1123)
 		if f.MOTD != "" {
@@ -174,7 +183,12 @@ func (f *Face) isupport(limit int) []string {
 		"ELIST=MNU",
 		"KICKLEN=" + n,
 		"MODES=4",
-		"NETWORK=" + f.network,
+		"NETWORK=" + strings.Map(func(r rune) rune {
+			if r == ' ' || r == '=' || r < 0x21 || r > 0x7e {
+				return '-'
+			}
+			return r
+		}, f.network),
 		"NICKLEN=32",
 		"PREFIX=(ov)@+",
 		"SAFELIST",
