@@ -53,6 +53,9 @@ type Client struct {
 	op          bool        // the auth hook made it an operator
 	roster      bool        // it is told who is in each room it enters (Registration.Roster)
 	single      bool        // it is always in one room: the text protocol\'s
+	user        string      // its user name (Registration.User), once registered
+	hostName    string      // its host, as messages carry it (see hostName)
+	realName    string      // its real name (Registration.RealName)
 	named       bool        // name came from the auth hook: refused if taken, not made unique
 	claimed     bool        // name is claimed through the hub's bus: leave releases it
 	admitting   bool        // holds a place in Hub.admitting
@@ -181,6 +184,13 @@ type Registration struct {
 	// Roster asks that the client be told who is in each room it enters:
 	// Message.Members of its KindWelcome and its own KindJoin.
 	Roster bool
+	// User is the client's user name, shown by faces that show one (IRC's
+	// nick!user@host, and WHO): "" for its face's name ("text", "json").
+	// It is cleaned, and cut to 32 bytes.
+	User string
+	// RealName is the client's real name (IRC's USER), reported by
+	// [Client.Lookup]: cleaned and cut as a line.
+	RealName string
 }
 
 // Register runs the auth hook, if any, names the client and lets it into
@@ -221,6 +231,7 @@ func (c *Client) Register(r Registration) error {
 		name = claimed
 	}
 	c.name, c.roster = name, r.Roster
+	c.user, c.hostName, c.realName = c.userName(r.User), c.hostOf(), c.clip(r.RealName)
 	var land *Room
 	if r.Land {
 		land = c.landing
@@ -234,6 +245,28 @@ func (c *Client) Register(r Registration) error {
 	c.doneAdmitting() // in: it no longer waits
 	c.restartIdleClock()
 	return nil
+}
+
+// maxUser bounds a user name (Registration.User), in bytes.
+const maxUser = 32
+
+// userName is the user name the client registers with: user, cleaned
+// and cut to maxUser bytes, or its face's name.
+func (c *Client) userName(user string) string {
+	if user = string(appendClean(nil, []byte(user), maxUser)); user == "" {
+		user = c.face.Name()
+	}
+	return user
+}
+
+// hostOf is the client's host, as messages and ClientInfo carry it: the
+// IP address it connects from, or its address if it has none (a Unix
+// socket, a pipe).
+func (c *Client) hostOf() string {
+	if c.host.IsValid() {
+		return c.host.String()
+	}
+	return c.addr
 }
 
 // refused records err as why the client was turned away, counts the
@@ -334,7 +367,7 @@ func (c *Client) sayIn(r *Room, text string, kind MessageKind, notice bool) erro
 			return ErrReadsAsNotice
 		}
 	}
-	m := &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, Text: text, Notice: notice}
+	m := &Message{Kind: kind, Time: c.hub.opts.now(), Room: r.name, From: c.name, User: c.user, Host: c.hostName, Text: text, Notice: notice}
 	if c.single { // most who hear a text client speak the text protocol: its line is formatted here, not on the hub goroutine
 		m.forms.first = formatted{textForm{}, textForm{}.Format(m)}
 	}
@@ -373,7 +406,7 @@ func (c *Client) Whisper(to, text string, notice bool) error {
 	if err != nil || text == "" {
 		return err
 	}
-	m := &Message{Kind: KindWhisper, Time: c.hub.opts.now(), From: c.name, To: to, Text: text, Notice: notice}
+	m := &Message{Kind: KindWhisper, Time: c.hub.opts.now(), From: c.name, User: c.user, Host: c.hostName, To: to, Text: text, Notice: notice}
 	_, err = c.ask(request{kind: askWhisper, msg: m})
 	return err
 }
@@ -442,6 +475,28 @@ func (c *Client) Rooms() []RoomInfo {
 func (c *Client) Lookup(name string) (ClientInfo, error) {
 	a, err := c.ask(request{kind: askLookup, name: name})
 	return a.info, err
+}
+
+// Clients describes everyone in the room called room, or in the hub for
+// room "", sorted by name ignoring case, as [Room.Clients] and
+// [Hub.Clients] do. It returns [ErrNoSuchRoom] for a room that is not
+// open, or a secret one the client is not in.
+func (c *Client) Clients(room string) ([]ClientInfo, error) {
+	var r *Room
+	if room != "" {
+		var err error
+		if r, err = c.knownRoom(room); err != nil {
+			return nil, err
+		}
+	}
+	a, err := c.ask(request{kind: askClients, room: r})
+	return a.infos, err
+}
+
+// Stats returns the hub's counters, as [Hub.Stats] does (IRC's LUSERS).
+func (c *Client) Stats() Stats {
+	c.mayWait()
+	return c.hub.Stats()
 }
 
 // Room describes the room called name, its topic and modes included. It

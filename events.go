@@ -59,6 +59,9 @@ type ClientInfo struct {
 	Face      string    // the protocol it speaks: "text", "json", "irc"
 	Operator  bool      // an operator of the hub (see AuthReply, Client.SetOperator)
 	Invisible bool      // it asked to be invisible (IRC's user mode +i)
+	User      string    // its user name (see Registration.User)
+	Host      string    // its host: the IP address it connects from, or its address if it has none
+	RealName  string    // its real name (see Registration.RealName), "" for none
 }
 
 // eventBacklog is how many events may wait for a slow observer. Past it,

@@ -133,6 +133,8 @@ type Message struct {
 	Time   time.Time   // when it happened, by the hub's clock ([WithClock])
 	Room   string      // the room it happened in, as the room is named; "" for none
 	From   string      // who did it (KindNick: the new name)
+	User   string      // the user name of who did it (From; By for KindKick, KindTopic, KindMode): see Registration.User; "" if unknown (a peer's client)
+	Host   string      // ... and its host (see ClientInfo.Host); "" if unknown
 	Addr   string      // KindJoin, KindWelcome: From's remote address
 	To     string      // KindWhisper: the recipient
 	By     string      // KindKick, KindTopic, KindMode: who did it

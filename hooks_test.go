@@ -365,7 +365,7 @@ func TestClients(t *testing.T) {
 	infos := room.Clients()
 	require.Len(t, infos, 3)
 	for i, name := range []string{"alice", "bob", "carol"} {
-		assert.Equal(t, chatroom.ClientInfo{Name: name, Addr: name, Joined: testTime, Rooms: []string{"lobby"}, Face: "text"}, infos[i])
+		assert.Equal(t, chatroom.ClientInfo{Name: name, Addr: name, Joined: testTime, Rooms: []string{"lobby"}, Face: "text", User: "text", Host: name}, infos[i])
 	}
 }
 

@@ -152,6 +152,13 @@ type Stats struct {
 	// Rooms is how many rooms are open (hub-wide).
 	Rooms int
 
+	// Peak is the most clients the hub has had at once since it started
+	// (hub-wide; with a bus, this process's own).
+	Peak int
+	// Invisible is how many clients in the hub are invisible now
+	// ([Client.SetInvisible]; hub-wide, this process's own).
+	Invisible int
+
 	// Admitting is how many connections wait to be admitted or refused
 	// now, at most 256 (see [Hub.Serve]).
 	Admitting int

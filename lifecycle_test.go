@@ -308,7 +308,7 @@ func TestStats(t *testing.T) {
 	// relayed, 3 notices, a bye and 2 left notices.
 	want := chatroom.Stats{
 		Clients: 2, Joined: 3, Left: 1, Refused: 1,
-		Messages: 2, Delivered: 15, Rooms: 1,
+		Messages: 2, Delivered: 15, Rooms: 1, Peak: 3,
 	}
 	eventually(t, func() bool { return room.Stats() == want }, "stats settle")
 	assert.Equal(t, want, room.Stats())

@@ -56,6 +56,9 @@ type seat struct {
 	invisible bool        // IRC's user mode +i (Client.SetInvisible)
 	away      string      // its away message, "" for none
 	face      string      // its face's name
+	user      string      // its user name (Registration.User)
+	host      string      // its host (Client.hostOf)
+	realName  string      // its real name (Registration.RealName)
 	reason    LeaveReason // why it left, once it has
 }
 
@@ -219,7 +222,14 @@ func (s *state) handle(q request) {
 			q.client.seat.op = q.on
 		}
 	case askInvisible:
-		q.client.seat.invisible = q.on
+		if c := q.client; s.registered(c) && c.seat.invisible != q.on {
+			c.seat.invisible = q.on
+			if q.on {
+				s.stats.Invisible++
+			} else {
+				s.stats.Invisible--
+			}
+		}
 	case askPost:
 		if s.registered(q.client) || q.client.seat.index < 0 {
 			s.post(q.client, [][]byte{q.bytes})
@@ -237,7 +247,11 @@ func (s *state) handle(q request) {
 	case askStats:
 		a.stats = s.statsOf(q.room)
 	case askClients:
-		a.infos = s.clientList(q.room)
+		if r := q.room; q.client != nil && r != nil && (r.closed || r.secret && !q.client.in(r)) {
+			a.err = ErrNoSuchRoom
+		} else {
+			a.infos = s.clientList(r)
+		}
 	case askOpen:
 		a.room, a.err = s.open(q.name)
 		if a.err == nil {
@@ -294,11 +308,13 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 		name = s.freeName(name)
 	}
 	c.seat = seat{index: len(s.clients), name: name, key: foldName(name), joined: s.now(),
-		form: c.form, own: c.own, roster: c.roster, single: c.single, op: c.op, face: c.face.Name()}
+		form: c.form, own: c.own, roster: c.roster, single: c.single, op: c.op, face: c.face.Name(),
+		user: c.user, host: c.hostName, realName: c.realName}
 	s.clients = append(s.clients, c)
 	s.claim(c)
 	s.stats.Joined++
 	s.stats.Clients = len(s.clients)
+	s.stats.Peak = max(s.stats.Peak, s.stats.Clients)
 	if room != nil && !room.closed {
 		s.enter(c, room, 0, true, false)
 	} else {
@@ -467,7 +483,7 @@ func (s *state) roomToJoin(c *Client, name string) (r *Room, opened bool, err er
 func (s *state) join(c *Client, r *Room, since uint64, move, opened bool) {
 	if move {
 		for len(c.seat.places) > 0 {
-			s.leaveRoom(c, c.seat.places[0].room, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name}, ReasonPart)
+			s.leaveRoom(c, c.seat.places[0].room, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name, User: c.seat.user, Host: c.seat.host}, ReasonPart)
 		}
 	}
 	s.enter(c, r, since, false, opened)
@@ -493,7 +509,7 @@ func (c *Client) placeIn(r *Room) int {
 // history (see Client.Join for since).
 func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 	now := s.now()
-	joined := &Message{Kind: KindJoin, Time: now, Room: r.name, From: c.seat.name, Addr: c.addr}
+	joined := &Message{Kind: KindJoin, Time: now, Room: r.name, From: c.seat.name, User: c.seat.user, Host: c.seat.host, Addr: c.addr}
 	told := s.tellJoin(r, joined) // before c is a member: c is told in its own form
 
 	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members), op: op, told: told, since: time.Now()})
@@ -559,7 +575,7 @@ func (s *state) part(c *Client, r *Room, text string) error {
 	if !s.registered(c) || !c.in(r) {
 		return ErrNotInRoom
 	}
-	s.leaveRoom(c, r, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name, Text: text}, ReasonPart)
+	s.leaveRoom(c, r, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name, User: c.seat.user, Host: c.seat.host, Text: text}, ReasonPart)
 	return nil
 }
 
@@ -703,7 +719,7 @@ func (s *state) rename(c *Client, name string) error {
 	c.seat.name, c.seat.key = name, foldName(name)
 	s.claim(c)
 	now := s.now()
-	m := &Message{Kind: KindNick, Time: now, From: name, Old: old, Rooms: c.roomNames()}
+	m := &Message{Kind: KindNick, Time: now, From: name, User: c.seat.user, Host: c.seat.host, Old: old, Rooms: c.roomNames()}
 	for _, p := range c.seat.places {
 		p.room.sorted = nil
 	}
@@ -814,7 +830,8 @@ func (s *state) lookup(name string) (ClientInfo, error) {
 // info describes c.
 func (c *Client) info() ClientInfo {
 	return ClientInfo{Name: c.seat.name, Addr: c.addr, Joined: c.seat.joined, Rooms: c.roomNames(),
-		Away: c.seat.away, Face: c.seat.face, Operator: c.seat.op, Invisible: c.seat.invisible}
+		Away: c.seat.away, Face: c.seat.face, Operator: c.seat.op, Invisible: c.seat.invisible,
+		User: c.seat.user, Host: c.seat.host, RealName: c.seat.realName}
 }
 
 // roomInfo describes r for c.
@@ -844,7 +861,7 @@ func (s *state) setTopic(c *Client, r *Room, text string) error {
 	}
 	now := s.now()
 	r.topicText, r.topicBy, r.topicAt = text, c.seat.name, now
-	m := &Message{Kind: KindTopic, Time: now, Room: r.name, By: c.seat.name, Text: text}
+	m := &Message{Kind: KindTopic, Time: now, Room: r.name, By: c.seat.name, User: c.seat.user, Host: c.seat.host, Text: text}
 	s.broadcast(r, []*Message{m}, c, 0)
 	s.publish(BusMessage{Kind: BusTopic, Room: r.name, Name: c.seat.name, Text: text, Time: now})
 	return nil
@@ -859,7 +876,7 @@ func (s *state) setMode(c *Client, r *Room, mode, name string) error {
 	case !c.operates(r):
 		return ErrNotAllowed
 	}
-	m := &Message{Kind: KindMode, Time: s.now(), Room: r.name, By: c.seat.name, Text: mode}
+	m := &Message{Kind: KindMode, Time: s.now(), Room: r.name, By: c.seat.name, User: c.seat.user, Host: c.seat.host, Text: mode}
 	on := mode[0] == '+'
 	switch mode[1] {
 	case 't':
@@ -908,7 +925,7 @@ func (s *state) kick(by *Client, r *Room, name, reason string) error {
 		s.depart(c, ReasonKicked, reason)
 		return nil
 	}
-	s.leaveRoom(c, r, &Message{Kind: KindKick, Time: s.now(), From: c.seat.name, By: by.seat.name, Text: reason}, ReasonKicked)
+	s.leaveRoom(c, r, &Message{Kind: KindKick, Time: s.now(), From: c.seat.name, By: by.seat.name, User: by.seat.user, Host: by.seat.host, Text: reason}, ReasonKicked)
 	return nil
 }
 
@@ -929,7 +946,7 @@ func (s *state) depart(c *Client, reason LeaveReason, text string) {
 	}
 	now := s.now()
 	e := reason.effect()
-	m := &Message{Kind: KindQuit, Time: now, From: c.seat.name, Reason: reason, Text: text, Rooms: c.roomNames()}
+	m := &Message{Kind: KindQuit, Time: now, From: c.seat.name, User: c.seat.user, Host: c.seat.host, Reason: reason, Text: text, Rooms: c.roomNames()}
 	rooms := make([]*Room, 0, len(c.seat.places))
 	told := make([]bool, 0, len(c.seat.places))
 	for len(c.seat.places) > 0 {
@@ -970,6 +987,9 @@ func (s *state) unlist(c *Client, reason LeaveReason) {
 	s.unclaim(c)
 	s.stats.Left++
 	s.stats.Clients = len(s.clients)
+	if c.seat.invisible {
+		s.stats.Invisible--
+	}
 	log := s.hub.log
 	if reason.effect().evicts {
 		s.stats.Evicted++

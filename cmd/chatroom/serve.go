@@ -61,6 +61,7 @@ type serveConfig struct {
 	roomName       string
 	maxRooms       int
 	hostRate       float64
+	irc            *ircServer
 }
 
 // serveFlags returns serve's flag set, which fills c.
@@ -92,6 +93,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.natsNkey, "nats-nkey", "", "with -nats, authenticate with the nkey whose seed is in this `file`")
 	fs.StringVar(&c.roomName, "room", "lobby", "with -nats, the `name` of the hub spread over processes (the namespace of its NATS subjects, stream and bucket): 1 to 64 letters, digits, _ or -")
 	fs.IntVar(&c.maxRooms, "max-rooms", 100, "most rooms open at once; newcomers land in lobby and move with /join; 1 means lobby alone (no /join)")
+	c.irc = addIRCFlags(fs)
 	fs.Float64Var(&c.hostRate, "host-rate", chatroom.DefaultHostRate, fmt.Sprintf("lines a second read from all the connections of one IP address together (an IPv6 address counts by its /64), after a burst of %d (loopback exempt); 0 means no limit", chatroom.DefaultHostBurst))
 	return fs
 }
@@ -188,6 +190,9 @@ func parseServe(args []string) (serveConfig, error) {
 	case set["http-host"] && c.httpAddr == "":
 		return c, usageError{"-http-host is for the web page's requests: it needs -http"}
 	}
+	if err := c.irc.check(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -213,6 +218,11 @@ func serve(args []string) error {
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
+	if err := c.irc.listen(tlsConfig); err != nil {
+		ln.Close()
+		return err
+	}
+	defer c.irc.close()
 
 	joinBurst := chatroom.DefaultJoinBurst
 	if c.joinRate == 0 {
@@ -240,6 +250,7 @@ func serve(args []string) error {
 		chatroom.WithHostRate(c.hostRate, hostBurst),
 		chatroom.WithLogger(logger),
 	}
+	opts = append(opts, c.irc.options()...)
 	if c.natsURL != "" {
 		busOpts := []natsbus.Option{natsbus.WithLogger(logger)}
 		if c.natsCreds != "" {
@@ -310,6 +321,8 @@ func serve(args []string) error {
 	for _, s := range sites {
 		logger.Info("serving the "+s.name, "addr", s.url)
 	}
+	c.irc.serve(room, logger)
+	defer c.irc.wait() // its Serve returns once the hub is closed
 
 	select {
 	case err := <-served: // the listener failed
@@ -321,6 +334,11 @@ func serve(args []string) error {
 		<-served
 		closeSites()
 		return err
+	case err := <-c.irc.done: // nil without -irc: never ready
+		room.Close()
+		<-served
+		closeSites()
+		return fmt.Errorf("irc: %w", err)
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills the process the usual way
