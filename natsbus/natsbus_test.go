@@ -105,6 +105,8 @@ func TestChatAcrossProcesses(t *testing.T) {
 	carol.send("after the whisper\n")
 	assert.Empty(t, bob.waitFor(ts+" carol say: after the whisper"), "bob heard the whisper")
 	alice.expect(ts + " carol say: after the whisper")
+	// The spy's connection may hear it after alice's process did.
+	eventually(t, waitLimit, func() bool { return len(carrying(seen(), "psst")) > 0 }, "the spy hears the whisper")
 	assert.Equal(t, []string{"chatroom.lobby.to." + ps[0].bus.ID()}, carrying(seen(), "psst"))
 
 	for _, c := range []*client{alice, bob, carol} {
@@ -141,6 +143,7 @@ func TestChatAcrossProcesses(t *testing.T) {
 	allSee(t, []string{"alice", "carol"}, ps...)
 	// The kick went to B alone; the notice of bob's leaving, from B, to
 	// everyone.
+	eventually(t, waitLimit, func() bool { return len(carrying(seen(), "enough")) >= 2 }, "the spy hears the kick and the notice")
 	assert.ElementsMatch(t, []string{"chatroom.lobby.to." + ps[1].bus.ID(), "chatroom.lobby.ev"}, carrying(seen(), "enough"))
 
 	// A name is unique across processes: bob's old name is free again,
