@@ -20,13 +20,23 @@ import (
 // messages, for the JSON face: what the hub writes is cut at each "\n" and
 // every line goes out as one text message (without its "\n"), and every
 // text message that comes in reads as one line. Unlike websocket.NetConn,
-// which streams bytes across messages, it keeps each message whole.
+// which streams bytes across messages, it keeps each message whole. In
+// stream mode, for the text protocol, it reads the bytes of the messages
+// one after the other, as a TCP stream's, and writes what the hub writes
+// at once as one message.
 //
 // Reading: a message reads as its bytes, with any "\r" or "\n" in it made a
 // space (in JSON they can only be blanks between tokens), then "\n". A
 // binary message closes the connection with StatusUnsupportedData; a
 // message longer than the read limit (setReadLimit) with
 // StatusMessageTooBig.
+//
+// Pacing: each message that comes in takes a token of the connection's
+// (WithMessageRate), as a line takes one of the hub's flood control: a
+// client that sends messages faster is read more slowly, and what its
+// messages cost the server to take apart is bounded, however small they
+// are. A stream of one-byte messages (which make no line the hub would
+// count) is paced like a stream of lines.
 //
 // Deadlines work as websocket.NetConn's: one that passes while nothing
 // reads (writes) makes the next Read (Write) fail; one that passes during
@@ -37,7 +47,8 @@ import (
 // The hub reads from one goroutine and writes from one at a time, which is
 // all messageConn supports; Close and the deadlines may come from any.
 type messageConn struct {
-	ws *websocket.Conn
+	ws     *websocket.Conn
+	stream bool // the text protocol: messages' bytes are a stream, not one line each
 
 	// The reader's own, under rmu.
 	rmu       sync.Mutex
@@ -48,6 +59,10 @@ type messageConn struct {
 	readTimer *time.Timer
 	readLate  atomic.Bool // the read deadline passed while nothing read
 	readCut   atomic.Bool // ... or during a read, which it ended
+	rate      float64     // messages a second read, after burst; 0: no limit
+	burst     float64
+	tokens    float64 // as of tokensAt
+	tokensAt  time.Time
 
 	// The writer's own, under wmu.
 	wmu        sync.Mutex
@@ -59,10 +74,11 @@ type messageConn struct {
 	writeCut   atomic.Bool
 }
 
-// newMessageConn wraps ws; ctx bounds the connection's life (the
-// request's).
-func newMessageConn(ctx context.Context, ws *websocket.Conn) *messageConn {
-	c := &messageConn{ws: ws}
+// newMessageConn wraps ws, reading at most rate messages a second after
+// burst (0 and 0: no limit), its messages a stream of bytes if stream; ctx
+// bounds the connection's life (the request's).
+func newMessageConn(ctx context.Context, ws *websocket.Conn, stream bool, rate float64, burst int) *messageConn {
+	c := &messageConn{ws: ws, stream: stream, rate: rate, burst: float64(burst), tokens: float64(burst)}
 	c.readCtx, c.readStop = context.WithCancel(ctx)
 	c.writeCtx, c.writeStop = context.WithCancel(ctx)
 	c.readTimer = stoppedTimer(func() { expire(&c.rmu, &c.readLate, &c.readCut, c.readStop) })
@@ -96,7 +112,8 @@ func (c *messageConn) setReadLimit(n int) { c.ws.SetReadLimit(int64(n)) }
 // errBinary is the error of a read that met a binary message.
 var errBinary = errors.New("web: a binary message on a text protocol")
 
-// Read reads the current message, or the next one, as a line.
+// Read reads the current message, or the next one, as a line (in stream
+// mode, as the stream's next bytes).
 func (c *messageConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -110,6 +127,9 @@ func (c *messageConn) Read(p []byte) (int, error) {
 			return 1, nil
 		}
 		if c.msg == nil {
+			if err := c.pace(); err != nil {
+				return 0, err
+			}
 			typ, r, err := c.ws.Reader(c.readCtx)
 			if err != nil {
 				return 0, c.readError(err)
@@ -121,9 +141,18 @@ func (c *messageConn) Read(p []byte) (int, error) {
 			c.msg = r
 		}
 		n, err := c.msg.Read(p)
-		blank(p[:n])
+		if !c.stream {
+			blank(p[:n])
+		}
 		if err == io.EOF {
-			c.msg, c.eol = nil, true
+			c.msg = nil
+			if c.stream {
+				if n > 0 {
+					return n, nil
+				}
+				continue // an empty message: the next one
+			}
+			c.eol = true
 			if n < len(p) {
 				p[n] = '\n'
 				n++
@@ -139,6 +168,36 @@ func (c *messageConn) Read(p []byte) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// pace takes a token for the next message, waiting for one if there is
+// none, until the read deadline or the connection's end.
+func (c *messageConn) pace() error {
+	if c.rate <= 0 {
+		return nil
+	}
+	now := time.Now()
+	if !c.tokensAt.IsZero() {
+		c.tokens = min(c.burst, c.tokens+now.Sub(c.tokensAt).Seconds()*c.rate)
+	}
+	c.tokensAt = now
+	if c.tokens >= 1 {
+		c.tokens--
+		return nil
+	}
+	wait := time.Duration((1 - c.tokens) / c.rate * float64(time.Second))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		c.tokens, c.tokensAt = 0, time.Now() // the token it waited for is this message's
+		return nil
+	case <-c.readCtx.Done():
+		if c.readCut.Load() {
+			return deadlineError("read")
+		}
+		return io.EOF
+	}
 }
 
 // blank makes every "\r" and "\n" in b a space.
@@ -163,12 +222,22 @@ func (c *messageConn) readError(err error) error {
 }
 
 // Write sends each line of p that ends in "\n" as one text message, and
-// keeps the rest for the next Write to end.
+// keeps the rest for the next Write to end; in stream mode, it sends p as
+// one message, as it is.
 func (c *messageConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.writeLate.Load() {
 		return 0, deadlineError("write")
+	}
+	if c.stream {
+		if err := c.ws.Write(c.writeCtx, websocket.MessageText, p); err != nil {
+			if c.writeCut.Load() {
+				err = deadlineError("write")
+			}
+			return 0, err
+		}
+		return len(p), nil
 	}
 	written := 0
 	for len(p) > 0 {

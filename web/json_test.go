@@ -40,7 +40,7 @@ func newHubSite(t *testing.T, opts ...chatroom.Option) *hubSite {
 	hub := chatroom.NewHub(append([]chatroom.Option{chatroom.WithClock(func() time.Time { return testTime }),
 		chatroom.WithRateLimit(0, 0)}, opts...)...)
 	mux := http.NewServeMux()
-	mux.Handle("/ws", web.NewHandler(hub))
+	mux.Handle("/ws", web.NewHandler(hub, web.WithMessageRate(0, 0))) // as the hub's flood control: off
 	srv := httptest.NewServer(mux)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

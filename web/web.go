@@ -57,7 +57,9 @@ type Handler struct {
 	proxies []netip.Prefix // addresses whose X-Forwarded-For is trusted
 	log     *slog.Logger
 
-	maxPerHost int // WebSockets open at once per address; 0: no limit
+	maxPerHost int     // WebSockets open at once per address; 0: no limit
+	msgRate    float64 // messages a second read from one WebSocket, after msgBurst; 0: no limit
+	msgBurst   int
 	mu         sync.Mutex
 	open       map[netip.Prefix]int // WebSockets open per address, loopback excepted
 }
@@ -121,6 +123,25 @@ func WithTrustedProxies(networks ...netip.Prefix) Option {
 	return func(h *Handler) { h.proxies = append(h.proxies, networks...) }
 }
 
+// WithMessageRate limits how fast each WebSocket's messages are read:
+// burst at once, then perSecond a second. A client that sends messages
+// faster is read more slowly, as the hub's flood control reads lines
+// ([chatroom.WithRateLimit]): nothing is dropped, and what its messages
+// cost the server is bounded however small they are (a stream of
+// one-byte messages, which make no line, is paced like a stream of
+// lines). The default is the hub's own default rate,
+// [chatroom.DefaultRate] a second after [chatroom.DefaultRateBurst]; give
+// the hub's rate here when it has another. (0, 0) turns it off.
+// NewHandler panics if either is negative, or if only one of them is 0.
+func WithMessageRate(perSecond float64, burst int) Option {
+	return func(h *Handler) {
+		if perSecond < 0 || burst < 0 || (perSecond == 0) != (burst == 0) {
+			panic(fmt.Sprintf("web: WithMessageRate(%v, %d): rate and burst are both positive, or both 0 for no limit", perSecond, burst))
+		}
+		h.msgRate, h.msgBurst = perSecond, burst
+	}
+}
+
 // WithLogger logs refused upgrades and why each WebSocket client's
 // connection ended, at debug level. The default discards. NewHandler panics
 // if l is nil.
@@ -137,7 +158,8 @@ func WithLogger(l *slog.Logger) Option {
 // *chatroom.Room.
 func NewHandler(srv Server, opts ...Option) *Handler {
 	h := &Handler{srv: srv, log: slog.New(slog.DiscardHandler),
-		maxPerHost: chatroom.DefaultMaxPerHost, open: make(map[netip.Prefix]int)}
+		maxPerHost: chatroom.DefaultMaxPerHost, open: make(map[netip.Prefix]int),
+		msgRate: chatroom.DefaultRate, msgBurst: chatroom.DefaultRateBurst}
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -177,10 +199,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &Conn{remote: remote, req: r}
 	if ws.Subprotocol() == Subprotocol {
-		c.Conn = newMessageConn(r.Context(), ws)
+		c.Conn = newMessageConn(r.Context(), ws, false, h.msgRate, h.msgBurst)
 		err = h.srv.ServeConnFace(c, JSONFace{})
 	} else {
-		c.Conn = websocket.NetConn(r.Context(), ws, websocket.MessageText)
+		c.Conn = newMessageConn(r.Context(), ws, true, h.msgRate, h.msgBurst)
 		err = h.srv.ServeConn(c)
 	}
 	if err != nil {

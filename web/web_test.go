@@ -418,3 +418,19 @@ func TestPageSecurityHeaders(t *testing.T) {
 	assert.NotRegexp(t, `\sstyle=`, html, "an inline style attribute: style-src 'self' blocks it")
 	assert.NotRegexp(t, `\son[a-z]+=`, html, "an inline event handler: script-src 'self' blocks it")
 }
+
+// TestBrowserLineAcrossMessages: over the text protocol a WebSocket's
+// messages are a byte stream, as TCP's: a line may come in pieces, and
+// one message may hold several lines.
+func TestBrowserLineAcrossMessages(t *testing.T) {
+	s := newSite(t, nil)
+	b := s.browser(t, nil)
+	c := s.terminal(t)
+	assert.Equal(t, ts+" * "+c.name+" joined", b.line())
+	b.send("hel")
+	b.send("lo\nand ")
+	b.send("")
+	b.send("more\n")
+	assert.Equal(t, ts+" "+b.name+" say: hello", c.line())
+	assert.Equal(t, ts+" "+b.name+" say: and more", c.line())
+}

@@ -287,6 +287,7 @@ func serve(args []string) error {
 			web.WithMaxPerHost(c.maxPerHost),
 			web.WithAllowedHosts(c.httpHosts...),
 			web.WithTrustedProxies(c.trustedProxies...),
+			web.WithMessageRate(c.rate, rateBurst), // a message is paced as a line
 		))
 		var siteTLS *tls.Config
 		if tlsConfig != nil {
