@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // Admission: who gets into the room, and what the others see of it.
@@ -26,23 +27,23 @@ func TestRoomFull(t *testing.T) {
 
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	refused := &client{t: t, conn: conn, in: bufio.NewReader(conn)}
-	refused.expect("* room is full (2 clients)")
-	refused.expectClosed()
+	refused := chattest.NewClient(t, conn, "")
+	refused.Expect("* room is full (2 clients)")
+	refused.ExpectClosed()
 
 	// Nobody noticed: the next thing a sees is b's line.
-	b.send("still two\n")
-	a.expect(ts+" %s say: still two", b)
+	b.Send("still two\n")
+	a.Expect(ts+" %s say: still two", b)
 	s := room.Stats()
 	assert.Equal(t, 2, s.Clients)
 	assert.Equal(t, uint64(1), s.Refused)
 
 	// A place frees up.
-	b.send("exit\n")
-	b.expect("* bye")
-	a.expect(ts+" * %s left", b)
+	b.Send("exit\n")
+	b.Expect("* bye")
+	a.Expect(ts+" * %s left", b)
 	c := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", c)
+	a.Expect(ts+" * %s joined", c)
 }
 
 // TestConnectionStorm dials 1 000 clients at once into a room limited to
@@ -115,9 +116,9 @@ func refusedOver(t *testing.T, room *chatroom.Room, name, line string, want erro
 	local, remote := net.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- room.ServeConn(namedConn{remote, name}) }()
-	c := &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
-	c.expect("%s", line)
-	c.expectClosed()
+	c := chattest.NewClient(t, local, name)
+	c.Expect("%s", line)
+	c.ExpectClosed()
 	assert.ErrorIs(t, <-done, want)
 }
 
@@ -128,24 +129,24 @@ func TestMaxPerHost(t *testing.T) {
 	room := pipeRoom(t, chatroom.WithMaxPerHost(3), chatroom.WithJoinRate(0, 0))
 	first, _ := pipeClient(t, room, "10.0.0.1:1001", 1)
 	discard(pipeClient(t, room, "10.0.0.1:1002", 2))
-	first.expect(ts + " * 10.0.0.1:1002 joined")
+	first.Expect(ts + " * 10.0.0.1:1002 joined")
 	last, lastDone := pipeClient(t, room, "10.0.0.1:1003", 3)
-	first.expect(ts + " * 10.0.0.1:1003 joined")
+	first.Expect(ts + " * 10.0.0.1:1003 joined")
 
 	refusedOver(t, room, "10.0.0.1:1004", "* too many connections from your address (max 3)", chatroom.ErrTooManyFromHost)
 	discard(pipeClient(t, room, "[2001:db8::1]:1", 4)) // another address
-	first.expect(ts + " * [2001:db8::1]:1 joined")
+	first.Expect(ts + " * [2001:db8::1]:1 joined")
 	for i := range 5 { // loopback is exempt
 		discard(pipeClient(t, room, fmt.Sprintf("127.0.0.1:%d", 2000+i), 5+i))
-		first.expect(ts+" * 127.0.0.1:%d joined", 2000+i)
+		first.Expect(ts+" * 127.0.0.1:%d joined", 2000+i)
 	}
 
-	last.send("exit\n")
-	last.waitFor("* bye")
+	last.Send("exit\n")
+	last.WaitFor("* bye")
 	require.NoError(t, <-lastDone)
-	first.expect(ts + " * 10.0.0.1:1003 left")
+	first.Expect(ts + " * 10.0.0.1:1003 left")
 	discard(pipeClient(t, room, "10.0.0.1:1005", 9)) // its place is free again
-	first.expect(ts + " * 10.0.0.1:1005 joined")
+	first.Expect(ts + " * 10.0.0.1:1005 joined")
 
 	s := room.Stats()
 	assert.Equal(t, uint64(1), s.Refused)
@@ -266,8 +267,8 @@ func churnAgainstTheRoom(t *testing.T, hosts int, length time.Duration) {
 			conn.Close()
 		}
 		start := time.Now()
-		a.send(fmt.Sprintf("line %d\n", sent))
-		b.waitFor(fmt.Sprintf("%s %s say: line %d", ts, a, sent))
+		a.Send(fmt.Sprintf("line %d\n", sent))
+		b.WaitFor(fmt.Sprintf("%s %s say: line %d", ts, a, sent))
 		worstDelivery = max(worstDelivery, time.Since(start))
 		sent++
 		time.Sleep(20 * time.Millisecond)

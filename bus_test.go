@@ -1,7 +1,6 @@
 package chatroom_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // fakeBus is a Bus with no peers: it records what the room publishes,
@@ -114,15 +114,15 @@ func TestBusNames(t *testing.T) {
 	bus := newFakeBus("alice", "bob")
 	room := pipeRoom(t, chatroom.WithBus(bus), chatroom.WithHistory(5))
 	alice, _ := pipeClient(t, room, "alice#2", 1) // "alice" is held on another process
-	alice.expect(ts + " zed say: from the bus's history")
-	alice.send("/nick bob\n")
-	alice.expect("* error: nickname taken")
-	alice.send("/nick carol\n")
-	alice.expect("* you are now carol")
+	alice.Expect(ts + " zed say: from the bus's history")
+	alice.Send("/nick bob\n")
+	alice.Expect("* error: nickname taken")
+	alice.Send("/nick carol\n")
+	alice.Expect("* you are now carol")
 	assert.True(t, bus.holds("carol"))
 	assert.False(t, bus.holds("alice#2"), "the old name is released")
-	alice.send("hello\nexit\n")
-	alice.expect("* bye")
+	alice.Send("hello\nexit\n")
+	alice.Expect("* bye")
 	eventually(t, func() bool { return !bus.holds("carol") }, "the name is released when its client leaves")
 	assert.Equal(t, []string{"join", "nick", "say", "leave"}, bus.kinds())
 
@@ -133,7 +133,7 @@ func TestBusNames(t *testing.T) {
 	defer local.Close()
 	done := make(chan error, 1)
 	go func() { done <- room.ServeConn(namedConn{remote, "dave"}) }()
-	c := &client{t: t, conn: local, in: bufio.NewReader(local), name: "dave"}
-	c.expect("* error: names cannot be checked now, try again later")
+	c := chattest.NewClient(t, local, "dave")
+	c.Expect("* error: names cannot be checked now, try again later")
 	assert.ErrorContains(t, <-done, "NATS is down")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // The room's life: Serve, Broadcast, Stats, Shutdown and Close, and the
@@ -28,11 +29,11 @@ func TestBroadcast(t *testing.T) {
 	a, b := dialPair(t, addr)
 
 	require.NoError(t, room.Broadcast("maintenance at noon"))
-	a.expect(ts + " * maintenance at noon")
-	b.expect(ts + " * maintenance at noon")
+	a.Expect(ts + " * maintenance at noon")
+	b.Expect(ts + " * maintenance at noon")
 
 	require.NoError(t, room.Broadcast("two\nlines\x1b"))
-	a.expect(ts + " * twolines")
+	a.Expect(ts + " * twolines")
 
 	require.NoError(t, room.Shutdown(context.Background()))
 	assert.ErrorIs(t, room.Broadcast("too late"), chatroom.ErrRoomClosed)
@@ -49,8 +50,8 @@ func TestShutdown(t *testing.T) {
 
 	require.NoError(t, room.Shutdown(context.Background()))
 	for _, c := range []*client{a, b} {
-		c.expect("* server shutting down")
-		c.expectClosed()
+		c.Expect("* server shutting down")
+		c.ExpectClosed()
 	}
 	assert.ErrorIs(t, <-served, chatroom.ErrRoomClosed)
 	_, err = net.Dial("tcp", addr)
@@ -87,13 +88,13 @@ func TestShutdownContextExpires(t *testing.T) {
 		defer local.Close()
 		served := make(chan error, 1)
 		go func() { served <- room.ServeConn(namedConn{remote, "stuck"}) }()
-		ok.expect(ts + " * stuck joined")
+		ok.Expect(ts + " * stuck joined")
 
 		shutdownDone := make(chan struct{})
 		go func() {
 			defer close(shutdownDone)
-			ok.expect("* server shutting down")
-			ok.expectClosed()
+			ok.Expect("* server shutting down")
+			ok.ExpectClosed()
 		}()
 		const grace = time.Minute
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -115,7 +116,7 @@ func TestCloseIsImmediate(t *testing.T) {
 	go func() { served <- room.Serve(ln) }()
 	a := dial(t, ln.Addr().String(), 1)
 	require.NoError(t, room.Close())
-	a.expectClosed()
+	a.ExpectClosed()
 	assert.ErrorIs(t, <-served, chatroom.ErrRoomClosed)
 }
 
@@ -217,9 +218,9 @@ func TestTwoListenersOneRoom(t *testing.T) {
 	conn, err := net.Dial("unix", unix.Addr().String())
 	require.NoError(t, err)
 	b := welcome(t, conn, conn.LocalAddr().String(), 2)
-	a.expect(ts+" * %s joined", b)
-	b.send("across listeners\n")
-	a.expect(ts+" %s say: across listeners", b)
+	a.Expect(ts+" * %s joined", b)
+	b.Send("across listeners\n")
+	a.Expect(ts+" %s say: across listeners", b)
 
 	require.NoError(t, room.Close())
 	assert.ErrorIs(t, <-served, chatroom.ErrRoomClosed)
@@ -285,24 +286,24 @@ func TestStats(t *testing.T) {
 	room, addr := startRoom(t, chatroom.WithMaxClients(3))
 	a, b := dialPair(t, addr)
 	c := dial(t, addr, 3)
-	a.expect(ts+" * %s joined", c)
-	b.expect(ts+" * %s joined", c)
+	a.Expect(ts+" * %s joined", c)
+	b.Expect(ts+" * %s joined", c)
 
 	conn, err := net.Dial("tcp", addr) // refused: full
 	require.NoError(t, err)
-	(&client{t: t, conn: conn, in: bufio.NewReader(conn)}).expect("* room is full (3 clients)")
+	chattest.NewClient(t, conn, "").Expect("* room is full (3 clients)")
 
-	a.send("one\n")
-	b.expect(ts+" %s say: one", a)
-	c.expect(ts+" %s say: one", a)
+	a.Send("one\n")
+	b.Expect(ts+" %s say: one", a)
+	c.Expect(ts+" %s say: one", a)
 	require.NoError(t, room.Broadcast("notice"))
 	for _, x := range []*client{a, b, c} {
-		x.expect(ts + " * notice")
+		x.Expect(ts + " * notice")
 	}
-	c.send("exit\n")
-	c.expect("* bye")
-	a.expect(ts+" * %s left", c)
-	b.expect(ts+" * %s left", c)
+	c.Send("exit\n")
+	c.Expect("* bye")
+	a.Expect(ts+" * %s left", c)
+	b.Expect(ts+" * %s left", c)
 
 	// Lines written: 3 welcomes, 3 joined notices, 2 relayed, 3 notices,
 	// a bye and 2 left notices.

@@ -61,15 +61,15 @@ func TestStalledLogDoesNotStopTheRoom(t *testing.T) {
 	const churn = 1000
 	for i := range churn {
 		c, done := pipeClient(t, room, fmt.Sprintf("churn%d", i), 1)
-		c.send("exit\n")
-		c.expect("* bye")
+		c.Send("exit\n")
+		c.Expect("* bye")
 		require.NoError(t, <-done)
 	}
 	a, _ := pipeClient(t, room, "a", 1)
 	b, _ := pipeClient(t, room, "b", 2)
-	a.expect(ts + " * b joined")
-	b.send("the room still talks\n")
-	a.expect(ts + " b say: the room still talks")
+	a.Expect(ts + " * b joined")
+	b.Send("the room still talks\n")
+	a.Expect(ts + " b say: the room still talks")
 
 	close(h.release)
 	require.NoError(t, room.Close()) // waits for the log goroutine to hand over its backlog

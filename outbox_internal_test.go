@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -96,7 +97,7 @@ func TestViewsKeepEachClientsOrder(t *testing.T) {
 				clients[i].seat = seat{index: i, name: name}
 				m.list = append(m.list, clients[i])
 				reads[i] = bufio.NewReader(remote)
-				remote.SetReadDeadline(time.Now().Add(10 * time.Second))
+				remote.SetReadDeadline(time.Now().Add(chattest.WaitLimit))
 			}
 			a, b := clients[0], clients[1]
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -50,7 +51,7 @@ func TestPollerForgetsDepartedClients(t *testing.T) {
 		defer p.mu.Unlock()
 		return len(p.timers)
 	}
-	for end := time.Now().Add(15 * time.Second); room.Stats().Clients != 1 || heapLen() != 1; {
+	for end := time.Now().Add(chattest.WaitLimit); room.Stats().Clients != 1 || heapLen() != 1; {
 		require.True(t, time.Now().Before(end), "%d clients, %d deadlines", room.Stats().Clients, heapLen())
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -76,7 +77,7 @@ func TestTurnTakesItsShareOfReads(t *testing.T) {
 	rc := rawSocket(server)
 	require.NotNil(t, rc)
 	peek := make([]byte, sent.Len())
-	for end := time.Now().Add(10 * time.Second); ; {
+	for end := time.Now().Add(chattest.WaitLimit); ; {
 		n := 0
 		require.NoError(t, rc.Control(func(fd uintptr) {
 			n, _, _ = syscall.Recvfrom(int(fd), peek, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)

@@ -65,11 +65,11 @@ func TestChurnWhileChatting(t *testing.T) {
 		for {
 			select {
 			case <-churnDone:
-				fmt.Fprintf(alice.conn, "steady end\n")
+				fmt.Fprintf(alice.Conn, "steady end\n")
 				return
 			default:
 			}
-			fmt.Fprintf(alice.conn, "steady %d\n", steady)
+			fmt.Fprintf(alice.Conn, "steady %d\n", steady)
 			steady++
 			time.Sleep(100 * time.Microsecond)
 		}
@@ -79,7 +79,7 @@ func TestChurnWhileChatting(t *testing.T) {
 	// the name of the connection that said it.
 	churned, next := 0, 0
 	for {
-		l := bob.line()
+		l := bob.Line()
 		rest, ok := strings.CutPrefix(l, ts+" ")
 		require.True(t, ok, "a line without a time: %q", l)
 		name, text, ok := strings.Cut(rest, " say: ")
@@ -96,7 +96,7 @@ func TestChurnWhileChatting(t *testing.T) {
 		case text == "steady end":
 		default:
 			require.Equal(t, fmt.Sprintf("steady %d", next), text, "the steady line out of order")
-			require.Equal(t, alice.name, name)
+			require.Equal(t, alice.Name, name)
 			next++
 			continue
 		}
@@ -137,7 +137,7 @@ func TestThousandsIdleOutAtOnce(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(idle / 4):
-				fmt.Fprintf(talker.conn, "still here\n")
+				fmt.Fprintf(talker.Conn, "still here\n")
 			}
 		}
 	}()
@@ -204,7 +204,7 @@ func TestStuckFilterHoldsUpNoOneElse(t *testing.T) {
 	for i := range n {
 		c := dial(t, addr, 3+i)
 		discard(c, nil)
-		c.send(fmt.Sprintf("stuck %d\n", i))
+		c.Send(fmt.Sprintf("stuck %d\n", i))
 	}
 	waited := make(chan struct{})
 	go func() {
@@ -218,11 +218,11 @@ func TestStuckFilterHoldsUpNoOneElse(t *testing.T) {
 		t.Fatal("the filter did not get every stuck line")
 	}
 
-	alice.send("still here\n")
-	bob.waitFor(fmt.Sprintf(ts+" %s say: still here", alice))
+	alice.Send("still here\n")
+	bob.WaitFor(fmt.Sprintf(ts+" %s say: still here", alice))
 	close(release)
 	for range n {
-		l := bob.line()
+		l := bob.Line()
 		assert.Contains(t, l, " say: stuck ", "the stuck lines after the filter let them go")
 	}
 }

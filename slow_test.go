@@ -43,7 +43,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 				room := pipeRoom(t, tt.opts...)
 				a, _ := pipeClient(t, room, "a", 1)
 				b, _ := pipeClient(t, room, "b", 2)
-				a.expect(ts + " * b joined")
+				a.Expect(ts + " * b joined")
 
 				local, remote := net.Pipe()
 				defer local.Close()
@@ -55,8 +55,8 @@ func TestSlowClientIsEvicted(t *testing.T) {
 					gone = time.Since(joined)
 					served <- err
 				}()
-				a.expect(ts + " * slow joined")
-				b.expect(ts + " * slow joined")
+				a.Expect(ts + " * slow joined")
+				b.Expect(ts + " * slow joined")
 				synctest.Wait() // slow's writer is stuck in the welcome's write
 
 				// a says a line every 3 s; b hears every one, then slow leave.
@@ -64,8 +64,8 @@ func TestSlowClientIsEvicted(t *testing.T) {
 				i := 0
 				for ; ; i++ {
 					require.Less(t, i, 100, "slow was never evicted")
-					a.send(fmt.Sprintf("line %d\n", i))
-					line := b.line()
+					a.Send(fmt.Sprintf("line %d\n", i))
+					line := b.Line()
 					if line == left {
 						break
 					}
@@ -73,7 +73,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 					time.Sleep(3 * time.Second)
 				}
 				assert.Equal(t, tt.evictedAt, i)
-				a.expect("%s", left)
+				a.Expect("%s", left)
 				assert.ErrorIs(t, <-served, chatroom.ErrTooSlow)
 				if tt.name == "write timeout" {
 					assert.Equal(t, writeTimeout, gone, "evicted when the write timeout passed, to the instant")
@@ -99,14 +99,14 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 
 	sender := dial(t, addr, 1)
 	silent := dial(t, addr, 2)
-	silent.conn.(*net.TCPConn).SetReadBuffer(4096)
-	sender.expect(ts+" * %s joined", silent)
+	silent.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	sender.Expect(ts+" * %s joined", silent)
 	const receivers = 4
 	var rs []*client
 	for i := range receivers {
 		r := dial(t, addr, 3+i)
 		rs = append(rs, r)
-		sender.expect(ts+" * %s joined", r)
+		sender.Expect(ts+" * %s joined", r)
 	}
 
 	// The receivers report each line they get; the sender sends the next
@@ -121,11 +121,11 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for next := 0; next < lines; {
-				line := r.line()
+				line := r.Line()
 				if !strings.Contains(line, " say: ") {
 					continue // joins and the silent client's eviction
 				}
-				if !assert.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender.name, next, payload), line, "receiver %d", i) {
+				if !assert.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender.Name, next, payload), line, "receiver %d", i) {
 					return
 				}
 				got <- next
@@ -134,7 +134,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 		}()
 	}
 	for i := range lines {
-		sender.send(fmt.Sprintf("%d %s\n", i, payload))
+		sender.Send(fmt.Sprintf("%d %s\n", i, payload))
 		for range receivers {
 			select {
 			case <-got:
@@ -144,7 +144,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	sender.waitFor(ts + " * " + silent.name + " left (too slow)")
+	sender.WaitFor(ts + " * " + silent.Name + " left (too slow)")
 	s := room.Stats()
 	assert.Equal(t, uint64(1), s.Evicted)
 	assert.Equal(t, 1+receivers, s.Clients)
@@ -170,11 +170,11 @@ func TestStalledReaderGetsEveryLineWhole(t *testing.T) {
 	for i := range lines {
 		fmt.Fprintf(&all, "%03d %s\n", i, payload)
 	}
-	sender.send(all.String())
+	sender.Send(all.String())
 	eventually(t, func() bool { return room.Stats().Messages == lines }, "the room relayed every line")
 
 	for i := range lines {
-		require.Equal(t, fmt.Sprintf("%s %s say: %03d %s", ts, sender.name, i, payload), stalled.line(), "line %d", i)
+		require.Equal(t, fmt.Sprintf("%s %s say: %03d %s", ts, sender.Name, i, payload), stalled.Line(), "line %d", i)
 	}
 	s := room.Stats()
 	assert.Zero(t, s.Evicted)
@@ -202,10 +202,10 @@ func TestResetMidFlush(t *testing.T) {
 	sender := dial(t, addr, 1)
 	reader := dial(t, addr, 2)
 	stuck := dial(t, addr, 3)
-	stuck.conn.(*net.TCPConn).SetReadBuffer(4096)
-	sender.expect(ts+" * %s joined", reader)
-	sender.expect(ts+" * %s joined", stuck)
-	reader.expect(ts+" * %s joined", stuck)
+	stuck.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	sender.Expect(ts+" * %s joined", reader)
+	sender.Expect(ts+" * %s joined", stuck)
+	reader.Expect(ts+" * %s joined", stuck)
 
 	const lines = 300 // 300 KB: far more than the stuck client's buffers
 	payload := strings.Repeat("f", 1000)
@@ -214,14 +214,14 @@ func TestResetMidFlush(t *testing.T) {
 		for i := range lines {
 			fmt.Fprintf(&b, "%d %s\n", i, payload)
 		}
-		sender.conn.Write([]byte(b.String()))
+		sender.Conn.Write([]byte(b.String()))
 	}()
 	for i := range lines {
-		require.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender, i, payload), reader.line())
+		require.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender, i, payload), reader.Line())
 	}
 	reset(t, stuck) // its writer is blocked on a full socket by now
-	reader.expect(ts+" * %s left", stuck)
-	sender.waitFor(ts + " * " + stuck.name + " left")
+	reader.Expect(ts+" * %s left", stuck)
+	sender.WaitFor(ts + " * " + stuck.Name + " left")
 	eventually(t, func() bool { return room.Stats().Clients == 2 }, "the stuck client is gone")
 	// Its writer counts the backlog it could not write once its write fails.
 	eventually(t, func() bool { return room.Stats().Dropped > 0 }, "its backlog was discarded")
@@ -234,8 +234,8 @@ func TestVanishedPeer(t *testing.T) {
 	t.Run("quiet room, idle timeout", func(t *testing.T) {
 		_, addr := startRoom(t, chatroom.WithIdleTimeout(300*time.Millisecond))
 		gone := dial(t, addr, 1)
-		gone.expect("* idle timeout") // what it finds if it ever comes back
-		gone.expectClosed()
+		gone.Expect("* idle timeout") // what it finds if it ever comes back
+		gone.ExpectClosed()
 	})
 	t.Run("busy room, write timeout", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -246,17 +246,17 @@ func TestVanishedPeer(t *testing.T) {
 		addr := ln.Addr().String()
 		sender := dial(t, addr, 1)
 		gone := dial(t, addr, 2)
-		gone.conn.(*net.TCPConn).SetReadBuffer(4096)
-		sender.expect(ts+" * %s joined", gone)
+		gone.Conn.(*net.TCPConn).SetReadBuffer(4096)
+		sender.Expect(ts+" * %s joined", gone)
 		listener := dial(t, addr, 3)
-		sender.expect(ts+" * %s joined", listener)
+		sender.Expect(ts+" * %s joined", listener)
 
 		payload := strings.Repeat("w", 500)
 		for i := 0; ; i++ {
 			require.Less(t, i, 100_000, "the vanished peer was never evicted")
-			sender.send(fmt.Sprintf("%d %s\n", i, payload))
-			line := listener.line()
-			if line == ts+" * "+gone.name+" left (too slow)" {
+			sender.Send(fmt.Sprintf("%d %s\n", i, payload))
+			line := listener.Line()
+			if line == ts+" * "+gone.Name+" left (too slow)" {
 				break
 			}
 			require.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender, i, payload), line)
@@ -288,8 +288,8 @@ func TestMemoryBoundedUnderFlood(t *testing.T) {
 	sender := dial(t, addr, 1)
 	for i := range silent {
 		c := dial(t, addr, 2+i)
-		c.conn.(*net.TCPConn).SetReadBuffer(4096)
-		sender.expect(ts+" * %s joined", c)
+		c.Conn.(*net.TCPConn).SetReadBuffer(4096)
+		sender.Expect(ts+" * %s joined", c)
 	}
 
 	runtime.GC()
@@ -318,13 +318,13 @@ func TestMemoryBoundedUnderFlood(t *testing.T) {
 	go func() {
 		line := strings.Repeat("F", lineSize-1) + "\n"
 		for range lines {
-			if _, err := sender.conn.Write([]byte(line)); err != nil {
+			if _, err := sender.Conn.Write([]byte(line)); err != nil {
 				return
 			}
 		}
 	}()
 	for range silent {
-		line := sender.line()
+		line := sender.Line()
 		require.True(t, strings.HasSuffix(line, " left (too slow)"), line)
 	}
 	eventually(t, func() bool { return room.Stats().Messages == lines }, "the whole flood went through")

@@ -65,7 +65,7 @@ func TestSoak(t *testing.T) {
 	}
 	senderIndex := map[string]int{}
 	for i, s := range steady[:senders] {
-		senderIndex[s.name] = i
+		senderIndex[s.Name] = i
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -78,8 +78,8 @@ func TestSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				c.conn.SetReadDeadline(time.Now().Add(waitLimit))
-				line, err := c.in.ReadString('\n')
+				c.Conn.SetReadDeadline(time.Now().Add(waitLimit))
+				line, err := c.In.ReadString('\n')
 				if err != nil {
 					return // closed at the end of the test
 				}
@@ -109,8 +109,8 @@ func TestSoak(t *testing.T) {
 					// A deadline for each line, as the receivers have: the
 					// one left from the welcome ran out after 10 s, and the
 					// sender then stopped reading and was rightly evicted.
-					c.conn.SetReadDeadline(time.Now().Add(waitLimit))
-					if _, err := c.in.ReadString('\n'); err != nil {
+					c.Conn.SetReadDeadline(time.Now().Add(waitLimit))
+					if _, err := c.In.ReadString('\n'); err != nil {
 						return // closed at the end of the test
 					}
 				}
@@ -128,8 +128,8 @@ func TestSoak(t *testing.T) {
 					return
 				default:
 				}
-				c.conn.SetWriteDeadline(time.Now().Add(waitLimit))
-				if _, err := fmt.Fprintf(c.conn, "%d\n", i); !assert.NoError(t, err) {
+				c.Conn.SetWriteDeadline(time.Now().Add(waitLimit))
+				if _, err := fmt.Fprintf(c.Conn, "%d\n", i); !assert.NoError(t, err) {
 					return
 				}
 				sent[s].Add(1)
@@ -172,7 +172,7 @@ func TestSoak(t *testing.T) {
 	}, "every receiver has every line")
 	stats := room.Stats()
 	for _, c := range steady {
-		c.conn.Close()
+		c.Conn.Close()
 	}
 	wg.Wait()
 	require.NoError(t, room.Close())
