@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // Three processes serve one room over one NATS server: each test starts
@@ -35,8 +36,8 @@ func trio(t *testing.T, ps []*process) (alice, bob, carol *client) {
 	carol = join(t, ps[2], "carol")
 	allSee(t, []string{"alice", "bob", "carol"}, ps...)
 	// The others saw each newcomer arrive under its address, then rename.
-	alice.waitUntil(" is now carol")
-	bob.waitUntil(" is now carol")
+	alice.WaitForPart(" is now carol")
+	bob.WaitForPart(" is now carol")
 	return alice, bob, carol
 }
 
@@ -44,36 +45,36 @@ func TestChatAcrossProcesses(t *testing.T) {
 	_, ps := threeProcesses(t)
 	alice, bob, carol := trio(t, ps)
 
-	alice.send("hello from A\n")
-	bob.expect(ts + " alice say: hello from A")
-	carol.expect(ts + " alice say: hello from A")
+	alice.Send("hello from A\n")
+	bob.Expect(ts + " alice say: hello from A")
+	carol.Expect(ts + " alice say: hello from A")
 
-	bob.send("/me waves\n")
-	alice.expect(ts + " * bob waves")
-	carol.expect(ts + " * bob waves")
+	bob.Send("/me waves\n")
+	alice.Expect(ts + " * bob waves")
+	carol.Expect(ts + " * bob waves")
 
 	// A whisper reaches its one recipient, on another process.
-	carol.send("/msg ALICE psst\n")
-	alice.expect(ts + " carol whispers: psst")
-	carol.send("after the whisper\n")
-	assert.Empty(t, bob.waitFor(ts+" carol say: after the whisper"), "bob heard the whisper")
-	alice.expect(ts + " carol say: after the whisper")
+	carol.Send("/msg ALICE psst\n")
+	alice.Expect(ts + " carol whispers: psst")
+	carol.Send("after the whisper\n")
+	assert.Empty(t, bob.WaitFor(ts+" carol say: after the whisper"), "bob heard the whisper")
+	alice.Expect(ts + " carol say: after the whisper")
 
 	for _, c := range []*client{alice, bob, carol} {
-		c.send("/who\n")
-		c.expect("* 3 online: alice, bob, carol")
+		c.Send("/who\n")
+		c.Expect("* 3 online: alice, bob, carol")
 	}
 
 	// A rename is seen everywhere, and the new name is found everywhere.
-	bob.send("/nick bobby\n")
-	bob.expect("* you are now bobby")
-	alice.expect(ts + " * bob is now bobby")
-	carol.expect(ts + " * bob is now bobby")
+	bob.Send("/nick bobby\n")
+	bob.Expect("* you are now bobby")
+	alice.Expect(ts + " * bob is now bobby")
+	carol.Expect(ts + " * bob is now bobby")
 	allSee(t, []string{"alice", "bobby", "carol"}, ps...)
-	alice.send("/msg bobby hi bobby\n")
-	bob.expect(ts + " alice whispers: hi bobby")
-	alice.send("/msg bob hi bob\n")
-	alice.expect("* error: no such client bob")
+	alice.Send("/msg bobby hi bobby\n")
+	bob.Expect(ts + " alice whispers: hi bobby")
+	alice.Send("/msg bob hi bob\n")
+	alice.Expect("* error: no such client bob")
 
 	// Clients says where each client is.
 	infos := ps[0].room.Clients()
@@ -84,17 +85,17 @@ func TestChatAcrossProcesses(t *testing.T) {
 
 	// Kick reaches a client on another process.
 	require.NoError(t, ps[0].room.Kick("BOBBY", "enough"))
-	bob.expect("* kicked: enough")
-	alice.expect(ts + " * bobby left (kicked: enough)")
-	carol.expect(ts + " * bobby left (kicked: enough)")
+	bob.Expect("* kicked: enough")
+	alice.Expect(ts + " * bobby left (kicked: enough)")
+	carol.Expect(ts + " * bobby left (kicked: enough)")
 	allSee(t, []string{"alice", "carol"}, ps...)
 
 	// A name is unique across processes: bob's old name is free again,
 	// alice's is not.
-	carol.send("/nick alice\n")
-	carol.expect("* error: nickname taken")
-	carol.send("/nick Bob\n")
-	carol.expect("* you are now Bob")
+	carol.Send("/nick alice\n")
+	carol.Expect("* error: nickname taken")
+	carol.Send("/nick Bob\n")
+	carol.Expect("* you are now Bob")
 }
 
 // TestEachSendersOrderAcrossProcesses: two senders on two processes, many
@@ -108,13 +109,13 @@ func TestEachSendersOrderAcrossProcesses(t *testing.T) {
 	for _, c := range []*client{alice, bob} {
 		wg.Go(func() {
 			for i := range lines {
-				fmt.Fprintf(c.conn, "%s %d\n", c.name, i)
+				fmt.Fprintf(c.Conn, "%s %d\n", c.Name, i)
 			}
 		})
 	}
 	next := map[string]int{}
 	for range 2 * lines {
-		l := carol.line()
+		l := carol.Line()
 		if !strings.HasPrefix(l, ts+" ") {
 			continue
 		}
@@ -141,14 +142,14 @@ func TestNameRace(t *testing.T) {
 		for _, c := range []*client{a, b} {
 			sent.Go(func() {
 				start.Wait()
-				fmt.Fprintf(c.conn, "/nick %s\n", name)
+				fmt.Fprintf(c.Conn, "/nick %s\n", name)
 			})
 		}
 		start.Done()
 		sent.Wait()
 		var winners []*client
 		for _, c := range []*client{a, b} {
-			switch reply := c.reply(); reply {
+			switch reply := reply(c); reply {
 			case "* you are now " + name:
 				winners = append(winners, c)
 			default:
@@ -156,9 +157,9 @@ func TestNameRace(t *testing.T) {
 			}
 		}
 		require.Len(t, winners, 1, "round %d: more or less than one client got %s", round, name)
-		winners[0].name = name
+		winners[0].Name = name
 	}
-	want := []string{a.name, b.name}
+	want := []string{a.Name, b.Name}
 	slices.SortFunc(want, func(x, y string) int { return strings.Compare(strings.ToLower(x), strings.ToLower(y)) })
 	allSee(t, want, ps...)
 }
@@ -169,14 +170,14 @@ func TestHistoryAcrossProcessesAndRestarts(t *testing.T) {
 	ps := []*process{startProcess(t, ns, history), startProcess(t, ns, history), startProcess(t, ns, history)}
 	alice, bob, carol := trio(t, ps)
 	for i := range 3 {
-		alice.send("a%d\n", i)
-		bob.waitFor(fmt.Sprintf("%s alice say: a%d", ts, i))
-		bob.send("/me b%d\n", i)
-		alice.waitFor(fmt.Sprintf("%s * bob b%d", ts, i))
+		alice.Sendf("a%d\n", i)
+		bob.WaitFor(fmt.Sprintf("%s alice say: a%d", ts, i))
+		bob.Sendf("/me b%d\n", i)
+		alice.WaitFor(fmt.Sprintf("%s * bob b%d", ts, i))
 	}
 	// The third process hears the lines on its own time: once carol has
 	// the last, its history has them all.
-	carol.waitFor(ts + " * bob b2")
+	carol.WaitFor(ts + " * bob b2")
 	// Each sender's order is kept everywhere; two senders' lines may
 	// interleave differently where neither said them (carol's process, the
 	// stream), even one after the other: that is all NATS orders. The
@@ -189,9 +190,9 @@ func TestHistoryAcrossProcessesAndRestarts(t *testing.T) {
 			c := dial(t, p)
 			var got []string
 			for range want {
-				got = append(got, c.line())
+				got = append(got, c.Line())
 			}
-			c.conn.Close()
+			c.Conn.Close()
 			if i < exact {
 				assert.Equal(t, want, got, "a newcomer on process %d", i)
 			}
@@ -243,7 +244,7 @@ func TestKilledProcess(t *testing.T) {
 	const lines = 500
 	go func() {
 		for i := range lines {
-			if _, err := fmt.Fprintf(bob.conn, "line %d\n", i); err != nil {
+			if _, err := fmt.Fprintf(bob.Conn, "line %d\n", i); err != nil {
 				return
 			}
 			if i == lines/2 {
@@ -254,23 +255,23 @@ func TestKilledProcess(t *testing.T) {
 	cut := time.Now()
 	var notices []string
 	for i := range lines {
-		notices = append(notices, carol.waitFor(fmt.Sprintf("%s bob say: line %d", ts, i))...)
+		notices = append(notices, carol.WaitFor(fmt.Sprintf("%s bob say: line %d", ts, i))...)
 	}
-	eventually(t, 6*heartbeat+2*time.Second, func() bool {
+	chattest.EventuallyWithin(t, 6*heartbeat+2*time.Second, func() bool {
 		return slices.Equal(ps[1].names(), []string{"bob", "carol"}) && slices.Equal(ps[2].names(), []string{"bob", "carol"})
 	}, "alice still listed")
 	t.Logf("alice gone for the others %v after process A was cut off (heartbeat %v)", time.Since(cut).Round(time.Millisecond), heartbeat)
 	if !slices.Contains(notices, ts+" * alice left") {
 		assert.Empty(t, notices, "carol heard only bob's lines")
-		carol.expect(ts + " * alice left")
+		carol.Expect(ts + " * alice left")
 	}
-	bob.send("/who\n")
-	bob.waitFor("* 2 online: bob, carol")
-	alice.send("still here\n") // process A goes on serving its own clients
+	bob.Send("/who\n")
+	bob.WaitFor("* 2 online: bob, carol")
+	alice.Send("still here\n") // process A goes on serving its own clients
 
 	// The name of a client of a gone process is free for the others.
-	bob.send("/nick Alice\n")
-	assert.Equal(t, "* you are now Alice", bob.reply())
+	bob.Send("/nick Alice\n")
+	assert.Equal(t, "* you are now Alice", reply(bob))
 }
 
 // TestNATSRestart: the NATS server goes away and comes back. The processes
@@ -280,17 +281,17 @@ func TestKilledProcess(t *testing.T) {
 func TestNATSRestart(t *testing.T) {
 	ns, ps := threeProcesses(t)
 	alice, bob, carol := trio(t, ps)
-	alice.send("before\n")
-	bob.waitFor(ts + " alice say: before")
-	carol.waitFor(ts + " alice say: before")
+	alice.Send("before\n")
+	bob.WaitFor(ts + " alice say: before")
+	carol.WaitFor(ts + " alice say: before")
 
 	ns.stop()
-	eventually(t, waitLimit, func() bool { return !ps[0].nc.IsConnected() && !ps[1].nc.IsConnected() }, "still connected")
+	chattest.Eventually(t, func() bool { return !ps[0].nc.IsConnected() && !ps[1].nc.IsConnected() }, "still connected")
 	// Nobody can take a name during the gap: a newcomer is told to come
 	// back.
-	refused := rawDial(t, ps[0])
-	assert.Equal(t, "* error: names cannot be checked now, try again later", refused.line())
-	alice.send("during the gap\n")
+	refused := chattest.Dial(t, ps[0].addr)
+	assert.Equal(t, "* error: names cannot be checked now, try again later", refused.Line())
+	alice.Send("during the gap\n")
 	ns.start()
 
 	// Probe until bob hears alice again: the probes said before her
@@ -298,9 +299,9 @@ func TestNATSRestart(t *testing.T) {
 	var heard []string
 	for i := 0; ; i++ {
 		require.Less(t, i, 200, "alice's process never reconnected")
-		alice.send("probe %d\n", i)
-		bob.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		l, err := bob.in.ReadString('\n')
+		alice.Sendf("probe %d\n", i)
+		bob.Conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		l, err := bob.In.ReadString('\n')
 		if err == nil {
 			heard = append(heard, strings.TrimSuffix(l, "\n"))
 			break
@@ -312,9 +313,9 @@ func TestNATSRestart(t *testing.T) {
 	// Nobody was counted gone; names can be taken again.
 	allSee(t, []string{"alice", "bob", "carol"}, ps...)
 	dave := join(t, ps[0], "dave")
-	alice.send("after\n")
-	dave.waitUntil(ts + " alice say: after")
-	for _, l := range bob.waitFor(ts + " alice say: after") {
+	alice.Send("after\n")
+	dave.WaitForPart(ts + " alice say: after")
+	for _, l := range bob.WaitFor(ts + " alice say: after") {
 		assert.NotContains(t, l, "during the gap")
 		assert.NotContains(t, l, " left")
 	}
