@@ -88,8 +88,14 @@ func (c *Client) Sendf(format string, args ...any) {
 // ends first.
 func (c *Client) Line() string {
 	c.T.Helper()
+	return c.lineBy(time.Now().Add(c.wait()))
+}
+
+// lineBy is Line, with a deadline instead of the client's patience.
+func (c *Client) lineBy(deadline time.Time) string {
+	c.T.Helper()
 	if c.lines != nil {
-		timer := time.NewTimer(c.wait())
+		timer := time.NewTimer(time.Until(deadline))
 		defer timer.Stop()
 		select {
 		case l, ok := <-c.lines:
@@ -98,10 +104,10 @@ func (c *Client) Line() string {
 			}
 			return l
 		case <-timer.C:
-			require.FailNow(c.T, fmt.Sprintf("%s: no line within %v", c.Name, c.wait()))
+			require.FailNow(c.T, fmt.Sprintf("%s: no line by the deadline (patience %v)", c.Name, c.wait()))
 		}
 	}
-	c.Conn.SetReadDeadline(time.Now().Add(c.wait()))
+	c.Conn.SetReadDeadline(deadline)
 	s, err := c.In.ReadString('\n')
 	require.NoError(c.T, err, "%s reading a line; got %q so far", c.Name, s)
 	return strings.TrimSuffix(s, "\n")
@@ -119,11 +125,13 @@ func (c *Client) Expect(format string, args ...any) {
 }
 
 // WaitFor reads lines until one that is exactly want, and returns the
-// lines before it.
+// lines before it. The wait as a whole is bounded by the client's
+// patience, however many lines come meanwhile.
 func (c *Client) WaitFor(want string) (skipped []string) {
 	c.T.Helper()
+	deadline := time.Now().Add(c.wait())
 	for {
-		l := c.Line()
+		l := c.lineBy(deadline)
 		if l == want {
 			return skipped
 		}
@@ -131,11 +139,13 @@ func (c *Client) WaitFor(want string) (skipped []string) {
 	}
 }
 
-// WaitUntil reads lines until one that match accepts, and returns it.
+// WaitUntil reads lines until one that match accepts, and returns it. The
+// wait as a whole is bounded by the client's patience.
 func (c *Client) WaitUntil(match func(line string) bool) string {
 	c.T.Helper()
+	deadline := time.Now().Add(c.wait())
 	for {
-		if l := c.Line(); match(l) {
+		if l := c.lineBy(deadline); match(l) {
 			return l
 		}
 	}
