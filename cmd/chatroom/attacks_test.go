@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -140,11 +139,7 @@ func (d *demo) proc(field string) int {
 	d.t.Helper()
 	pid := d.cmd.Process.Pid
 	if field == "fds" {
-		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		if err != nil {
-			d.t.Skip("no /proc on this system")
-		}
-		return len(entries)
+		return chattest.OpenFDs(d.t, pid)
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	require.NoError(d.t, err)
@@ -159,61 +154,20 @@ func (d *demo) proc(field string) int {
 	return 0
 }
 
-// member joins the demo's room and reads on in the background, so that it
-// is never too slow; lines it is waiting for are handed to the test.
-type member struct {
-	conn  net.Conn
-	lines chan string
-}
-
-func joinDemo(t *testing.T, addr string, dial func() (net.Conn, error)) *member {
+// joinDemo joins the demo's room at addr, through dial if it is not nil,
+// and reads what comes in the background (chattest.Client.Background), so
+// that the member is never too slow; it returns once it is welcome.
+func joinDemo(t *testing.T, addr string, dial func() (net.Conn, error)) *chattest.Client {
 	t.Helper()
 	if dial == nil {
 		dial = func() (net.Conn, error) { return net.DialTimeout("tcp", addr, waitLimit) }
 	}
 	conn, err := dial()
 	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	m := &member{conn: conn, lines: make(chan string, 1<<16)}
-	go func() {
-		defer close(m.lines)
-		in := bufio.NewReader(conn)
-		for {
-			line, err := in.ReadString('\n')
-			if err != nil {
-				return
-			}
-			select {
-			case m.lines <- strings.TrimSuffix(line, "\n"):
-			default: // a flood of notices nobody waits for
-			}
-		}
-	}()
-	m.waitFor(t, "* welcome ")
+	m := chattest.NewClient(t, conn, conn.LocalAddr().String())
+	m.Background()
+	m.WaitForPart("* welcome ")
 	return m
-}
-
-// waitFor skips lines until one that contains want, and returns it.
-func (m *member) waitFor(t *testing.T, want string) string {
-	t.Helper()
-	timeout := time.After(waitLimit)
-	for {
-		select {
-		case line, ok := <-m.lines:
-			require.True(t, ok, "connection closed while waiting for %q", want)
-			if strings.Contains(line, want) {
-				return line
-			}
-		case <-timeout:
-			t.Fatalf("no line with %q", want)
-		}
-	}
-}
-
-func (m *member) send(t *testing.T, s string) {
-	t.Helper()
-	_, err := io.WriteString(m.conn, s)
-	require.NoError(t, err)
 }
 
 // TestDemoShutdownDoesNotWaitForHandshakes: a TLS room with an hour's
@@ -221,22 +175,19 @@ func (m *member) send(t *testing.T, s string) {
 // sends its ClientHello: SIGTERM tells the member and exits 0 at once,
 // well inside the grace it would otherwise wait out.
 func TestDemoShutdownDoesNotWaitForHandshakes(t *testing.T) {
-	cfg, certPEM := tlsConfig(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	cert := chattest.SelfSigned(t)
+	certFile, keyFile := cert.WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile, "-write-timeout", "1h", "-grace", "30s")
 
-	clientCfg := clientTLS(t, certPEM)
 	m := joinDemo(t, d.addr, func() (net.Conn, error) {
-		return tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.addr, clientCfg)
+		return tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.addr, cert.Client)
 	})
 	silent, err := net.Dial("tcp", d.addr)
 	require.NoError(t, err)
 	defer silent.Close()
 
 	took := d.stop()
-	m.waitFor(t, "* server shutting down")
+	m.WaitForPart("* server shutting down")
 	t.Logf("exited %v after SIGTERM, with a handshake pending", took.Round(time.Millisecond))
 }
 
@@ -254,8 +205,8 @@ func TestDemoKeepsTalkingWithAStalledLog(t *testing.T) {
 	}
 	a := joinDemo(t, d.addr, nil)
 	b := joinDemo(t, d.addr, nil)
-	a.send(t, "the log is stalled, the room is not\n")
-	b.waitFor(t, "say: the log is stalled, the room is not")
+	a.Send("the log is stalled, the room is not\n")
+	b.WaitForPart("say: the log is stalled, the room is not")
 
 	line := d.logLine("log records dropped", "dropped=")
 	t.Logf("once read again, the log said: %s", strings.TrimSpace(line))
@@ -290,8 +241,8 @@ func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
 	peak, said := 0, 0
 	for time.Now().Before(end) {
 		peak = max(peak, d.proc("fds"))
-		a.send(t, fmt.Sprintf("line %d\n", said))
-		b.waitFor(t, fmt.Sprintf("say: line %d", said))
+		a.Send(fmt.Sprintf("line %d\n", said))
+		b.WaitForPart(fmt.Sprintf("say: line %d", said))
 		said++
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -315,7 +266,7 @@ func TestDemoCutsSquatters(t *testing.T) {
 			tick := time.NewTicker(500 * time.Millisecond)
 			defer tick.Stop()
 			for {
-				if _, err := io.WriteString(m.conn, line); err != nil {
+				if _, err := io.WriteString(m.Conn, line); err != nil {
 					return
 				}
 				select {
@@ -325,7 +276,7 @@ func TestDemoCutsSquatters(t *testing.T) {
 				}
 			}
 		}()
-		m.waitFor(t, "* idle timeout")
+		m.WaitForPart("* idle timeout")
 		close(stop)
 		took := time.Since(start)
 		t.Logf("%q every 500 ms: cut off after %v", line, took.Round(time.Millisecond))
@@ -340,17 +291,17 @@ func TestDemoCutsSquatters(t *testing.T) {
 func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
 	const clients = 500
 	d := startDemo(t, "-buffer", "65536")
-	var members []*member
+	var members []*chattest.Client
 	for range clients {
 		members = append(members, joinDemo(t, d.addr, nil))
 	}
-	members[clients-1].send(t, "all here\n")
-	members[0].waitFor(t, "say: all here") // every arrival's notice reached everyone before this
+	members[clients-1].Send("all here\n")
+	members[0].WaitForPart("say: all here") // every arrival's notice reached everyone before this
 	before := d.proc("VmRSS")
 
 	half := strings.Repeat("h", 100)
 	for _, m := range members {
-		m.send(t, half)
+		m.Send(half)
 	}
 	// Resident memory, sampled for a second: it only grows, so the last
 	// reading is the peak.
@@ -364,9 +315,9 @@ func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
 	assert.Less(t, perClient, 16384.0, "half lines pin read buffers")
 
 	for _, m := range members {
-		m.send(t, " done\n")
+		m.Send(" done\n")
 	}
-	members[0].waitFor(t, "say: "+half+" done")
+	members[0].WaitForPart("say: " + half + " done")
 	d.stop()
 }
 
@@ -374,10 +325,7 @@ func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
 // garbage instead of a ClientHello are logged at info: the first with its
 // address and error, the other 49 as one summary.
 func TestDemoLogsHandshakeFloods(t *testing.T) {
-	cfg, certPEM := tlsConfig(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	certFile, keyFile := chattest.SelfSigned(t).WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile)
 	for range 50 {
 		c, err := net.Dial("tcp", d.addr)
@@ -393,24 +341,6 @@ func TestDemoLogsHandshakeFloods(t *testing.T) {
 	assert.Contains(t, summary, "level=INFO")
 	assert.Contains(t, summary, "count=49")
 	d.stop()
-}
-
-// writeKeyPair writes cfg's certificate and key as PEM files, for the
-// program's -tls-cert and -tls-key.
-func writeKeyPair(t *testing.T, cfg *tls.Config, certPEM []byte, certFile, keyFile string) {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(cfg.Certificates[0].PrivateKey)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600))
-}
-
-// clientTLS trusts certPEM.
-func clientTLS(t *testing.T, certPEM []byte) *tls.Config {
-	t.Helper()
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(certPEM))
-	return &tls.Config{RootCAs: pool}
 }
 
 // TestDemoFloodersWaitTheirTurn: with flood control off, four clients each
@@ -430,25 +360,24 @@ func TestDemoFloodersWaitTheirTurn(t *testing.T) {
 			for n := range lines {
 				fmt.Fprintf(&b, "flood %d %d %s\n", i, n, strings.Repeat("x", 64))
 			}
-			f.conn.SetWriteDeadline(time.Now().Add(waitLimit))
-			_, err := io.WriteString(f.conn, b.String())
+			f.Conn.SetWriteDeadline(time.Now().Add(waitLimit))
+			_, err := io.WriteString(f.Conn, b.String())
 			assert.NoError(t, err)
 		})
 	}
-	alice.send(t, "still here\n")
-	seen := 0
-	for heard := false; !heard || seen < flooders*lines; {
-		select {
-		case line, ok := <-bob.lines:
-			require.True(t, ok, "bob was cut off")
-			switch {
-			case strings.Contains(line, "say: still here"):
-				heard = true
-			case strings.Contains(line, "say: flood "):
-				seen++
-			}
-		case <-time.After(waitLimit):
-			t.Fatalf("bob heard alice: %v, and %d of %d flood lines", heard, seen, flooders*lines)
+	alice.Send("still here\n")
+	seen, heard := 0, false
+	defer func() {
+		if t.Failed() {
+			t.Logf("bob heard alice: %v, and %d of %d flood lines (%d dropped unread)", heard, seen, flooders*lines, bob.Dropped())
+		}
+	}()
+	for !heard || seen < flooders*lines {
+		switch line := bob.Line(); { // stops the test if bob is cut off
+		case strings.Contains(line, "say: still here"):
+			heard = true
+		case strings.Contains(line, "say: flood "):
+			seen++
 		}
 	}
 	wg.Wait()

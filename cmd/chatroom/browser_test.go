@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
@@ -137,15 +138,15 @@ func TestBrowser(t *testing.T) {
 
 	term := joinDemo(t, d.addr, nil)
 	waitLine(t, tab, " joined")
-	term.send(t, "/nick linus\n")
-	term.waitFor(t, "* you are now linus")
+	term.Send("/nick linus\n")
+	term.WaitForPart("* you are now linus")
 	say(t, tab, "hello from a browser")
-	term.waitFor(t, "ada say: hello from a browser")
-	term.send(t, "hello from a terminal\n")
+	term.WaitForPart("ada say: hello from a browser")
+	term.Send("hello from a terminal\n")
 	waitLine(t, tab, "linus say: hello from a terminal")
 
 	hostile := `<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2"> <a href="javascript:window.pwned = 3">click</a>`
-	term.send(t, hostile+"\n")
+	term.Send(hostile + "\n")
 	waitLine(t, tab, "linus say: "+hostile)
 	safe := value(t, tab, chromedp.Evaluate[bool](`window.pwned === undefined &&
 		document.querySelectorAll("#messages script, #messages img, #messages a").length === 0`))
@@ -163,15 +164,15 @@ func TestBrowser(t *testing.T) {
 	waitStatus(t, tab, true)
 	term2 := joinDemo(t, d2.addr, nil)
 	say(t, tab, "/nick ada")
-	term2.waitFor(t, "is now ada")
+	term2.WaitForPart("is now ada")
 	say(t, tab, "back again")
-	term2.waitFor(t, "ada say: back again")
+	term2.WaitForPart("ada say: back again")
 	d2.stop()
 }
 
 // screenshot adds a second browser user, lets the three talk, and writes a
 // PNG of the first user's page to path.
-func screenshot(t *testing.T, tab context.Context, site string, term *member, path string) {
+func screenshot(t *testing.T, tab context.Context, site string, term *chattest.Client, path string) {
 	t.Helper()
 	second := newBrowser(t) // a browser of its own: another person
 	run(t, second, chromedp.Navigate("http://"+site+"/"))
@@ -181,7 +182,7 @@ func screenshot(t *testing.T, tab context.Context, site string, term *member, pa
 	say(t, second, "hi ada, hi linus: I'm in a browser too")
 	waitLine(t, tab, "grace say: hi ada")
 	say(t, tab, "/me waves at grace")
-	term.send(t, "/msg ada the terminal can whisper too\n")
+	term.Send("/msg ada the terminal can whisper too\n")
 	waitLine(t, tab, "linus whispers:")
 	say(t, tab, "/who")
 	waitLine(t, tab, "3 online:")

@@ -4,14 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 func TestMain(m *testing.M) {
@@ -40,31 +35,8 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-const waitLimit = 10 * time.Second
-
-// peer is a raw client in the room, to watch what the join client does.
-type peer struct {
-	t    *testing.T
-	conn net.Conn
-	in   *bufio.Reader
-}
-
-func newPeer(t *testing.T, conn net.Conn) *peer {
-	t.Cleanup(func() { conn.Close() })
-	return &peer{t, conn, bufio.NewReader(conn)}
-}
-
-func (p *peer) waitFor(suffix string) {
-	p.t.Helper()
-	p.conn.SetReadDeadline(time.Now().Add(waitLimit))
-	for {
-		line, err := p.in.ReadString('\n')
-		require.NoError(p.t, err)
-		if strings.HasSuffix(line, suffix+"\n") {
-			return
-		}
-	}
-}
+// waitLimit bounds every wait of these tests (chattest's).
+const waitLimit = chattest.WaitLimit
 
 func startRoom(t *testing.T, wrap func(net.Listener) net.Listener) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -81,25 +53,22 @@ func startRoom(t *testing.T, wrap func(net.Listener) net.Listener) string {
 
 func TestJoinSendsTypedLinesAndLeavesAtEndOfInput(t *testing.T) {
 	addr := startRoom(t, func(l net.Listener) net.Listener { return l })
-	conn, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	other := newPeer(t, conn)
-	other.waitFor(", 1 online")
+	other := chattest.Dial(t, addr)
+	other.WaitForPart(", 1 online")
 
 	var out bytes.Buffer
 	require.NoError(t, join([]string{addr}, strings.NewReader("hello\nhow are you\n"), &out))
-	other.waitFor(" say: hello")
-	other.waitFor(" say: how are you")
-	other.waitFor(" left")
+	other.WaitForPart(" say: hello")
+	other.WaitForPart(" say: how are you")
+	other.WaitForPart(" left")
 	assert.Contains(t, out.String(), ", 2 online\n")
 	assert.True(t, strings.HasSuffix(out.String(), "* bye\n"), "output %q", out.String())
 }
 
 func TestJoinTLSWithCA(t *testing.T) {
-	serverCfg, certPEM := tlsConfig(t)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, certPEM, 0o600))
-	addr := startRoom(t, func(l net.Listener) net.Listener { return tls.NewListener(l, serverCfg) })
+	cert := chattest.SelfSigned(t)
+	caFile, _ := cert.WriteFiles(t, t.TempDir()) // the certificate is its own CA
+	addr := startRoom(t, func(l net.Listener) net.Listener { return tls.NewListener(l, cert.Server) })
 
 	var out bytes.Buffer
 	// Flags after the address are accepted too.
@@ -171,17 +140,15 @@ func TestServeShutsDownOnSIGTERM(t *testing.T) {
 		exited <- cmd.Wait()
 	}()
 
-	var peers []*peer
+	var peers []*chattest.Client
 	for i := range 2 {
-		conn, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		p := newPeer(t, conn)
-		p.waitFor(", " + string(rune('1'+i)) + " online")
+		p := chattest.Dial(t, addr)
+		p.WaitForPart(", " + string(rune('1'+i)) + " online")
 		peers = append(peers, p)
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	for _, p := range peers {
-		p.waitFor("* server shutting down")
+		p.WaitForPart("* server shutting down")
 	}
 	select {
 	case err := <-exited:
@@ -190,22 +157,6 @@ func TestServeShutsDownOnSIGTERM(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("the program did not exit")
 	}
-}
-
-func tlsConfig(t *testing.T) (*tls.Config, []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	return cfg, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // TestServeHTTP: with -http, the demo serves the page at / and the
@@ -235,8 +186,8 @@ func TestServeHTTP(t *testing.T) {
 
 	tcp := joinDemo(t, d.addr, nil)
 	require.NoError(t, ws.Write(ctx, websocket.MessageText, []byte("hello from a browser\n")))
-	tcp.waitFor(t, "say: hello from a browser")
-	tcp.send(t, "hello from a terminal\n")
+	tcp.WaitForPart("say: hello from a browser")
+	tcp.Send("hello from a terminal\n")
 	for {
 		line, err := fromWS.ReadString('\n')
 		require.NoError(t, err)

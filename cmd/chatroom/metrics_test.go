@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // TestMetricsMatchStats scrapes /metrics after a known scenario, parses it
@@ -32,13 +31,13 @@ func TestMetricsMatchStats(t *testing.T) {
 	}()
 	a := joinDemo(t, ln.Addr().String(), nil)
 	b := joinDemo(t, ln.Addr().String(), nil)
-	a.waitFor(t, " joined")
-	full := joinRefused(t, ln.Addr().String()) // refused: the room is full
-	assert.Equal(t, "* room is full (2 clients)\n", full)
-	a.send(t, "counted\n")
-	b.waitFor(t, "say: counted")
-	b.send(t, "exit\n")
-	a.waitFor(t, " left")
+	a.WaitForPart(" joined")
+	full := chattest.Dial(t, ln.Addr().String()).Line() // refused: the room is full
+	assert.Equal(t, "* room is full (2 clients)", full)
+	a.Send("counted\n")
+	b.WaitForPart("say: counted")
+	b.Send("exit\n")
+	a.WaitForPart(" left")
 
 	srv := httptest.NewServer(metricsHandler(room))
 	defer srv.Close()
@@ -78,16 +77,4 @@ func TestMetricsMatchStats(t *testing.T) {
 	assert.Equal(t, 1.0, families["chatroom_refused_total"].GetMetric()[0].GetCounter().GetValue())
 	assert.Equal(t, 1.0, families["chatroom_messages_total"].GetMetric()[0].GetCounter().GetValue())
 	assert.Contains(t, families, "go_goroutines")
-}
-
-// joinRefused connects to addr and returns the line the room refuses it with.
-func joinRefused(t *testing.T, addr string) string {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(waitLimit))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	require.NoError(t, err)
-	return line
 }
