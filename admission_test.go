@@ -22,6 +22,7 @@ import (
 // Admission: who gets into the room, and what the others see of it.
 
 func TestRoomFull(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t, chatroom.WithMaxClients(2))
 	a, b := dialPair(t, addr)
 
@@ -50,6 +51,7 @@ func TestRoomFull(t *testing.T) {
 // 100: exactly 100 get in, the other 900 are told the room is full, and no
 // descriptor is left open afterwards.
 func TestConnectionStorm(t *testing.T) {
+	// Not parallel: it counts the process's descriptors.
 	const dialers, limit = 1000, 100
 	fds := openFDs(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -126,6 +128,7 @@ func refusedOver(t *testing.T, room *chatroom.Room, name, line string, want erro
 // open; the next is told and closed, nobody else notices, and another
 // address, or a loopback one, is not affected.
 func TestMaxPerHost(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t, chatroom.WithMaxPerHost(3), chatroom.WithJoinRate(0, 0))
 	first, _ := pipeClient(t, room, "10.0.0.1:1001", 1)
 	discard(pipeClient(t, room, "10.0.0.1:1002", 2))
@@ -157,6 +160,7 @@ func TestMaxPerHost(t *testing.T) {
 // at once, then one per 1/rate seconds; a refused attempt does not use up
 // its allowance. Exact, under synctest.
 func TestJoinRate(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithJoinRate(2, 3), chatroom.WithMaxPerHost(0))
 		join := func(i int) { discard(pipeClient(t, room, fmt.Sprintf("192.0.2.7:%d", i), i)) }
@@ -194,13 +198,16 @@ func (l *fakeAddrListener) Accept() (net.Conn, error) {
 	return namedConn{c, fmt.Sprintf("%s:%d", l.addrs[int(i)%len(l.addrs)], 10000+i%50000)}, nil
 }
 
-// TestChurnIsBounded is the connect-and-close flood: for 10 s, dialers
+// TestChurnIsBounded (a long test: CHATROOM_LONG_TESTS=1) is the
+// connect-and-close flood: for 10 s, dialers
 // connect and hang up with no data as fast as they can, all from one
 // address, then from 200. Connections waiting for admission never pass the
 // documented bound (256), each address gets in no faster than its join
 // rate, and the members chatting meanwhile are neither evicted nor
 // starved, while newcomers keep being welcomed. Figures in the test log.
 func TestChurnIsBounded(t *testing.T) {
+	// Not parallel: it counts the process's descriptors.
+	chattest.Long(t)
 	for _, hosts := range []int{1, 200} {
 		t.Run(fmt.Sprintf("%d addresses", hosts), func(t *testing.T) {
 			churnAgainstTheRoom(t, hosts, 10*time.Second)

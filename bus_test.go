@@ -93,6 +93,7 @@ func (b *fakeBus) holds(name string) bool {
 // TestBusOpenFailureStopsTheRoom: a bus that does not open is an error
 // from Serve, ServeConn and Broadcast, and the room holds nothing.
 func TestBusOpenFailureStopsTheRoom(t *testing.T) {
+	t.Parallel()
 	broken := errors.New("no JetStream")
 	room := chatroom.NewRoom(chatroom.WithBus(&fakeBus{openErr: broken}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -111,6 +112,7 @@ func TestBusOpenFailureStopsTheRoom(t *testing.T) {
 // of them, released when given up; a name by address that is taken gets a
 // suffix, and a bus that cannot tell refuses the client.
 func TestBusNames(t *testing.T) {
+	t.Parallel()
 	bus := newFakeBus("alice", "bob")
 	room := pipeRoom(t, chatroom.WithBus(bus), chatroom.WithHistory(5))
 	alice, _ := pipeClient(t, room, "alice#2", 1) // "alice" is held on another process

@@ -30,6 +30,7 @@ func trio(t *testing.T, room *chatroom.Room) (alice, bob, carol *client) {
 }
 
 func TestNick(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, carol := trio(t, room)
 
@@ -89,6 +90,7 @@ func names(infos []chatroom.ClientInfo) []string {
 }
 
 func TestWho(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, _ := trio(t, room)
 	bob.Send("/nick Bob\n")
@@ -102,6 +104,7 @@ func TestWho(t *testing.T) {
 }
 
 func TestMe(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, carol := trio(t, room)
 	alice.Send("/me waves  at everyone\n")
@@ -112,6 +115,7 @@ func TestMe(t *testing.T) {
 }
 
 func TestMsg(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, carol := trio(t, room)
 
@@ -131,6 +135,7 @@ func TestMsg(t *testing.T) {
 }
 
 func TestHelpQuitAndOtherCommands(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, _ := trio(t, room)
 
@@ -165,6 +170,7 @@ func TestHelpQuitAndOtherCommands(t *testing.T) {
 }
 
 func TestHistory(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t, chatroom.WithHistory(3))
 	alice, _ := pipeClient(t, room, "alice", 1)
 	first, _ := pipeClient(t, room, "first", 2) // history shorter than n
@@ -200,6 +206,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestCommandsCountAsActivityButNotAsChat(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, _ := trio(t, room)
 	alice.Send("/who\n")
@@ -213,6 +220,7 @@ func TestCommandsCountAsActivityButNotAsChat(t *testing.T) {
 // name, lines after it the new one, in the order said, even within one
 // write.
 func TestNickNamesEveryLineAfterIt(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, _ := trio(t, room)
 	alice.Send("before\n/nick ann\nafter\n")
@@ -231,6 +239,7 @@ func TestNickNamesEveryLineAfterIt(t *testing.T) {
 // error) reach the client in the order the lines were sent, however the
 // goroutines are scheduled. Each round races them again.
 func TestRepliesComeInTheOrderAsked(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t)
 	for i := range 50 {
 		eventually(t, func() bool { return room.Stats().Clients == 0 }, "the last round's client left")

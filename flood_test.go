@@ -27,6 +27,7 @@ import (
 // the listener in order, and another client's line, said in the middle of
 // the flood, arrives at once.
 func TestFloodIsReadSlowly(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const lines = 10_000
 		room := pipeRoom(t)
@@ -80,6 +81,7 @@ func TestFloodIsReadSlowly(t *testing.T) {
 // read, and evict them all; with it nobody is evicted, and every line the
 // room took reaches all 50.
 func TestFloodControlProtectsSlowReaders(t *testing.T) {
+	t.Parallel()
 	const readers, rate, length = 50, 1 << 20, 5 * time.Second
 	room, addr := startRoom(t)
 	var wg sync.WaitGroup
@@ -153,6 +155,7 @@ func readSlowly(t *testing.T, conn net.Conn, in *bufio.Reader, rate int) int {
 
 // TestRateLimitOptions: (0, 0) turns flood control off.
 func TestRateLimitOptions(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithRateLimit(0, 0))
 		a, _ := pipeClient(t, room, "a", 1)

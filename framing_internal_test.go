@@ -23,12 +23,15 @@ func heapInUse() uint64 {
 	return m.HeapInuse
 }
 
-// TestHalfLinesCostWhatWasSent is the half-line attack: 2 000 clients of a
+// TestHalfLinesCostWhatWasSent (a long test: CHATROOM_LONG_TESTS=1) is the
+// half-line attack: 2 000 clients of a
 // room with 64 KiB lines each send 100 bytes of a line and go quiet. Each
 // reader parks its part in a slice of its size and gives its read buffer
 // back, so the heap grows by about what they sent, not by 2 000 buffers
 // (128 MiB). Then the lines are finished, and every one is relayed whole.
 func TestHalfLinesCostWhatWasSent(t *testing.T) {
+	// Not parallel: it measures the process's heap.
+	chattest.Long(t)
 	if raceEnabled {
 		t.Skip("a memory measurement: it runs without -race (.ci/run runs it so)")
 	}

@@ -169,6 +169,7 @@ func FuzzClean(f *testing.F) {
 // a few inputs, so the partial-read cases run on every test run, not only
 // when fuzzing.
 func TestLineReaderSplits(t *testing.T) {
+	t.Parallel()
 	inputs := []string{
 		"hello\nworld\r\n", "sixteen bytes ok\nseventeen bytes!!\n", "\r\n\r\r\n\n",
 		"tail without newline", "x\n" + string(bytes.Repeat([]byte("y"), 40)) + "\nz",

@@ -60,6 +60,7 @@ func authClient(t *testing.T, room *chatroom.Room, first string) (*client, <-cha
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t, chatroom.WithAuth(tokenAuth))
 	alice, _ := authClient(t, room, "token alice\n")
 	alice.Expect("* welcome alice, 1 online")
@@ -101,6 +102,7 @@ func TestAuth(t *testing.T) {
 // ended by its context at the write timeout, exactly, and the client is
 // told. A hook that ignores its context is refused all the same.
 func TestAuthTimesOut(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const timeout = time.Minute
 		stubborn := func(ctx context.Context, conn net.Conn) (string, error) {
@@ -132,6 +134,7 @@ func TestAuthTimesOut(t *testing.T) {
 // TestAuthEndsWhenTheRoomCloses: Shutdown does not wait out a hook that
 // honours its context.
 func TestAuthEndsWhenTheRoomCloses(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := chatroom.NewRoom(chatroom.WithAuth(tokenAuth), chatroom.WithWriteTimeout(time.Hour))
 		local, remote := net.Pipe()
@@ -147,6 +150,7 @@ func TestAuthEndsWhenTheRoomCloses(t *testing.T) {
 }
 
 func TestFilter(t *testing.T) {
+	t.Parallel()
 	filter := func(name, text string) (string, bool) {
 		switch {
 		case strings.Contains(text, "spam"):
@@ -187,6 +191,7 @@ func TestFilter(t *testing.T) {
 // TestSlowFilterSlowsItsSenderOnly: a filter that takes an hour over one
 // sender's line holds that sender alone; the others talk on meanwhile.
 func TestSlowFilterSlowsItsSenderOnly(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		filter := func(name, text string) (string, bool) {
 			if name == "slow" {
@@ -211,6 +216,7 @@ func TestSlowFilterSlowsItsSenderOnly(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var got []string
 	observe := func(e chatroom.Event) {
@@ -263,6 +269,7 @@ func TestEvents(t *testing.T) {
 // the test lets it) holds no one up: the room goes on, drops what does not
 // fit in the backlog of 10 000, and counts it.
 func TestStuckObserverCostsOnlyEvents(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var seen sync.WaitGroup
 	seen.Add(1)
@@ -305,6 +312,7 @@ func TestStuckObserverCostsOnlyEvents(t *testing.T) {
 }
 
 func TestKick(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, carol := trio(t, room)
 	carol.Send("/nick Carla\n")
@@ -333,6 +341,7 @@ func TestKick(t *testing.T) {
 // TestKickMidBurst: a client kicked while it floods the room is gone at
 // once; none of its lines reach anyone after the notice of its leaving.
 func TestKickMidBurst(t *testing.T) {
+	t.Parallel()
 	// The flood is bounded, and the watcher's outbox holds all of it: the
 	// watcher, read by the test, is never too slow for a pipe's flood.
 	const most = 20_000
@@ -357,6 +366,7 @@ func TestKickMidBurst(t *testing.T) {
 }
 
 func TestClients(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	assert.Empty(t, room.Clients())
 	trio(t, room)
@@ -370,6 +380,7 @@ func TestClients(t *testing.T) {
 // TestHandlesOnARoomThatNeverServed: nobody is in it, and asking starts no
 // goroutine (goleak checks, at the end of the package, that none is left).
 func TestHandlesOnARoomThatNeverServed(t *testing.T) {
+	t.Parallel()
 	room := chatroom.NewRoom()
 	assert.ErrorIs(t, room.Kick("anyone", ""), chatroom.ErrNoSuchClient)
 	assert.Nil(t, room.Clients())

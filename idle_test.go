@@ -19,6 +19,7 @@ import (
 // the idle timeout has passed since it joined, and one that talks exactly
 // that long after its last line; the others see each leave.
 func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const idle = time.Hour
 		room := pipeRoom(t, chatroom.WithIdleTimeout(idle))
@@ -49,6 +50,7 @@ func TestIdleTimeout(t *testing.T) {
 // never a newline is cut off at the idle timeout all the same: the clock
 // restarts only at a whole line.
 func TestIdleTimeoutCutsOffATrickle(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const idle = time.Minute
 		room := pipeRoom(t, chatroom.WithIdleTimeout(idle))
@@ -80,6 +82,7 @@ func TestIdleTimeoutCutsOffATrickle(t *testing.T) {
 // is cut off at the idle timeout all the same, and so is one that sends
 // only lines too long.
 func TestIdleTimeoutIgnoresLinesThatSayNothing(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, line string }{
 		{"empty line", "\n"},
 		{"empty once cleaned", "\x00\x1b\r\n"},

@@ -25,6 +25,7 @@ import (
 // options it is made with.
 
 func TestBroadcast(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
@@ -40,6 +41,8 @@ func TestBroadcast(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
+	// Not parallel: it checks that nothing listens on the room's port
+	// afterwards, and another test's listener could take the port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := chatroom.NewRoom(chatroom.WithClock(fixedClock))
@@ -81,6 +84,7 @@ func TestShutdown(t *testing.T) {
 // until its context ends, exactly, and no longer; then it is closed, and
 // the healthy client got its goodbye before that.
 func TestShutdownContextExpires(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithWriteTimeout(0))
 		ok, _ := pipeClient(t, room, "reader", 1)
@@ -109,6 +113,7 @@ func TestShutdownContextExpires(t *testing.T) {
 }
 
 func TestCloseIsImmediate(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := chatroom.NewRoom()
@@ -125,6 +130,7 @@ func TestCloseIsImmediate(t *testing.T) {
 // is told the server is shutting down as its last line, and nothing is
 // left running (goleak).
 func TestShutdownRacesJoinsAndMessages(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := chatroom.NewRoom()
@@ -206,6 +212,7 @@ func TestShutdownRacesJoinsAndMessages(t *testing.T) {
 }
 
 func TestTwoListenersOneRoom(t *testing.T) {
+	t.Parallel()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	unix, err := net.Listen("unix", filepath.Join(t.TempDir(), "room.sock"))
@@ -227,6 +234,7 @@ func TestTwoListenersOneRoom(t *testing.T) {
 }
 
 func TestServeReturnsAcceptErrors(t *testing.T) {
+	t.Parallel()
 	errPermanent := errors.New("listener broke")
 	ln := &flakyListener{
 		errs:   []error{tempErr{}, tempErr{}, tempErr{}, errPermanent},
@@ -283,6 +291,7 @@ func (tempErr) Temporary() bool { return true }
 
 // TestStats checks every counter after a scenario whose numbers are known.
 func TestStats(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t, chatroom.WithMaxClients(3))
 	a, b := dialPair(t, addr)
 	c := dial(t, addr, 3)
@@ -316,6 +325,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestInvalidOptionsPanicNamingTheOption(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		opt  chatroom.Option
 		name string

@@ -56,6 +56,7 @@ func (h stalledHandler) handled() []slog.Record {
 // released, every record is either handled or counted in a "log records
 // dropped" report.
 func TestStalledLogDoesNotStopTheRoom(t *testing.T) {
+	t.Parallel()
 	h := newStalledHandler()
 	room := chatroom.NewRoom(chatroom.WithClock(fixedClock), chatroom.WithLogger(slog.New(h)))
 	const churn = 1000
@@ -101,6 +102,7 @@ func TestStalledLogDoesNotStopTheRoom(t *testing.T) {
 // garbage instead of a ClientHello is logged at info, the first with its
 // address and error, the rest as one summary a second, not one line each.
 func TestFailedHandshakesAreLoggedInBursts(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		serverCfg, _ := selfSigned(t)
 		h := newStalledHandler()

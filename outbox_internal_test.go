@@ -15,6 +15,7 @@ import (
 // TestAdvance checks the bookkeeping of a write that ends part way through
 // a batch: how many lines it completed, and where the next one resumes.
 func TestAdvance(t *testing.T) {
+	t.Parallel()
 	lines := [][]byte{[]byte("abc\n"), []byte("de\n"), []byte("fghij\n")} // 4 + 3 + 6 bytes
 	tests := []struct {
 		name       string
@@ -53,6 +54,7 @@ func TestAdvance(t *testing.T) {
 // the order they were queued, and after flushAll nobody holds a view or
 // a queue, and the shared list is empty for the next round.
 func TestViewsKeepEachClientsOrder(t *testing.T) {
+	t.Parallel()
 	line := func(s string) []byte { return []byte(s + "\n") }
 	tests := []struct {
 		name  string

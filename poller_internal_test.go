@@ -21,6 +21,7 @@ import (
 // their memory there) until their timeout would have come: the heap holds
 // the clients in the room, and no one else.
 func TestPollerForgetsDepartedClients(t *testing.T) {
+	t.Parallel()
 	room := NewRoom(WithIdleTimeout(time.Hour), WithMaxPerHost(0), WithJoinRate(0, 0))
 	addr := serveTCP(t, room)
 	stay, err := net.Dial("tcp", addr)
@@ -64,6 +65,7 @@ func TestPollerForgetsDepartedClients(t *testing.T) {
 // others; the next turns go on from where it stopped, and every line
 // arrives once, whole and in order.
 func TestTurnTakesItsShareOfReads(t *testing.T) {
+	t.Parallel()
 	const lines, max = 4 * turnReads, 8 // each read takes at most max+2 bytes: about one line
 	server, remote := tcpPair(t)
 	var sent strings.Builder

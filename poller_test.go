@@ -30,6 +30,7 @@ import (
 // under the churner's own name, in order with its join and leave; every
 // steady line arrives once and in order; and the room ends empty.
 func TestChurnWhileChatting(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t, noFloodControl, chatroom.WithMaxPerHost(0), chatroom.WithJoinRate(0, 0))
 	alice, bob := dialPair(t, addr)
 	discard(alice, nil) // she only speaks
@@ -117,6 +118,7 @@ func TestChurnWhileChatting(t *testing.T) {
 // off at their idle timeout, each told so, none as too slow, while a
 // member who speaks stays.
 func TestThousandsIdleOutAtOnce(t *testing.T) {
+	t.Parallel()
 	const clients, idle = 2000, 2 * time.Second
 	// Every client hears the others arrive and leave, up to 4 000 notices
 	// in bursts: an outbox that holds them all keeps a reader that the
@@ -187,6 +189,7 @@ func TestThousandsIdleOutAtOnce(t *testing.T) {
 // before they call it, and everyone else's lines still go round. Once the
 // filter lets them go, their lines arrive too.
 func TestStuckFilterHoldsUpNoOneElse(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var stuck sync.WaitGroup
 	filter := func(_, text string) (string, bool) {

@@ -14,12 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // Relaying lines: joining, saying, leaving, and how a line is framed and
 // cleaned on its way.
 
 func TestJoinWelcomesAndAnnounces(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a := dial(t, addr, 1)
 	b := dial(t, addr, 2)
@@ -30,6 +32,7 @@ func TestJoinWelcomesAndAnnounces(t *testing.T) {
 }
 
 func TestRelayGoesToEveryoneButTheSender(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
@@ -41,6 +44,7 @@ func TestRelayGoesToEveryoneButTheSender(t *testing.T) {
 }
 
 func TestEmptyLinesAreIgnored(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
@@ -50,6 +54,7 @@ func TestEmptyLinesAreIgnored(t *testing.T) {
 }
 
 func TestExitSaysByeAndCloses(t *testing.T) {
+	t.Parallel()
 	for _, line := range []string{"exit\n", "EXIT\n", "  Exit \t\r\n", "eXiT\n"} {
 		t.Run(strconv.Quote(line), func(t *testing.T) {
 			room, addr := startRoom(t)
@@ -65,6 +70,7 @@ func TestExitSaysByeAndCloses(t *testing.T) {
 }
 
 func TestNotExitIsRelayed(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 	for _, text := range []string{"exit now", "exits", "ex it"} {
@@ -74,6 +80,7 @@ func TestNotExitIsRelayed(t *testing.T) {
 }
 
 func TestDisconnectIsAnnounced(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 	require.NoError(t, b.Conn.Close())
@@ -81,6 +88,7 @@ func TestDisconnectIsAnnounced(t *testing.T) {
 }
 
 func TestUnterminatedLastLineIsRelayed(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 	b.Send("last words")
@@ -90,6 +98,7 @@ func TestUnterminatedLastLineIsRelayed(t *testing.T) {
 }
 
 func TestLineTooLong(t *testing.T) {
+	t.Parallel()
 	const max = 16
 	_, addr := startRoom(t, chatroom.WithBufferSize(max))
 	a, b := dialPair(t, addr)
@@ -124,6 +133,7 @@ func TestLineTooLong(t *testing.T) {
 // newline is told at once, not when (if ever) its newline comes; the rest
 // of the line is discarded as it arrives, and the next line is relayed.
 func TestLineTooLongIsAnsweredAtTheLimit(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
@@ -140,6 +150,7 @@ func TestLineTooLongIsAnsweredAtTheLimit(t *testing.T) {
 }
 
 func TestMegabyteLine(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
@@ -149,6 +160,7 @@ func TestMegabyteLine(t *testing.T) {
 }
 
 func TestOnlyCarriageReturns(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t, chatroom.WithBufferSize(64))
 	a, b := dialPair(t, addr)
 
@@ -165,6 +177,7 @@ func TestOnlyCarriageReturns(t *testing.T) {
 }
 
 func TestHostileTextIsCleaned(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
@@ -202,13 +215,35 @@ func TestHostileTextIsCleaned(t *testing.T) {
 
 // TestOrderPerSender has many senders talk at once to many receivers:
 // every receiver gets every line of every sender exactly once, and each
-// sender's lines in the order sent.
+// sender's lines in the order sent; with flood control off, and (a long
+// test: CHATROOM_LONG_TESTS=1) with the default flood control, which reads
+// each sender's 300 lines over 12.5 s.
 func TestOrderPerSender(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		opts []chatroom.Option
+		long bool
+	}{
+		{"flood control off", []chatroom.Option{noFloodControl}, false},
+		{"default flood control", nil, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.long {
+				chattest.Long(t)
+			}
+			t.Parallel()
+			orderPerSender(t, tt.opts...)
+		})
+	}
+}
+
+func orderPerSender(t *testing.T, opts ...chatroom.Option) {
 	const senders, receivers, lines = 6, 6, 300
 	// Every sender sends all its lines in one write, with no flow control:
 	// the outbox must hold the whole burst, since this test is about order,
 	// not about slow clients.
-	room, addr := startRoom(t, chatroom.WithOutboxSize(senders*lines))
+	room, addr := startRoom(t, append([]chatroom.Option{chatroom.WithOutboxSize(senders * lines)}, opts...)...)
 	var all []*client
 	for i := range senders + receivers {
 		c := dial(t, addr, i+1)
@@ -273,6 +308,7 @@ func TestOrderPerSender(t *testing.T) {
 // TestFiveHundredClients: 500 clients in one room over loopback all get a
 // line sent by one of them.
 func TestFiveHundredClients(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -308,6 +344,7 @@ func reset(t *testing.T, c *client) {
 }
 
 func TestResetMidLine(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 

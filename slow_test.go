@@ -24,6 +24,7 @@ import (
 // testing/synctest over net.Pipe; the slow client is a pipe nobody reads,
 // so its first write, the welcome, never completes.
 func TestSlowClientIsEvicted(t *testing.T) {
+	t.Parallel()
 	const writeTimeout = 10 * time.Second
 	tests := []struct {
 		name      string
@@ -90,6 +91,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 // one client never reads: everyone else gets every line, in order, and the
 // silent one is evicted once its socket and outbox are full.
 func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
 	// Small kernel buffers on the server side, so the silent client's
 	// socket fills after a few lines instead of a few megabytes.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -155,6 +157,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 // through a line and a writer goroutine takes over from there; when it reads
 // again, every line must arrive whole and in order, and nobody is evicted.
 func TestStalledReaderGetsEveryLineWhole(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := serveOn(t, smallBufferListener{ln}, noFloodControl, chatroom.WithWriteTimeout(time.Minute))
@@ -195,6 +198,7 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 // backlog to it: the writer fails, the client leaves, and a receiver that
 // reads gets every line regardless.
 func TestResetMidFlush(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := serveOn(t, smallBufferListener{ln}, noFloodControl)
@@ -231,6 +235,7 @@ func TestResetMidFlush(t *testing.T) {
 // and never writes again) is cut off by the idle timeout when the room is
 // quiet, and by the write timeout when it is not.
 func TestVanishedPeer(t *testing.T) {
+	t.Parallel()
 	t.Run("quiet room, idle timeout", func(t *testing.T) {
 		_, addr := startRoom(t, chatroom.WithIdleTimeout(300*time.Millisecond))
 		gone := dial(t, addr, 1)
@@ -270,6 +275,7 @@ func TestVanishedPeer(t *testing.T) {
 // shared, so the heap stays below outbox x line size x clients plus a
 // constant; every silent client is evicted and the sender is not.
 func TestMemoryBoundedUnderFlood(t *testing.T) {
+	// Not parallel: it measures the process's heap.
 	const (
 		outbox   = 64
 		silent   = 50

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // soakDuration is how long TestSoak runs: a few seconds by default, longer
@@ -29,18 +30,18 @@ func soakDuration(t *testing.T) time.Duration {
 		d, err = time.ParseDuration(s)
 		require.NoError(t, err, "CHATROOM_SOAK")
 	}
-	if testing.Short() {
-		d = time.Second
-	}
 	return d
 }
 
-// TestSoak streams lines from steady senders to steady receivers while
+// TestSoak (a long test: CHATROOM_LONG_TESTS=1) streams lines from steady senders to steady receivers while
 // other clients join and leave at random: they exit, hang up, reset, or
 // talk first. At the end every steady receiver has every line of every
 // steady sender, exactly once and in order, and the goroutines, open
 // descriptors and heap are back where they started.
 func TestSoak(t *testing.T) {
+	// Not parallel: it counts the process's goroutines and descriptors,
+	// and measures its heap.
+	chattest.Long(t)
 	const senders, receivers, churners = 3, 3, 4
 	duration := soakDuration(t)
 	seed := uint64(time.Now().UnixNano())

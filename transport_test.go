@@ -22,6 +22,7 @@ import (
 // wrapped connections.
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	serverCfg, clientCfg := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -48,6 +49,7 @@ func TestTLS(t *testing.T) {
 // room and never says hello is dropped after the write timeout, and takes
 // no place in the room meanwhile.
 func TestTLSHandshakeIsBounded(t *testing.T) {
+	t.Parallel()
 	serverCfg, _ := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -67,6 +69,7 @@ func TestTLSHandshakeIsBounded(t *testing.T) {
 // handshake would time out (an hour here). Under synctest over net.Pipe,
 // so "as soon as" is exact: no time passes.
 func TestShutdownDoesNotWaitForTLSHandshakes(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		serverCfg, clientCfg := selfSigned(t) // in the bubble: valid at its clock
 		clientCfg.ServerName = "127.0.0.1"
@@ -98,6 +101,7 @@ func TestShutdownDoesNotWaitForTLSHandshakes(t *testing.T) {
 }
 
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "room.sock")
 	ln, err := net.Listen("unix", path)
 	require.NoError(t, err)
@@ -122,6 +126,7 @@ func TestUnixSocket(t *testing.T) {
 }
 
 func TestServeConnOverPipe(t *testing.T) {
+	t.Parallel()
 	room := chatroom.NewRoom(chatroom.WithClock(fixedClock))
 	defer room.Close()
 	alice, aliceDone := pipeClient(t, room, "alice", 1)
@@ -147,6 +152,7 @@ func TestServeConnOverPipe(t *testing.T) {
 // line the sniffer had already read must be relayed at once, and every
 // byte the clients get must have gone through the wrapper's Write.
 func TestWrappedTCPConnIsUsedThroughItsMethods(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	wl := &wrappingListener{Listener: ln}
