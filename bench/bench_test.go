@@ -67,6 +67,7 @@ func inProcessRoom(t *testing.T) string {
 // order, with nothing else, and that a sender hears itself only where the
 // protocol says it does.
 func TestParsersAgainstRealServers(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"room", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			var addr string
@@ -128,6 +129,7 @@ func TestParsersAgainstRealServers(t *testing.T) {
 // TestFanoutCountsEveryDelivery runs a small fan-out against each server
 // process: nothing lost or repeated, and the server's CPU time read.
 func TestFanoutCountsEveryDelivery(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"room", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			srv := startPeer(t, kind)
@@ -148,6 +150,7 @@ func TestFanoutCountsEveryDelivery(t *testing.T) {
 }
 
 func TestIdleMeasuresMemory(t *testing.T) {
+	t.Parallel()
 	srv := startPeer(t, "room")
 	res, err := runIdle(roomProto{label: "room"}, srv, 200, 0, 100*time.Millisecond, &progress{w: io.Discard, quiet: true})
 	require.NoError(t, err)
@@ -156,6 +159,7 @@ func TestIdleMeasuresMemory(t *testing.T) {
 }
 
 func TestHistogramQuantiles(t *testing.T) {
+	t.Parallel()
 	var h histogram
 	for i := 1; i <= 1000; i++ {
 		h.record(time.Duration(i) * time.Microsecond)
@@ -171,6 +175,7 @@ func TestHistogramQuantiles(t *testing.T) {
 }
 
 func TestRampWritesCSVAndPlot(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rs := []result{
 		{server: "room", clients: 10, throughput: 1e6, deliveries: 1000, serverCPU: time.Millisecond},
@@ -190,6 +195,7 @@ func TestRampWritesCSVAndPlot(t *testing.T) {
 }
 
 func TestCommandLineMistakes(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"-size", "10", "fanout"},
 		{"-senders", "0", "fanout"},
@@ -207,6 +213,7 @@ func TestCommandLineMistakes(t *testing.T) {
 // TestFanoutOverWebSocket runs a small fan-out through the demo's
 // WebSocket, as browsers connect, with exact delivery counts.
 func TestFanoutOverWebSocket(t *testing.T) {
+	t.Parallel()
 	srv := startPeer(t, "room-ws")
 	spec := fanoutSpec{clients: 10, senders: 2, messages: 50, size: 64, window: 16}
 	res, err := runFanout(roomWSProto{}, srv, spec, &progress{w: io.Discard, quiet: true})

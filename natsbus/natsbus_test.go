@@ -42,6 +42,7 @@ func trio(t *testing.T, ps []*process) (alice, bob, carol *client) {
 }
 
 func TestChatAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	_, ps := threeProcesses(t)
 	alice, bob, carol := trio(t, ps)
 
@@ -102,6 +103,7 @@ func TestChatAcrossProcesses(t *testing.T) {
 // lines each: every receiver on every process gets each sender's lines
 // once, all of them, in order.
 func TestEachSendersOrderAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	_, ps := threeProcesses(t)
 	alice, bob, carol := trio(t, ps)
 	const lines = 2000
@@ -133,6 +135,7 @@ func TestEachSendersOrderAcrossProcesses(t *testing.T) {
 // TestNameRace: two clients on two processes take one name at the same
 // moment, 100 times over: each time exactly one gets it.
 func TestNameRace(t *testing.T) {
+	t.Parallel()
 	_, ps := threeProcesses(t)
 	a, b := dial(t, ps[0]), dial(t, ps[1])
 	for round := range 100 {
@@ -165,6 +168,7 @@ func TestNameRace(t *testing.T) {
 }
 
 func TestHistoryAcrossProcessesAndRestarts(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t)
 	history := chatroom.WithHistory(4)
 	ps := []*process{startProcess(t, ns, history), startProcess(t, ns, history), startProcess(t, ns, history)}
@@ -239,6 +243,7 @@ func assertLastLines(t *testing.T, got []string, process int) {
 // goodbye, loses nothing for the others, and its clients leave the room
 // for them within 6 heartbeats.
 func TestKilledProcess(t *testing.T) {
+	t.Parallel()
 	_, ps := threeProcesses(t)
 	alice, bob, carol := trio(t, ps)
 	const lines = 500
@@ -279,6 +284,7 @@ func TestKilledProcess(t *testing.T) {
 // the gap reaches the speaker's own process only, never late, and nobody
 // is counted gone for the gap.
 func TestNATSRestart(t *testing.T) {
+	t.Parallel()
 	ns, ps := threeProcesses(t)
 	alice, bob, carol := trio(t, ps)
 	alice.Send("before\n")

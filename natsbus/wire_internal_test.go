@@ -11,6 +11,7 @@ import (
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
+	t.Parallel()
 	joined := time.Date(2026, 11, 29, 9, 30, 0, 123, time.UTC)
 	line := []byte("2026-11-29 09:30:00 alice say: hi\n")
 	for _, e := range []envelope{

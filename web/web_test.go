@@ -92,6 +92,7 @@ func (s *site) terminal(t *testing.T) *chattest.Client {
 }
 
 func TestBrowserAndTerminalChat(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	b := s.browser(t, nil)
 	c := s.terminal(t)
@@ -115,6 +116,7 @@ func TestBrowserAndTerminalChat(t *testing.T) {
 }
 
 func TestBrowserLineTooLong(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, []chatroom.Option{chatroom.WithBufferSize(16)})
 	b := s.browser(t, nil)
 	c := s.terminal(t)
@@ -125,6 +127,7 @@ func TestBrowserLineTooLong(t *testing.T) {
 }
 
 func TestBrowserBinaryMessageRefused(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	b := s.browser(t, nil)
 	c := s.terminal(t)
@@ -138,6 +141,7 @@ func TestBrowserBinaryMessageRefused(t *testing.T) {
 }
 
 func TestBadOriginRefused(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -155,6 +159,7 @@ func TestBadOriginRefused(t *testing.T) {
 }
 
 func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
+	t.Parallel()
 	forwarded := http.Header{"X-Forwarded-For": {"198.51.100.7, 203.0.113.9"}}
 	s := newSite(t, nil)
 	b := s.browser(t, forwarded)
@@ -166,6 +171,7 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 }
 
 func TestAuthHookReadsTheRequest(t *testing.T) {
+	t.Parallel()
 	auth := func(ctx context.Context, conn net.Conn) (string, error) {
 		r, ok := conn.(interface{ Request() *http.Request })
 		if !ok {
@@ -183,6 +189,7 @@ func TestAuthHookReadsTheRequest(t *testing.T) {
 }
 
 func TestPageIsServed(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	for _, path := range []string{"/", "/chat.js", "/style.css"} {
 		resp, err := http.Get(s.http.URL + path)
@@ -193,6 +200,7 @@ func TestPageIsServed(t *testing.T) {
 }
 
 func TestNilLoggerPanicsNamingTheOption(t *testing.T) {
+	t.Parallel()
 	defer func() { assert.Contains(t, fmt.Sprint(recover()), "web: WithLogger(nil)") }()
 	web.NewHandler(chatroom.NewRoom(), web.WithLogger(nil))
 	t.Error("NewHandler did not panic")

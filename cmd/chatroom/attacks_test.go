@@ -175,6 +175,7 @@ func joinDemo(t *testing.T, addr string, dial func() (net.Conn, error)) *chattes
 // sends its ClientHello: SIGTERM tells the member and exits 0 at once,
 // well inside the grace it would otherwise wait out.
 func TestDemoShutdownDoesNotWaitForHandshakes(t *testing.T) {
+	t.Parallel()
 	cert := chattest.SelfSigned(t)
 	certFile, keyFile := cert.WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile, "-write-timeout", "1h", "-grace", "30s")
@@ -196,6 +197,7 @@ func TestDemoShutdownDoesNotWaitForHandshakes(t *testing.T) {
 // clients come and go; the room still welcomes newcomers and relays their
 // lines. Once the log is read again, it says how many records it dropped.
 func TestDemoKeepsTalkingWithAStalledLog(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t) // from here on nobody reads its log
 	for range 2000 {
 		c, err := net.Dial("tcp", d.addr)
@@ -213,13 +215,16 @@ func TestDemoKeepsTalkingWithAStalledLog(t *testing.T) {
 	d.stop()
 }
 
-// TestDemoChurnHoldsBoundedDescriptors: for 5 s, four dialers connect and
+// TestDemoChurnHoldsBoundedDescriptors (a long test:
+// CHATROOM_LONG_TESTS=1): for 5 s, four dialers connect and
 // hang up with no data as fast as they can, into a room of at most 50
 // clients; the descriptors the program holds stay within the admission
 // bound (256) plus its 50 members and its own, and two members keep
 // chatting without being evicted. (From loopback, exempt from the
 // per-address limits: those are TestChurnIsBounded's, in the engine.)
 func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
+	chattest.Long(t)
+	t.Parallel()
 	d := startDemo(t, "-max-clients", "50")
 	a := joinDemo(t, d.addr, nil)
 	b := joinDemo(t, d.addr, nil)
@@ -257,38 +262,47 @@ func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
 // or one that is empty once cleaned, every half second is cut off all the
 // same, 2 s after it joined.
 func TestDemoCutsSquatters(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t, "-idle", "2s")
-	for _, line := range []string{"\n", "\x00\x1b\r\n"} {
-		start := time.Now()
-		m := joinDemo(t, d.addr, nil)
-		stop := make(chan struct{})
-		go func() {
-			tick := time.NewTicker(500 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				if _, err := io.WriteString(m.Conn, line); err != nil {
-					return
-				}
-				select {
-				case <-tick.C:
-				case <-stop:
-					return
-				}
-			}
-		}()
-		m.WaitForPart("* idle timeout")
-		close(stop)
-		took := time.Since(start)
-		t.Logf("%q every 500 ms: cut off after %v", line, took.Round(time.Millisecond))
-		assert.GreaterOrEqual(t, took, 2*time.Second)
-	}
+	t.Run("squatters", func(t *testing.T) { // returns once its parallel rows have
+		for _, line := range []string{"\n", "\x00\x1b\r\n"} {
+			t.Run(strconv.Quote(line), func(t *testing.T) {
+				t.Parallel()
+				start := time.Now()
+				m := joinDemo(t, d.addr, nil)
+				stop := make(chan struct{})
+				go func() {
+					tick := time.NewTicker(500 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						if _, err := io.WriteString(m.Conn, line); err != nil {
+							return
+						}
+						select {
+						case <-tick.C:
+						case <-stop:
+							return
+						}
+					}
+				}()
+				m.WaitForPart("* idle timeout")
+				close(stop)
+				took := time.Since(start)
+				t.Logf("%q every 500 ms: cut off after %v", line, took.Round(time.Millisecond))
+				assert.GreaterOrEqual(t, took, 2*time.Second)
+			})
+		}
+	})
 	d.stop()
 }
 
-// TestDemoHalfLinesCostWhatWasSent: with -buffer 65536, 500 clients each
+// TestDemoHalfLinesCostWhatWasSent (a long test:
+// CHATROOM_LONG_TESTS=1): with -buffer 65536, 500 clients each
 // send 100 bytes of a line and go quiet. The program's resident memory
 // grows by about what they sent, not by a 64 KiB read buffer each (32 MiB).
 func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
+	chattest.Long(t)
+	t.Parallel()
 	const clients = 500
 	d := startDemo(t, "-buffer", "65536")
 	var members []*chattest.Client
@@ -325,6 +339,7 @@ func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
 // garbage instead of a ClientHello are logged at info: the first with its
 // address and error, the other 49 as one summary.
 func TestDemoLogsHandshakeFloods(t *testing.T) {
+	t.Parallel()
 	certFile, keyFile := chattest.SelfSigned(t).WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile)
 	for range 50 {
@@ -348,6 +363,7 @@ func TestDemoLogsHandshakeFloods(t *testing.T) {
 // one line: bob hears her during the flood, and every flooder's lines,
 // none lost.
 func TestDemoFloodersWaitTheirTurn(t *testing.T) {
+	t.Parallel()
 	const flooders, lines = 4, 10000
 	d := startDemo(t, "-rate", "0")
 	alice := joinDemo(t, d.addr, nil)

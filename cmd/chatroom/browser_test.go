@@ -125,6 +125,7 @@ func (d *demo) webAddr() string {
 // rejoins by itself. With CHATROOM_SCREENSHOT=FILE it also writes a
 // screenshot of the page with two browser users and a terminal user.
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	tab := newBrowser(t)
 	site := freePort(t)
 	d := startDemo(t, "-http", site)

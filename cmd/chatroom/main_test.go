@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -52,6 +51,7 @@ func startRoom(t *testing.T, wrap func(net.Listener) net.Listener) string {
 }
 
 func TestJoinSendsTypedLinesAndLeavesAtEndOfInput(t *testing.T) {
+	t.Parallel()
 	addr := startRoom(t, func(l net.Listener) net.Listener { return l })
 	other := chattest.Dial(t, addr)
 	other.WaitForPart(", 1 online")
@@ -66,6 +66,7 @@ func TestJoinSendsTypedLinesAndLeavesAtEndOfInput(t *testing.T) {
 }
 
 func TestJoinTLSWithCA(t *testing.T) {
+	t.Parallel()
 	cert := chattest.SelfSigned(t)
 	caFile, _ := cert.WriteFiles(t, t.TempDir()) // the certificate is its own CA
 	addr := startRoom(t, func(l net.Listener) net.Listener { return tls.NewListener(l, cert.Server) })
@@ -82,6 +83,7 @@ func TestJoinTLSWithCA(t *testing.T) {
 }
 
 func TestCommandLineMistakes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		run  func() error
@@ -113,13 +115,12 @@ func TestCommandLineMistakes(t *testing.T) {
 // TestServeShutsDownOnSIGTERM builds the demo, serves a room, connects two
 // clients and sends SIGTERM: both are told, and the program exits 0.
 func TestServeShutsDownOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the program")
 	}
-	bin := filepath.Join(t.TempDir(), "chatroom")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin, err := demoBinary()
+	require.NoError(t, err)
 
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
@@ -162,6 +163,7 @@ func TestServeShutsDownOnSIGTERM(t *testing.T) {
 // TestServeHTTP: with -http, the demo serves the page at / and the
 // WebSocket at /ws, in the same room as its TCP listener.
 func TestServeHTTP(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t, "-http", "127.0.0.1:0")
 	line := d.logLine("serving the web page")
 	m := regexp.MustCompile(`addr=http://(\S+)/`).FindStringSubmatch(line)

@@ -20,6 +20,7 @@ import (
 // with Prometheus's own text parser, and checks every figure against
 // Room.Stats, with the type Prometheus's conventions give it.
 func TestMetricsMatchStats(t *testing.T) {
+	t.Parallel()
 	room := chatroom.NewRoom(chatroom.WithMaxClients(2))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

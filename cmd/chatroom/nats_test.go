@@ -58,6 +58,7 @@ func startNATSServer(t *testing.T) string {
 // README has a new user try it: people on each chat, rename, whisper, see
 // who is here and the same history; both exit 0 on SIGTERM.
 func TestDemoOverNATS(t *testing.T) {
+	t.Parallel()
 	url := startNATSServer(t)
 	one := startDemo(t, "-nats", url, "-room", "demo", "-history", "5")
 	two := startDemo(t, "-nats", url, "-room", "demo", "-history", "5")
