@@ -721,24 +721,29 @@ func (r *Room) run() {
 	}
 	yields := 0      // times run has yielded since its last flush
 	fruitful := true // ... and the last yield brought a request
+	taken := 0       // requests handled since the last flush
 	for {
 		// Take every request that is already waiting before writing
 		// anything, so that each client gets all of it in one write: the
-		// room's version of an event loop's flush before it sleeps.
-		select {
-		case q := <-r.requests:
-			m.handle(q)
-			fruitful = true
-			continue
-		default:
+		// room's version of an event loop's flush before it sleeps; but
+		// no more than maxTaken.
+		if taken < maxTaken {
+			select {
+			case q := <-r.requests:
+				m.handle(q)
+				taken++
+				fruitful = true
+				continue
+			default:
+			}
+			if len(m.dirty) > 0 && fruitful && yields < maxYields {
+				yields++
+				fruitful = false
+				yield() // a reader the room just took lines from may have more
+				continue
+			}
 		}
-		if len(m.dirty) > 0 && fruitful && yields < maxYields {
-			yields++
-			fruitful = false
-			yield() // a reader the room just took lines from may have more
-			continue
-		}
-		yields, fruitful = 0, true
+		yields, fruitful, taken = 0, true, 0
 		m.flushAll()
 
 		select {
@@ -773,6 +778,14 @@ func yield() { runtime.Gosched() }
 // times, so that a steady stream of requests delays nobody's lines by more
 // than a few of the readers' turns.
 const maxYields = 16
+
+// maxTaken bounds the requests the room goroutine takes before one flush,
+// however many more are waiting: a room that never runs out of requests
+// (a storm of joins and leaves on a busy machine) still writes, at least
+// every maxTaken requests, what waits for a flush, a newcomer's welcome
+// among it. Batches stay big: an outbox is written at once from
+// flushBatch lines anyway.
+const maxTaken = 256
 
 // onceCloseListener wraps a listener so that Serve's deferred Close and
 // Shutdown's Close do not both close it.
