@@ -274,9 +274,21 @@ func TestKilledProcess(t *testing.T) {
 	bob.WaitFor("* 2 online: bob, carol")
 	alice.Send("still here\n") // process A goes on serving its own clients
 
-	// The name of a client of a gone process is free for the others.
-	bob.Send("/nick Alice\n")
-	assert.Equal(t, "* you are now Alice", reply(bob))
+	// The name of a client of a gone process is free for the others, once
+	// they can tell it is gone: a process counts every holder alive until
+	// it has listened for six heartbeats (Bus.alive), and a quick run asks
+	// before that. Ask again, a heartbeat apart, until then.
+	chattest.Eventually(t, func() bool {
+		bob.Send("/nick Alice\n")
+		switch r := reply(bob); r {
+		case "* error: nickname taken":
+			time.Sleep(heartbeat)
+			return false
+		default:
+			assert.Equal(t, "* you are now Alice", r)
+			return true
+		}
+	}, "the gone alice's name stayed taken")
 }
 
 // TestNATSRestart: the NATS server goes away and comes back. The processes
