@@ -233,12 +233,12 @@ func TestDemoKeepsTalkingWithAStalledLog(t *testing.T) {
 }
 
 // TestDemoChurnHoldsBoundedDescriptors (a long test:
-// CHATROOM_LONG_TESTS=1): for 5 s, four dialers connect and
-// hang up with no data as fast as they can, into a room of at most 50
-// clients; the descriptors the program holds stay within the admission
-// bound (256) plus its 50 members and its own, and two members keep
-// chatting without being evicted. (From loopback, exempt from the
-// per-address limits: those are TestChurnIsBounded's, in the engine.)
+// CHATROOM_LONG_TESTS=1): for 5 s, four dialers connect and hang up with
+// no data as fast as they can, into a room of at most 50 clients; the
+// descriptors the program holds stay bounded, however many connect, and
+// two members keep chatting without being evicted. (From loopback, exempt
+// from the per-address limits: those are TestChurnIsBounded's, in the
+// engine.)
 func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
 	chattest.Long(t)
 	t.Parallel()
@@ -271,7 +271,12 @@ func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d connects in 5 s; descriptors held: %d before, %d at the peak; %d lines between two members meanwhile",
 		dials.Load(), own, peak, said)
-	assert.LessOrEqual(t, peak, own+256+50+16, "descriptors in front of the room")
+	// The bound: its own, the 256 connections that may wait for admission,
+	// the 50 members, and the members that left, whose connection stays
+	// open until the room's next write sends what they were owed: the room
+	// writes at least every 256 requests, one leave each here, and on a
+	// busy machine a batch holds many leaves.
+	assert.LessOrEqual(t, peak, own+256+50+256, "descriptors in front of the room")
 	d.stop()
 }
 
