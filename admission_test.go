@@ -290,9 +290,16 @@ func churnAgainstTheRoom(t *testing.T, hosts int, length time.Duration) {
 
 	assert.LessOrEqual(t, peak.Load(), int64(256), "connections waiting for admission")
 	assert.Zero(t, s.Evicted, "nobody evicted")
-	assert.Positive(t, s.Refused, "the flood was refused")
 	// Each address: its burst, then 2 a second, with a second's slack.
 	allowed := uint64(hosts) * uint64(chatroom.DefaultJoinBurst+chatroom.DefaultJoinRate*(length.Seconds()+1))
+	// One address's allowance (32 in 10 s) is far less than any machine's
+	// flood: the join rate must refuse. 200 addresses' (6 400) is more than
+	// a busy machine's room takes in 10 s (5 492, under the race detector
+	// beside other work): there the admission bound holds the flood back
+	// first, which is right too, and the join rate may refuse none.
+	if hosts == 1 {
+		assert.Positive(t, s.Refused, "the flood was refused")
+	}
 	assert.LessOrEqual(t, s.Joined, allowed+2+uint64(len(welcomes)), "joins from the flood within the join rate")
 	require.NoError(t, room.Close())
 	eventually(t, func() bool { return openFDs(t) <= fds+2 }, "descriptors back (a and b's ends aside)")
