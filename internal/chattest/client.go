@@ -125,13 +125,13 @@ func (c *Client) Expect(format string, args ...any) {
 }
 
 // WaitFor reads lines until one that is exactly want, and returns the
-// lines before it. The wait as a whole is bounded by the client's
-// patience, however many lines come meanwhile.
+// lines before it. Each line must come within the client's patience: the
+// wait goes on while lines keep coming, as they do while the room works
+// through a backlog, however long that takes on a busy machine.
 func (c *Client) WaitFor(want string) (skipped []string) {
 	c.T.Helper()
-	deadline := time.Now().Add(c.wait())
 	for {
-		l := c.lineBy(deadline)
+		l := c.Line()
 		if l == want {
 			return skipped
 		}
@@ -139,13 +139,12 @@ func (c *Client) WaitFor(want string) (skipped []string) {
 	}
 }
 
-// WaitUntil reads lines until one that match accepts, and returns it. The
-// wait as a whole is bounded by the client's patience.
+// WaitUntil reads lines until one that match accepts, and returns it;
+// each line must come within the client's patience, as for WaitFor.
 func (c *Client) WaitUntil(match func(line string) bool) string {
 	c.T.Helper()
-	deadline := time.Now().Add(c.wait())
 	for {
-		if l := c.lineBy(deadline); match(l) {
+		if l := c.Line(); match(l) {
 			return l
 		}
 	}
