@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chatroom-go/chatroom/internal/chattest"
@@ -45,18 +46,28 @@ func TestHalfLinesCostWhatWasSent(t *testing.T) {
 		chattest.EventuallyWithin(t, 2*chattest.WaitLimit, cond, "%s", msg)
 	}
 
+	// They dial without waiting for one another's welcome, so that the
+	// room takes many arrivals in one batch (one at a time, each arrival's
+	// notice cost a write to every member: 17 to 60 s).
 	conns := make([]net.Conn, clients)
+	var welcomed atomic.Int64
 	for i := range conns {
-		c, err := net.Dial("tcp", addr)
+		c, err := net.DialTimeout("tcp", addr, chattest.WaitLimit)
 		require.NoError(t, err)
 		defer c.Close()
 		conns[i] = c
-		_, err = bufio.NewReader(c).ReadString('\n') // the welcome
-		require.NoError(t, err)
-		go io.Copy(io.Discard, c) // the others' arrivals, then their lines
+		go func() {
+			in := bufio.NewReader(c)
+			if l, err := in.ReadString('\n'); err == nil && strings.HasPrefix(l, "* welcome ") {
+				welcomed.Add(1)
+			}
+			io.Copy(io.Discard, in) // the others' arrivals, then their lines
+		}()
 	}
-	eventually(func() bool { s := room.Stats(); return s.Clients == clients && room.readBuffers.lent.Load() == 0 },
-		"every client joined and idle")
+	eventually(func() bool {
+		s := room.Stats()
+		return welcomed.Load() == clients && s.Clients == clients && room.readBuffers.lent.Load() == 0
+	}, "every client welcome and idle")
 	idle := heapInUse()
 
 	half := strings.Repeat("h", sent)
