@@ -22,9 +22,12 @@ import (
 )
 
 // WaitLimit bounds every wait in the tests: a line that has not arrived, or
-// a condition that has not come true, by then has failed, however busy the
-// machine. It is far longer than anything takes on a quiet machine, so it
-// is only reached when something is broken or the machine is starved.
+// a condition that has not come true, by then has failed. It is far longer
+// than anything takes on a quiet machine, so that it is only reached when
+// something is broken, not when the machine is busy. A wait through work
+// whose length grows with the machine's load (a backlog of lines, a storm
+// of joins) waits for progress, each step within WaitLimit, not for the
+// whole.
 const WaitLimit = 15 * time.Second
 
 // Time is the tests' fixed clock reading, and TS how the room prints it

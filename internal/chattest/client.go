@@ -25,8 +25,8 @@ import (
 // so that the room never finds the client slow, and Line takes them from
 // there. Either way one goroutine at a time may read, and one may write.
 type Client struct {
-	T        testing.TB
-	Conn     net.Conn
+	T        testing.TB    // the test it reports to
+	Conn     net.Conn      // its connection to the room
 	In       *bufio.Reader // what Line reads, unless in the background
 	Name     string        // what the room calls the client, as far as the test knows
 	Patience time.Duration // how long one read or write may wait; 0 means WaitLimit
