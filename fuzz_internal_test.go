@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // The fuzz targets of the unexported pieces: the line framer and the
@@ -236,7 +238,7 @@ func FuzzRoomLines(f *testing.F) {
 
 		join := func(name string) (net.Conn, *bufio.Reader) {
 			local, remote := net.Pipe()
-			local.SetDeadline(time.Now().Add(10 * time.Second))
+			local.SetDeadline(time.Now().Add(chattest.WaitLimit))
 			go room.ServeConn(pipeConn{remote, name})
 			return local, bufio.NewReader(local)
 		}
