@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,9 +38,22 @@ var paths = serverPaths{redis: findBinary("redis-server", ""), nats: findBinary(
 
 // startPeer starts a server of kind as a process, or skips the test with
 // the reason if it is not installed.
+//
+// startServer picks the server's ports by listening on port 0 and closing
+// the listener (freePort), so that another process, or its own second pick
+// for room-ws, can take a port before the server binds it: it then fails
+// with "address already in use". startPeer tries new ports, at most three
+// times.
 func startPeer(t *testing.T, kind string) *server {
 	t.Helper()
 	srv, err := startServer(kind, paths, 1024)
+	for range 2 {
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+			break
+		}
+		t.Logf("starting %s again: %v", kind, err)
+		srv, err = startServer(kind, paths, 1024)
+	}
 	if errors.Is(err, errMissing) {
 		t.Skipf("skipping: %v", err)
 	}
