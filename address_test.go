@@ -1,7 +1,6 @@
 package chatroom_test
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // What one address can cost everyone else: its connections share one
@@ -32,11 +32,11 @@ func TestHostRateIsSharedByAnAddress(t *testing.T) {
 		const conns, lines = 8, 100
 		room := pipeRoom(t)
 		listener, _ := pipeClient(t, room, "listener", 1)
-		listener.patience = time.Hour
+		listener.Patience = time.Hour
 		local, remote := net.Pipe()
 		go room.ServeConn(namedConn{remote, "198.51.100.9:1"})
 		other := welcome(t, local, "198.51.100.9:1", 2)
-		listener.expect(ts + " * 198.51.100.9:1 joined")
+		listener.Expect(ts + " * 198.51.100.9:1 joined")
 		discard(other, nil)
 		var flooders []*client
 		for i := range conns {
@@ -44,7 +44,7 @@ func TestHostRateIsSharedByAnAddress(t *testing.T) {
 			local, remote := net.Pipe()
 			go room.ServeConn(namedConn{remote, name})
 			flooders = append(flooders, welcome(t, local, name, 3+i))
-			listener.expect(ts+" * %s joined", name)
+			listener.Expect(ts+" * %s joined", name)
 			discard(flooders[i], nil)
 		}
 
@@ -56,17 +56,17 @@ func TestHostRateIsSharedByAnAddress(t *testing.T) {
 				for n := range lines {
 					fmt.Fprintf(&b, "flood %d %d\n", i, n)
 				}
-				f.conn.SetWriteDeadline(time.Now().Add(time.Hour))
-				f.conn.Write([]byte(b.String()))
+				f.Conn.SetWriteDeadline(time.Now().Add(time.Hour))
+				f.Conn.Write([]byte(b.String()))
 			})
 		}
 		go func() {
 			time.Sleep(5 * time.Second)
-			other.send("meanwhile\n")
+			other.Send("meanwhile\n")
 		}()
 		heard, heardOther := 0, time.Duration(0)
 		for heard < conns*lines || heardOther == 0 {
-			line := listener.line()
+			line := listener.Line()
 			if line == ts+" 198.51.100.9:1 say: meanwhile" {
 				heardOther = time.Since(start)
 				continue
@@ -100,8 +100,8 @@ func TestIPv6CountsByItsNetwork(t *testing.T) {
 	defer local.Close()
 	done := make(chan error, 1)
 	go func() { done <- room.ServeConn(namedConn{remote, "[2001:db8:1:2:ffff::1]:1"}) }()
-	c := &client{t: t, conn: local, in: bufio.NewReader(local)}
-	c.expect("* too many connections from your address (max 16)")
+	c := chattest.NewClient(t, local, "")
+	c.Expect("* too many connections from your address (max 16)")
 	assert.ErrorIs(t, <-done, chatroom.ErrTooManyFromHost)
 
 	local, remote = net.Pipe()

@@ -16,39 +16,42 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // Admission: who gets into the room, and what the others see of it.
 
 func TestRoomFull(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t, chatroom.WithMaxClients(2))
 	a, b := dialPair(t, addr)
 
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	refused := &client{t: t, conn: conn, in: bufio.NewReader(conn)}
-	refused.expect("* room is full (2 clients)")
-	refused.expectClosed()
+	refused := chattest.NewClient(t, conn, "")
+	refused.Expect("* room is full (2 clients)")
+	refused.ExpectClosed()
 
 	// Nobody noticed: the next thing a sees is b's line.
-	b.send("still two\n")
-	a.expect(ts+" %s say: still two", b)
+	b.Send("still two\n")
+	a.Expect(ts+" %s say: still two", b)
 	s := room.Stats()
 	assert.Equal(t, 2, s.Clients)
 	assert.Equal(t, uint64(1), s.Refused)
 
 	// A place frees up.
-	b.send("exit\n")
-	b.expect("* bye")
-	a.expect(ts+" * %s left", b)
+	b.Send("exit\n")
+	b.Expect("* bye")
+	a.Expect(ts+" * %s left", b)
 	c := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", c)
+	a.Expect(ts+" * %s joined", c)
 }
 
 // TestConnectionStorm dials 1 000 clients at once into a room limited to
 // 100: exactly 100 get in, the other 900 are told the room is full, and no
 // descriptor is left open afterwards.
 func TestConnectionStorm(t *testing.T) {
+	// Not parallel: it counts the process's descriptors.
 	const dialers, limit = 1000, 100
 	fds := openFDs(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -115,9 +118,9 @@ func refusedOver(t *testing.T, room *chatroom.Room, name, line string, want erro
 	local, remote := net.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- room.ServeConn(namedConn{remote, name}) }()
-	c := &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
-	c.expect("%s", line)
-	c.expectClosed()
+	c := chattest.NewClient(t, local, name)
+	c.Expect("%s", line)
+	c.ExpectClosed()
 	assert.ErrorIs(t, <-done, want)
 }
 
@@ -125,27 +128,28 @@ func refusedOver(t *testing.T, room *chatroom.Room, name, line string, want erro
 // open; the next is told and closed, nobody else notices, and another
 // address, or a loopback one, is not affected.
 func TestMaxPerHost(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t, chatroom.WithMaxPerHost(3), chatroom.WithJoinRate(0, 0))
 	first, _ := pipeClient(t, room, "10.0.0.1:1001", 1)
 	discard(pipeClient(t, room, "10.0.0.1:1002", 2))
-	first.expect(ts + " * 10.0.0.1:1002 joined")
+	first.Expect(ts + " * 10.0.0.1:1002 joined")
 	last, lastDone := pipeClient(t, room, "10.0.0.1:1003", 3)
-	first.expect(ts + " * 10.0.0.1:1003 joined")
+	first.Expect(ts + " * 10.0.0.1:1003 joined")
 
 	refusedOver(t, room, "10.0.0.1:1004", "* too many connections from your address (max 3)", chatroom.ErrTooManyFromHost)
 	discard(pipeClient(t, room, "[2001:db8::1]:1", 4)) // another address
-	first.expect(ts + " * [2001:db8::1]:1 joined")
+	first.Expect(ts + " * [2001:db8::1]:1 joined")
 	for i := range 5 { // loopback is exempt
 		discard(pipeClient(t, room, fmt.Sprintf("127.0.0.1:%d", 2000+i), 5+i))
-		first.expect(ts+" * 127.0.0.1:%d joined", 2000+i)
+		first.Expect(ts+" * 127.0.0.1:%d joined", 2000+i)
 	}
 
-	last.send("exit\n")
-	last.waitFor("* bye")
+	last.Send("exit\n")
+	last.WaitFor("* bye")
 	require.NoError(t, <-lastDone)
-	first.expect(ts + " * 10.0.0.1:1003 left")
+	first.Expect(ts + " * 10.0.0.1:1003 left")
 	discard(pipeClient(t, room, "10.0.0.1:1005", 9)) // its place is free again
-	first.expect(ts + " * 10.0.0.1:1005 joined")
+	first.Expect(ts + " * 10.0.0.1:1005 joined")
 
 	s := room.Stats()
 	assert.Equal(t, uint64(1), s.Refused)
@@ -156,6 +160,7 @@ func TestMaxPerHost(t *testing.T) {
 // at once, then one per 1/rate seconds; a refused attempt does not use up
 // its allowance. Exact, under synctest.
 func TestJoinRate(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithJoinRate(2, 3), chatroom.WithMaxPerHost(0))
 		join := func(i int) { discard(pipeClient(t, room, fmt.Sprintf("192.0.2.7:%d", i), i)) }
@@ -193,13 +198,16 @@ func (l *fakeAddrListener) Accept() (net.Conn, error) {
 	return namedConn{c, fmt.Sprintf("%s:%d", l.addrs[int(i)%len(l.addrs)], 10000+i%50000)}, nil
 }
 
-// TestChurnIsBounded is the connect-and-close flood: for 10 s, dialers
+// TestChurnIsBounded (a long test: CHATROOM_LONG_TESTS=1) is the
+// connect-and-close flood: for 10 s, dialers
 // connect and hang up with no data as fast as they can, all from one
 // address, then from 200. Connections waiting for admission never pass the
 // documented bound (256), each address gets in no faster than its join
 // rate, and the members chatting meanwhile are neither evicted nor
 // starved, while newcomers keep being welcomed. Figures in the test log.
 func TestChurnIsBounded(t *testing.T) {
+	// Not parallel: it counts the process's descriptors.
+	chattest.Long(t)
 	for _, hosts := range []int{1, 200} {
 		t.Run(fmt.Sprintf("%d addresses", hosts), func(t *testing.T) {
 			churnAgainstTheRoom(t, hosts, 10*time.Second)
@@ -266,8 +274,8 @@ func churnAgainstTheRoom(t *testing.T, hosts int, length time.Duration) {
 			conn.Close()
 		}
 		start := time.Now()
-		a.send(fmt.Sprintf("line %d\n", sent))
-		b.waitFor(fmt.Sprintf("%s %s say: line %d", ts, a, sent))
+		a.Send(fmt.Sprintf("line %d\n", sent))
+		b.WaitFor(fmt.Sprintf("%s %s say: line %d", ts, a, sent))
 		worstDelivery = max(worstDelivery, time.Since(start))
 		sent++
 		time.Sleep(20 * time.Millisecond)
@@ -282,9 +290,16 @@ func churnAgainstTheRoom(t *testing.T, hosts int, length time.Duration) {
 
 	assert.LessOrEqual(t, peak.Load(), int64(256), "connections waiting for admission")
 	assert.Zero(t, s.Evicted, "nobody evicted")
-	assert.Positive(t, s.Refused, "the flood was refused")
 	// Each address: its burst, then 2 a second, with a second's slack.
 	allowed := uint64(hosts) * uint64(chatroom.DefaultJoinBurst+chatroom.DefaultJoinRate*(length.Seconds()+1))
+	// One address's allowance (32 in 10 s) is far less than any machine's
+	// flood: the join rate must refuse. 200 addresses' (6 400) is more than
+	// a busy machine's room takes in 10 s (5 492, under the race detector
+	// beside other work): there the admission bound holds the flood back
+	// first, which is right too, and the join rate may refuse none.
+	if hosts == 1 {
+		assert.Positive(t, s.Refused, "the flood was refused")
+	}
 	assert.LessOrEqual(t, s.Joined, allowed+2+uint64(len(welcomes)), "joins from the flood within the join rate")
 	require.NoError(t, room.Close())
 	eventually(t, func() bool { return openFDs(t) <= fds+2 }, "descriptors back (a and b's ends aside)")

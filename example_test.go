@@ -202,9 +202,13 @@ func ExampleWithAuth() {
 		log.Fatal(err)
 	}
 	// The server asks for, and verifies, client certificates.
-	go room.Serve(tls.NewListener(ln, pki.server))
+	go room.Serve(tls.NewListener(ln, pki.Server))
 
-	conn, err := tls.Dial("tcp", ln.Addr().String(), pki.client("alice"))
+	aliceConfig, err := pki.Client("alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", ln.Addr().String(), aliceConfig)
 	if err != nil {
 		log.Fatal(err)
 	}

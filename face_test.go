@@ -1,7 +1,6 @@
 package chatroom_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // probeFace is a face for tests of what the hub hands faces: its clients
@@ -98,53 +98,53 @@ func TestJoinCarriesTheLastLineID(t *testing.T) {
 		local, remote := net.Pipe()
 		go hub.ServeConnFace(namedConn{remote, name}, probeFace{})
 		t.Cleanup(func() { local.Close() })
-		return &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
+		return chattest.NewClient(t, local, name)
 	}
 
 	local, remote := net.Pipe()
 	go hub.ServeConn(namedConn{remote, "tom"})
 	tom := welcome(t, local, "tom", 1)
-	tom.send("one\ntwo\n")
+	tom.Send("one\ntwo\n")
 	eventually(t, func() bool { return hub.Stats().Messages == 2 }, "tom's lines are relayed")
 
 	ann := probe("ann")
-	kind, welcomeID, rest := probeLine(t, ann.line())
+	kind, welcomeID, rest := probeLine(t, ann.Line())
 	require.Equal(t, "welcome", kind)
 	assert.Equal(t, "lobby ann", rest)
 	var ids []uint64
 	for len(ids) < 2 {
-		kind, id, _ := probeLine(t, ann.line())
+		kind, id, _ := probeLine(t, ann.Line())
 		require.Equal(t, "say", kind)
 		ids = append(ids, id)
 	}
 	assert.Less(t, ids[0], ids[1])
 	assert.Equal(t, ids[1], welcomeID, "the welcome carries the last line's ID")
-	tom.expect(ts + " * ann joined")
+	tom.Expect(ts + " * ann joined")
 	discard(tom, nil)
 
 	// A room with no line yet: the own join carries the ID its first line
 	// follows.
-	ann.send("join games 0\n")
-	kind, gamesID, rest := probeLine(t, ann.line())
+	ann.Send("join games 0\n")
+	kind, gamesID, rest := probeLine(t, ann.Line())
 	require.Equal(t, "join", kind)
 	assert.Equal(t, "games ann own", rest)
-	ann.send("say games hello\n")
-	kind, helloID, rest := probeLine(t, ann.line())
+	ann.Send("say games hello\n")
+	kind, helloID, rest := probeLine(t, ann.Line())
 	require.Equal(t, "say", kind)
 	assert.Equal(t, "games ann own", rest)
 	assert.Greater(t, helloID, gamesID)
 
 	// Recovering from the join's ID: the line said since, and no gap.
 	bob := probe("bob")
-	kind, _, _ = probeLine(t, bob.line())
+	kind, _, _ = probeLine(t, bob.Line())
 	require.Equal(t, "welcome", kind)
-	bob.line() // one
-	bob.line() // two
-	bob.send("join games " + strconv.FormatUint(gamesID, 10) + "\n")
-	kind, id, _ := probeLine(t, bob.line())
+	bob.Line() // one
+	bob.Line() // two
+	bob.Send("join games " + strconv.FormatUint(gamesID, 10) + "\n")
+	kind, id, _ := probeLine(t, bob.Line())
 	require.Equal(t, "join", kind)
 	assert.Equal(t, helloID, id, "the own join carries the last line's ID")
-	kind, id, rest = probeLine(t, bob.line())
+	kind, id, rest = probeLine(t, bob.Line())
 	assert.Equal(t, "say", kind)
 	assert.Equal(t, helloID, id)
 	assert.Equal(t, "games ann", rest)
@@ -152,14 +152,14 @@ func TestJoinCarriesTheLastLineID(t *testing.T) {
 	// Recovering from the last line seen: nothing more.
 	cid := probe("cid")
 	for range 3 { // the welcome and lobby's history
-		cid.line()
+		cid.Line()
 	}
-	cid.send("join games " + strconv.FormatUint(helloID, 10) + "\n")
-	kind, id, _ = probeLine(t, cid.line())
+	cid.Send("join games " + strconv.FormatUint(helloID, 10) + "\n")
+	kind, id, _ = probeLine(t, cid.Line())
 	require.Equal(t, "join", kind)
 	assert.Equal(t, helloID, id)
-	cid.send("say games after\n")
-	kind, id, rest = probeLine(t, cid.line())
+	cid.Send("say games after\n")
+	kind, id, rest = probeLine(t, cid.Line())
 	assert.Equal(t, "say", kind)
 	assert.Equal(t, helloID+1, id)
 	assert.Equal(t, "games cid own", rest, "no history came between the join and the line")
@@ -196,19 +196,19 @@ func TestOpenerIsOperatorInItsOwnRoster(t *testing.T) {
 		local, remote := net.Pipe()
 		go hub.ServeConnFace(namedConn{remote, name}, probeFace{roster: true})
 		t.Cleanup(func() { local.Close() })
-		return &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
+		return chattest.NewClient(t, local, name)
 	}
 	ann := probe("ann")
-	_, _, rest := probeLine(t, ann.line())
+	_, _, rest := probeLine(t, ann.Line())
 	assert.Equal(t, "lobby ann members=ann", rest, "the default room has no opener")
-	ann.send("join games 0\n")
-	_, _, rest = probeLine(t, ann.line())
+	ann.Send("join games 0\n")
+	_, _, rest = probeLine(t, ann.Line())
 	assert.Equal(t, "games ann own members=@ann", rest)
 
 	bob := probe("bob")
-	bob.line() // welcome
-	bob.send("join games 0\n")
-	_, _, rest = probeLine(t, bob.line())
+	bob.Line() // welcome
+	bob.Send("join games 0\n")
+	_, _, rest = probeLine(t, bob.Line())
 	assert.Equal(t, "games bob own members=@ann,bob", rest)
 }
 
@@ -226,29 +226,29 @@ func TestHistoriesOwedFitTheOutbox(t *testing.T) {
 		local, remote := net.Pipe()
 		go hub.ServeConnFace(namedConn{remote, name}, probeFace{})
 		t.Cleanup(func() { local.Close() })
-		return &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
+		return chattest.NewClient(t, local, name)
 	}
 	talker := probe("talker")
-	talker.line() // welcome
+	talker.Line() // welcome
 	for i := range rooms {
 		room := fmt.Sprintf("r%d", i)
-		talker.send("join " + room + " 0\n")
-		talker.line() // own join
+		talker.Send("join " + room + " 0\n")
+		talker.Line() // own join
 		for n := range history {
-			talker.send(fmt.Sprintf("say %s line %d\n", room, n))
-			talker.line() // own line
+			talker.Send(fmt.Sprintf("say %s line %d\n", room, n))
+			talker.Line() // own line
 		}
 	}
 
 	// A reader that stops reading, then asks for every room from the start.
 	reader := probe("reader")
-	reader.line() // welcome
+	reader.Line() // welcome
 	for i := range rooms {
-		reader.send(fmt.Sprintf("join r%d 1\n", i)) // since line 1: everything but the first line is owed
+		reader.Send(fmt.Sprintf("join r%d 1\n", i)) // since line 1: everything but the first line is owed
 	}
 	gaps, lines := 0, 0
 	for joined := 0; joined < rooms; {
-		switch kind, _, _ := probeLine(t, reader.line()); kind {
+		switch kind, _, _ := probeLine(t, reader.Line()); kind {
 		case "join":
 			joined++
 		case "gap":

@@ -27,16 +27,17 @@ import (
 // the listener in order, and another client's line, said in the middle of
 // the flood, arrives at once.
 func TestFloodIsReadSlowly(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const lines = 10_000
 		room := pipeRoom(t)
 		flooder, _ := pipeClient(t, room, "flooder", 1)
 		listener, _ := pipeClient(t, room, "listener", 2)
 		talker, _ := pipeClient(t, room, "talker", 3)
-		flooder.expect(ts + " * listener joined")
-		flooder.expect(ts + " * talker joined")
-		listener.expect(ts + " * talker joined")
-		listener.patience = time.Hour
+		flooder.Expect(ts + " * listener joined")
+		flooder.Expect(ts + " * talker joined")
+		listener.Expect(ts + " * talker joined")
+		listener.Patience = time.Hour
 		discard(flooder, nil)
 		discard(talker, nil)
 
@@ -46,17 +47,17 @@ func TestFloodIsReadSlowly(t *testing.T) {
 			for i := range lines {
 				fmt.Fprintf(&b, "flood %d\n", i)
 			}
-			flooder.conn.SetWriteDeadline(time.Now().Add(time.Hour))
-			flooder.conn.Write([]byte(b.String()))
+			flooder.Conn.SetWriteDeadline(time.Now().Add(time.Hour))
+			flooder.Conn.Write([]byte(b.String()))
 		}()
 		go func() {
 			time.Sleep(100 * time.Second)
-			talker.send("a word in the middle\n")
+			talker.Send("a word in the middle\n")
 		}()
 
 		next, heardTalker := 0, time.Duration(0)
 		for next < lines {
-			line := listener.line()
+			line := listener.Line()
 			if line == ts+" talker say: a word in the middle" {
 				heardTalker = time.Since(start)
 				continue
@@ -80,13 +81,14 @@ func TestFloodIsReadSlowly(t *testing.T) {
 // read, and evict them all; with it nobody is evicted, and every line the
 // room took reaches all 50.
 func TestFloodControlProtectsSlowReaders(t *testing.T) {
+	t.Parallel()
 	const readers, rate, length = 50, 1 << 20, 5 * time.Second
 	room, addr := startRoom(t)
 	var wg sync.WaitGroup
 	counts := make([]int, readers)
 	for i := range readers {
 		c := dial(t, addr, i+1)
-		wg.Go(func() { counts[i] = readSlowly(t, c.conn, c.in, rate) })
+		wg.Go(func() { counts[i] = readSlowly(t, c.Conn, c.In, rate) })
 	}
 	flooder := dial(t, addr, readers+1)
 
@@ -100,15 +102,15 @@ func TestFloodControlProtectsSlowReaders(t *testing.T) {
 			fmt.Fprintf(&chunk, "flood %d\n", n)
 			n++
 		}
-		flooder.conn.SetWriteDeadline(end)
-		w, err := flooder.conn.Write([]byte(chunk.String()))
+		flooder.Conn.SetWriteDeadline(end)
+		w, err := flooder.Conn.Write([]byte(chunk.String()))
 		sent += w
 		if err != nil {
 			break
 		}
 	}
 	// The flooder is removed: what the room still had of it goes no further.
-	require.NoError(t, room.Kick(flooder.name, "flood"))
+	require.NoError(t, room.Kick(flooder.Name, "flood"))
 	wg.Wait() // each reader stops at the flooder's leaving, which follows all it relayed
 
 	s := room.Stats()
@@ -153,19 +155,20 @@ func readSlowly(t *testing.T, conn net.Conn, in *bufio.Reader, rate int) int {
 
 // TestRateLimitOptions: (0, 0) turns flood control off.
 func TestRateLimitOptions(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithRateLimit(0, 0))
 		a, _ := pipeClient(t, room, "a", 1)
 		b, _ := pipeClient(t, room, "b", 2)
-		a.expect(ts + " * b joined")
+		a.Expect(ts + " * b joined")
 		start := time.Now()
 		var burst strings.Builder
 		for i := range 500 {
 			fmt.Fprintf(&burst, "%d\n", i)
 		}
-		go a.conn.Write([]byte(burst.String()))
+		go a.Conn.Write([]byte(burst.String()))
 		for i := range 500 {
-			b.expect(ts+" a say: %d", i)
+			b.Expect(ts+" a say: %d", i)
 		}
 		assert.Zero(t, time.Since(start), "no flood control")
 	})

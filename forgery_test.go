@@ -17,15 +17,15 @@ func TestNamesThatLookAlikeAreTaken(t *testing.T) {
 	room := pipeRoom(t)
 	alice, _ := pipeClient(t, room, "alice", 1)
 	mallory, _ := pipeClient(t, room, "mallory", 2)
-	alice.expect(ts + " * mallory joined")
+	alice.Expect(ts + " * mallory joined")
 	for _, name := range []string{"aIice", "a1ice", "ALICE", "alice.", "alice_", "[alice]", "alice-", "aIice..", "[a1ice]_"} {
-		mallory.send("/nick " + name + "\n")
-		mallory.expect("* error: nickname taken")
+		mallory.Send("/nick " + name + "\n")
+		mallory.Expect("* error: nickname taken")
 	}
-	mallory.send("/nick alicia\n")
-	mallory.expect("* you are now alicia")
-	mallory.send("/nick b0b\n")
-	mallory.expect("* you are now b0b")
+	mallory.Send("/nick alicia\n")
+	mallory.Expect("* you are now alicia")
+	mallory.Send("/nick b0b\n")
+	mallory.Expect("* you are now b0b")
 	// A name by address that looks like one present is not refused: it
 	// gets a suffix, as a name taken does.
 	local, remote := net.Pipe()
@@ -45,30 +45,30 @@ func TestNameHeldAfterItsOwnerLeaves(t *testing.T) {
 			return welcome(t, local, addr, online)
 		}
 		alice := join("192.0.2.1:1000", 1)
-		alice.send("/nick alice\n")
-		alice.expect("* you are now alice")
+		alice.Send("/nick alice\n")
+		alice.Expect("* you are now alice")
 		mallory := join("198.51.100.7:2000", 2)
-		alice.expect(ts + " * 198.51.100.7:2000 joined")
-		alice.send("exit\n")
-		alice.expect("* bye")
-		mallory.expect(ts + " * alice left")
+		alice.Expect(ts + " * 198.51.100.7:2000 joined")
+		alice.Send("exit\n")
+		alice.Expect("* bye")
+		mallory.Expect(ts + " * alice left")
 
-		mallory.send("/nick alice\n")
-		mallory.expect("* error: nickname taken")
-		mallory.send("/nick AIice\n")
-		mallory.expect("* error: nickname taken")
+		mallory.Send("/nick alice\n")
+		mallory.Expect("* error: nickname taken")
+		mallory.Send("/nick AIice\n")
+		mallory.Expect("* error: nickname taken")
 		back := join("192.0.2.1:1001", 2) // alice again, from her address
-		back.send("/nick alice\n")
-		back.expect("* you are now alice")
-		back.send("/nick alicia\n")
-		back.expect("* you are now alicia")
-		mallory.expect(ts + " * 192.0.2.1:1001 joined")
-		mallory.expect(ts + " * 192.0.2.1:1001 is now alice")
-		mallory.expect(ts + " * alice is now alicia")
+		back.Send("/nick alice\n")
+		back.Expect("* you are now alice")
+		back.Send("/nick alicia\n")
+		back.Expect("* you are now alicia")
+		mallory.Expect(ts + " * 192.0.2.1:1001 joined")
+		mallory.Expect(ts + " * 192.0.2.1:1001 is now alice")
+		mallory.Expect(ts + " * alice is now alicia")
 
 		time.Sleep(11 * time.Second) // past the grace
-		mallory.send("/nick alice\n")
-		mallory.expect("* you are now alice")
+		mallory.Send("/nick alice\n")
+		mallory.Expect("* you are now alice")
 	})
 }
 
@@ -77,32 +77,32 @@ func TestMeCannotReadAsANotice(t *testing.T) {
 	alice, bob, _ := trio(t, room)
 	for _, action := range []string{"left", "left (kicked: flooding)", "joined", "is now carol", "joined, 5 left",
 		"set the topic: free pizza", "sets mode +o", "left, bye"} {
-		alice.send("/me " + action + "\n")
-		alice.expect("* error: /me cannot read as a notice (joined, left, is now...)")
+		alice.Send("/me " + action + "\n")
+		alice.Expect("* error: /me cannot read as a notice (joined, left, is now...)")
 	}
-	alice.send("/me leftover pizza\n")
-	bob.expect(ts + " * alice leftover pizza")
-	alice.send("/me rejoined\n")
-	bob.expect(ts + " * alice rejoined")
+	alice.Send("/me leftover pizza\n")
+	bob.Expect(ts + " * alice leftover pizza")
+	alice.Send("/me rejoined\n")
+	bob.Expect(ts + " * alice rejoined")
 }
 
 func TestRenamesCoolDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t)
 		alice, _ := pipeClient(t, room, "alice", 1)
-		alice.patience = time.Minute
+		alice.Patience = time.Minute
 		for i := range 5 {
 			name := string(rune('a'+i)) + "lias"
-			alice.send("/nick " + name + "\n")
-			alice.expect("* you are now %s", name)
+			alice.Send("/nick " + name + "\n")
+			alice.Expect("* you are now %s", name)
 		}
-		alice.send("/nick ezra\n")
-		alice.expect("* error: too many renames, wait a moment")
+		alice.Send("/nick ezra\n")
+		alice.Expect("* error: too many renames, wait a moment")
 		time.Sleep(10 * time.Second)
-		alice.send("/nick ezra\n")
-		alice.expect("* you are now ezra")
-		alice.send("/nick finn\n")
-		alice.expect("* error: too many renames, wait a moment")
+		alice.Send("/nick ezra\n")
+		alice.Expect("* you are now ezra")
+		alice.Send("/nick finn\n")
+		alice.Expect("* error: too many renames, wait a moment")
 		assert.Equal(t, 1, room.Stats().Clients)
 	})
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // The fuzz targets of the unexported pieces: the line framer and the
@@ -175,6 +177,7 @@ func FuzzClean(f *testing.F) {
 // a few inputs, so the partial-read cases run on every test run, not only
 // when fuzzing.
 func TestLineReaderSplits(t *testing.T) {
+	t.Parallel()
 	inputs := []string{
 		"hello\nworld\r\n", "sixteen bytes ok\nseventeen bytes!!\n", "\r\n\r\r\n\n",
 		"tail without newline", "x\n" + string(bytes.Repeat([]byte("y"), 40)) + "\nz",
@@ -241,7 +244,7 @@ func FuzzRoomLines(f *testing.F) {
 
 		join := func(name string) (net.Conn, *bufio.Reader) {
 			local, remote := net.Pipe()
-			local.SetDeadline(time.Now().Add(10 * time.Second))
+			local.SetDeadline(time.Now().Add(chattest.WaitLimit))
 			go room.ServeConn(pipeConn{remote, name})
 			return local, bufio.NewReader(local)
 		}

@@ -1,20 +1,8 @@
 package chatroom_test
 
 import (
-	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"errors"
-	"fmt"
-	"io"
-	"math/big"
 	"net"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,22 +11,27 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// waitLimit bounds every wait in the tests: a condition that has not come
-// true by then has failed, however slow the machine.
-const waitLimit = 10 * time.Second
+// The time limit, the fixed clock and the line client are chattest's:
+// short names for them here.
+const (
+	waitLimit = chattest.WaitLimit
+	ts        = chattest.TS
+)
 
-// testTime is the fixed clock of the tests, and ts how it is printed.
-var testTime = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
+var testTime = chattest.Time
 
-const ts = "2026-11-28 09:30:00"
+// fixedClock is the tests' clock: always testTime.
+var fixedClock = chattest.Clock
 
-func fixedClock() time.Time { return testTime }
+// client is a test's end of one connection.
+type client = chattest.Client
 
 // noFloodControl turns WithRateLimit off, for tests that flood the room on
 // purpose to load it.
@@ -56,7 +49,7 @@ func startRoom(t testing.TB, opts ...chatroom.Option) (*chatroom.Room, string) {
 // serveOn serves a room on ln until the test ends.
 func serveOn(t testing.TB, ln net.Listener, opts ...chatroom.Option) *chatroom.Room {
 	t.Helper()
-	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(fixedClock)}, opts...)...)
+	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(chattest.Clock)}, opts...)...)
 	served := make(chan error, 1)
 	go func() { served <- room.Serve(ln) }()
 	t.Cleanup(func() {
@@ -71,22 +64,13 @@ func serveOn(t testing.TB, ln net.Listener, opts ...chatroom.Option) *chatroom.R
 	return room
 }
 
-// client is a test's end of one connection.
-type client struct {
-	t        testing.TB
-	conn     net.Conn
-	in       *bufio.Reader
-	name     string        // the name the room gives it
-	patience time.Duration // how long a read or write may wait; 0 means waitLimit
-}
-
 // dial connects to the room at addr and reads its welcome, which must say
 // that online clients are now in the room.
 func dial(t testing.TB, addr string, online int) *client {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitLimit)
-	require.NoError(t, err)
-	return welcome(t, conn, conn.LocalAddr().String(), online)
+	c := chattest.Dial(t, addr)
+	c.Expect("* welcome %s, %d online", c, online)
+	return c
 }
 
 // dialPair connects two clients, a then b, to an empty room at addr, and
@@ -95,98 +79,22 @@ func dialPair(t testing.TB, addr string) (a, b *client) {
 	t.Helper()
 	a = dial(t, addr, 1)
 	b = dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a.Expect(ts+" * %s joined", b)
 	return a, b
 }
 
 // welcome wraps conn and expects the welcome line for name.
 func welcome(t testing.TB, conn net.Conn, name string, online int) *client {
 	t.Helper()
-	t.Cleanup(func() { conn.Close() })
-	c := &client{t: t, conn: conn, in: bufio.NewReader(conn), name: name}
-	c.expect("* welcome %s, %d online", name, online)
+	c := chattest.NewClient(t, conn, name)
+	c.Expect("* welcome %s, %d online", name, online)
 	return c
 }
 
-// send writes raw bytes to the room.
-func (c *client) send(s string) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(c.wait()))
-	_, err := io.WriteString(c.conn, s)
-	require.NoError(c.t, err)
-}
-
-// line reads the next line, without its newline.
-func (c *client) line() string {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(c.wait()))
-	s, err := c.in.ReadString('\n')
-	require.NoError(c.t, err, "reading a line; got %q so far", s)
-	return strings.TrimSuffix(s, "\n")
-}
-
-// wait is how long one read or write may wait: patience, or waitLimit.
-func (c *client) wait() time.Duration {
-	if c.patience > 0 {
-		return c.patience
-	}
-	return waitLimit
-}
-
-// String is the client's name, so that "%s" of a client is its name.
-func (c *client) String() string { return c.name }
-
-// expect reads the next line and checks it is exactly the formatted want.
-func (c *client) expect(format string, args ...any) {
-	c.t.Helper()
-	want := format
-	if len(args) > 0 {
-		want = fmt.Sprintf(format, args...)
-	}
-	assert.Equal(c.t, want, c.line())
-}
-
-// expectClosed checks that the room closes the connection with nothing
-// more to read.
-func (c *client) expectClosed() {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(c.wait()))
-	s, err := c.in.ReadString('\n')
-	assert.Empty(c.t, s)
-	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
-		c.t.Errorf("want the connection closed, got %v", err)
-	}
-}
-
-func isReset(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && !op.Timeout()
-}
-
-// waitFor reads lines until want arrives, skipping others, and returns how
-// many it skipped.
-func (c *client) waitFor(want string) int {
-	c.t.Helper()
-	for skipped := 0; ; skipped++ {
-		if c.line() == want {
-			return skipped
-		}
-	}
-}
-
-// eventually waits until cond holds, polling, and fails the test if it
-// does not within waitLimit: the tests' stand-in for a notification the
-// room does not give. Unlike testify's Eventually it runs cond in the
-// caller's goroutine, so cond may count goroutines.
+// eventually waits until cond holds (see chattest.Eventually).
 func eventually(t testing.TB, cond func() bool, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %s", waitLimit, msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	chattest.Eventually(t, cond, "%s", msg)
 }
 
 // namedConn gives a connection a name: the room calls a client by its
@@ -207,7 +115,7 @@ func (a nameAddr) String() string  { return string(a) }
 // the tests' clock, and closes it when the test ends.
 func pipeRoom(t testing.TB, opts ...chatroom.Option) *chatroom.Room {
 	t.Helper()
-	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(fixedClock)}, opts...)...)
+	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(chattest.Clock)}, opts...)...)
 	t.Cleanup(func() { assert.NoError(t, room.Close()) })
 	return room
 }
@@ -223,130 +131,34 @@ func pipeClient(t testing.TB, room *chatroom.Room, name string, online int) (*cl
 }
 
 // discard reads and drops whatever comes to c from now on, so that its
-// writer never waits: a client the test does not read from.
-func discard(c *client, _ <-chan error) {
-	c.conn.SetReadDeadline(time.Time{}) // what expect left would stop it
-	go io.Copy(io.Discard, c.in)
-}
+// writer never waits: a client the test does not read from. It takes
+// pipeClient's results as they come.
+func discard(c *client, _ <-chan error) { c.Discard() }
 
 // selfSigned makes a certificate for 127.0.0.1 and returns a server
 // config and a client config that trusts it.
 func selfSigned(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
-	server, client, err := selfSignedConfigs()
-	require.NoError(t, err)
-	return server, client
+	c := chattest.SelfSigned(t)
+	return c.Server, c.Client
 }
 
+// selfSignedConfigs is selfSigned for the examples, which have no test.
 func selfSignedConfigs() (server, client *tls.Config, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := chattest.NewCert()
 	if err != nil {
 		return nil, nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "chatroom test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	return server, &tls.Config{RootCAs: pool}, nil
+	return c.Server, c.Client, nil
 }
 
-// openFDs counts this process's open file descriptors.
+// newTestPKI makes a CA and a server certificate it signed, for the
+// examples (see chattest.PKI).
+func newTestPKI() (*chattest.PKI, error) { return chattest.NewPKI() }
+
+// openFDs counts this process's open file descriptors; the tests that
+// call it are not parallel, since others would open and close their own.
 func openFDs(t testing.TB) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd on this system")
-	}
-	return len(entries)
-}
-
-// testPKI is a CA, a server certificate for 127.0.0.1 signed by it, and a
-// server config that asks for and verifies client certificates the CA
-// signed.
-type testPKI struct {
-	server *tls.Config
-	pool   *x509.CertPool
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-}
-
-func newTestPKI() (*testPKI, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "chatroom test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	p := &testPKI{pool: x509.NewCertPool(), ca: ca, caKey: caKey}
-	p.pool.AddCert(ca)
-	serverCert, err := p.issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.server = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.pool}
-	return p, nil
-}
-
-// issue signs tmpl with the CA and returns it with a fresh key.
-func (p *testPKI) issue(tmpl *x509.Certificate) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-// client returns a client config with a certificate for name, trusting the
-// CA.
-func (p *testPKI) client(name string) *tls.Config {
-	cert, err := p.issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: name},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	if err != nil {
-		panic(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: p.pool}
+	return chattest.OpenFDs(t, 0)
 }

@@ -1,7 +1,6 @@
 package chatroom_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // Hooks and the program's handles on the room: WithAuth, WithFilter,
@@ -54,15 +54,16 @@ func authClient(t *testing.T, room *chatroom.Room, first string) (*client, <-cha
 	t.Cleanup(func() { local.Close() })
 	done := make(chan error, 1)
 	go func() { done <- room.ServeConn(namedConn{remote, "192.0.2.1:1234"}) }()
-	c := &client{t: t, conn: local, in: bufio.NewReader(local)}
-	c.send(first)
+	c := chattest.NewClient(t, local, "")
+	c.Send(first)
 	return c, done
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t, chatroom.WithAuth(tokenAuth))
 	alice, _ := authClient(t, room, "token alice\n")
-	alice.expect("* welcome alice, 1 online")
+	alice.Expect("* welcome alice, 1 online")
 
 	for _, tt := range []struct {
 		name, first, want string
@@ -75,8 +76,8 @@ func TestAuth(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, done := authClient(t, room, tt.first)
-			c.expect("%s", tt.want)
-			c.expectClosed()
+			c.Expect("%s", tt.want)
+			c.ExpectClosed()
 			err := <-done
 			require.Error(t, err)
 			if tt.err != nil {
@@ -88,12 +89,12 @@ func TestAuth(t *testing.T) {
 	// The room survived the panic; nobody saw the refusals; names are set
 	// by the server.
 	bob, _ := authClient(t, room, "token bob\n")
-	bob.expect("* welcome bob, 2 online")
-	alice.expect(ts + " * bob joined")
-	bob.send("/nick robert\n")
-	bob.expect("* error: names are set by the server")
-	bob.send("hi\n")
-	alice.expect(ts + " bob say: hi")
+	bob.Expect("* welcome bob, 2 online")
+	alice.Expect(ts + " * bob joined")
+	bob.Send("/nick robert\n")
+	bob.Expect("* error: names are set by the server")
+	bob.Send("hi\n")
+	alice.Expect(ts + " bob say: hi")
 	assert.Equal(t, uint64(4), room.Stats().Refused) // every refusal above
 }
 
@@ -101,6 +102,7 @@ func TestAuth(t *testing.T) {
 // ended by its context at the write timeout, exactly, and the client is
 // told. A hook that ignores its context is refused all the same.
 func TestAuthTimesOut(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const timeout = time.Minute
 		stubborn := func(ctx context.Context, e chatroom.AuthEvent) (chatroom.AuthReply, error) {
@@ -117,9 +119,10 @@ func TestAuthTimesOut(t *testing.T) {
 			done := make(chan error, 1)
 			start := time.Now()
 			go func() { done <- room.ServeConn(namedConn{remote, name}) }()
-			c := &client{t: t, conn: local, in: bufio.NewReader(local), patience: time.Hour}
-			c.expect("* error: authentication timed out")
-			c.expectClosed()
+			c := chattest.NewClient(t, local, "")
+			c.Patience = time.Hour
+			c.Expect("* error: authentication timed out")
+			c.ExpectClosed()
 			assert.ErrorIs(t, <-done, context.DeadlineExceeded)
 			if name == "silent:1" {
 				assert.Equal(t, timeout, time.Since(start), "the hook's read ends at its context's deadline")
@@ -131,6 +134,7 @@ func TestAuthTimesOut(t *testing.T) {
 // TestAuthEndsWhenTheRoomCloses: Shutdown does not wait out a hook that
 // honours its context.
 func TestAuthEndsWhenTheRoomCloses(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := chatroom.NewRoom(chatroom.WithAuth(tokenAuth), chatroom.WithWriteTimeout(time.Hour))
 		local, remote := net.Pipe()
@@ -146,6 +150,7 @@ func TestAuthEndsWhenTheRoomCloses(t *testing.T) {
 }
 
 func TestFilter(t *testing.T) {
+	t.Parallel()
 	filter := func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
 		switch {
 		case strings.Contains(e.Text, "spam"):
@@ -158,34 +163,35 @@ func TestFilter(t *testing.T) {
 	room := pipeRoom(t, chatroom.WithFilter(filter))
 	alice, bob, carol := trio(t, room)
 
-	alice.send("oh darn\n")
-	bob.expect(ts + " alice say: oh d**n")
-	carol.expect(ts + " alice say: oh d**n")
-	alice.send("buy spam now\n")
-	alice.expect("* error: message rejected")
-	alice.send("/me says darn\n")
-	bob.expect(ts + " * alice says d**n")
-	carol.expect(ts + " * alice says d**n")
-	alice.send("/msg bob darn spam\n")
-	alice.expect("* error: message rejected")
-	alice.send("/msg bob darn it\n")
-	bob.expect(ts + " alice whispers: d**n it")
-	alice.send("RED alert\n") // what the filter adds is cleaned too
-	bob.expect(ts + " alice say: [31mred alert")
-	carol.expect(ts + " alice say: [31mred alert")
+	alice.Send("oh darn\n")
+	bob.Expect(ts + " alice say: oh d**n")
+	carol.Expect(ts + " alice say: oh d**n")
+	alice.Send("buy spam now\n")
+	alice.Expect("* error: message rejected")
+	alice.Send("/me says darn\n")
+	bob.Expect(ts + " * alice says d**n")
+	carol.Expect(ts + " * alice says d**n")
+	alice.Send("/msg bob darn spam\n")
+	alice.Expect("* error: message rejected")
+	alice.Send("/msg bob darn it\n")
+	bob.Expect(ts + " alice whispers: d**n it")
+	alice.Send("RED alert\n") // what the filter adds is cleaned too
+	bob.Expect(ts + " alice say: [31mred alert")
+	carol.Expect(ts + " alice say: [31mred alert")
 
 	// A filter that panics costs its sender the connection, nothing more.
-	carol.send("boom\n")
-	carol.expectClosed()
-	alice.expect(ts + " * carol left")
-	bob.expect(ts + " * carol left")
-	bob.send("still here\n")
-	alice.expect(ts + " bob say: still here")
+	carol.Send("boom\n")
+	carol.ExpectClosed()
+	alice.Expect(ts + " * carol left")
+	bob.Expect(ts + " * carol left")
+	bob.Send("still here\n")
+	alice.Expect(ts + " bob say: still here")
 }
 
 // TestSlowFilterSlowsItsSenderOnly: a filter that takes an hour over one
 // sender's line holds that sender alone; the others talk on meanwhile.
 func TestSlowFilterSlowsItsSenderOnly(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		filter := func(e chatroom.FilterEvent) (chatroom.FilterReply, error) {
 			if e.Name == "slow" {
@@ -196,20 +202,21 @@ func TestSlowFilterSlowsItsSenderOnly(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithFilter(filter))
 		slow, _ := pipeClient(t, room, "slow", 1)
 		fast, _ := pipeClient(t, room, "fast", 2)
-		slow.patience, fast.patience = 2*time.Hour, 2*time.Hour
-		slow.expect(ts + " * fast joined")
+		slow.Patience, fast.Patience = 2*time.Hour, 2*time.Hour
+		slow.Expect(ts + " * fast joined")
 
 		start := time.Now()
-		slow.send("considered\n")
-		fast.send("quick\n")
-		slow.expect(ts + " fast say: quick")
+		slow.Send("considered\n")
+		fast.Send("quick\n")
+		slow.Expect(ts + " fast say: quick")
 		assert.Zero(t, time.Since(start), "the other sender waited for the slow filter")
-		fast.expect(ts + " slow say: considered")
+		fast.Expect(ts + " slow say: considered")
 		assert.Equal(t, time.Hour, time.Since(start))
 	})
 }
 
 func TestEvents(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var got []string
 	observe := func(e chatroom.Event) {
@@ -226,22 +233,22 @@ func TestEvents(t *testing.T) {
 		return chatroom.FilterReply{Text: strings.ReplaceAll(e.Text, "darn", "d**n")}, nil
 	}))
 	alice, bob, _ := trio(t, room)
-	alice.send("oh darn\n")
-	bob.expect(ts + " alice say: oh d**n")
-	alice.send("spam\n") // rejected: no event
-	alice.expect("* error: message rejected")
-	alice.send("/me waves\n")
-	bob.expect(ts + " * alice waves")
-	alice.send("/msg bob psst\n")
-	bob.expect(ts + " alice whispers: psst")
-	alice.send("/nick ann\n")
-	bob.expect(ts + " * alice is now ann")
+	alice.Send("oh darn\n")
+	bob.Expect(ts + " alice say: oh d**n")
+	alice.Send("spam\n") // rejected: no event
+	alice.Expect("* error: message rejected")
+	alice.Send("/me waves\n")
+	bob.Expect(ts + " * alice waves")
+	alice.Send("/msg bob psst\n")
+	bob.Expect(ts + " alice whispers: psst")
+	alice.Send("/nick ann\n")
+	bob.Expect(ts + " * alice is now ann")
 	require.NoError(t, room.Kick("carol", "testing"))
-	bob.expect(ts + " * carol left (kicked: testing)")
-	bob.send("exit\n")
-	bob.expect("* bye")
-	alice.expect("* you are now ann")
-	alice.waitFor(ts + " * bob left")
+	bob.Expect(ts + " * carol left (kicked: testing)")
+	bob.Send("exit\n")
+	bob.Expect("* bye")
+	alice.Expect("* you are now ann")
+	alice.WaitFor(ts + " * bob left")
 	require.NoError(t, room.Close()) // delivers what is queued, then returns
 
 	mu.Lock()
@@ -265,6 +272,7 @@ func TestEvents(t *testing.T) {
 // the test lets it) holds no one up: the room goes on, drops what does not
 // fit in the backlog of 10 000, and counts it.
 func TestStuckObserverCostsOnlyEvents(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var seen sync.WaitGroup
 	seen.Add(1)
@@ -285,18 +293,18 @@ func TestStuckObserverCostsOnlyEvents(t *testing.T) {
 		chatroom.WithOutboxSize(2*lines))
 	alice, _ := pipeClient(t, room, "alice", 1)
 	bob, _ := pipeClient(t, room, "bob", 2)
-	alice.expect(ts + " * bob joined")
+	alice.Expect(ts + " * bob joined")
 	seen.Wait()
 
 	go func() {
 		for i := range lines {
-			if _, err := fmt.Fprintf(alice.conn, "line %d\n", i); err != nil {
+			if _, err := fmt.Fprintf(alice.Conn, "line %d\n", i); err != nil {
 				return
 			}
 		}
 	}()
 	for i := range lines {
-		bob.expect(ts+" alice say: line %d", i)
+		bob.Expect(ts+" alice say: line %d", i)
 	}
 	s := room.Stats()
 	assert.Equal(t, uint64(lines), s.Messages)
@@ -307,24 +315,25 @@ func TestStuckObserverCostsOnlyEvents(t *testing.T) {
 }
 
 func TestKick(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	alice, bob, carol := trio(t, room)
-	carol.send("/nick Carla\n")
-	carol.expect("* you are now Carla")
-	alice.expect(ts + " * carol is now Carla")
-	bob.expect(ts + " * carol is now Carla")
+	carol.Send("/nick Carla\n")
+	carol.Expect("* you are now Carla")
+	alice.Expect(ts + " * carol is now Carla")
+	bob.Expect(ts + " * carol is now Carla")
 
 	assert.ErrorIs(t, room.Kick("carol", "old name"), chatroom.ErrNoSuchClient)
 	require.NoError(t, room.Kick("CARLA", "flooding\x1b[2J the room"))
-	carol.expect("* kicked: flooding[2J the room")
-	carol.expectClosed()
-	alice.expect(ts + " * Carla left (kicked: flooding[2J the room)")
-	bob.expect(ts + " * Carla left (kicked: flooding[2J the room)")
+	carol.Expect("* kicked: flooding[2J the room")
+	carol.ExpectClosed()
+	alice.Expect(ts + " * Carla left (kicked: flooding[2J the room)")
+	bob.Expect(ts + " * Carla left (kicked: flooding[2J the room)")
 
 	require.NoError(t, room.Kick("bob", ""))
-	bob.expect("* kicked")
-	bob.expectClosed()
-	alice.expect(ts + " * bob left (kicked)")
+	bob.Expect("* kicked")
+	bob.ExpectClosed()
+	alice.Expect(ts + " * bob left (kicked)")
 	assert.Equal(t, []string{"alice"}, names(room.Clients()))
 
 	require.NoError(t, room.Close())
@@ -335,6 +344,7 @@ func TestKick(t *testing.T) {
 // TestKickMidBurst: a client kicked while it floods the room is gone at
 // once; none of its lines reach anyone after the notice of its leaving.
 func TestKickMidBurst(t *testing.T) {
+	t.Parallel()
 	// The flood is bounded, and the watcher's outbox holds all of it: the
 	// watcher, read by the test, is never too slow for a pipe's flood.
 	const most = 20_000
@@ -344,21 +354,22 @@ func TestKickMidBurst(t *testing.T) {
 	watcher, _ := pipeClient(t, room, "watcher", 2)
 	go func() {
 		for i := range most {
-			if _, err := fmt.Fprintf(flooder.conn, "flood %d\n", i); err != nil {
+			if _, err := fmt.Fprintf(flooder.Conn, "flood %d\n", i); err != nil {
 				return
 			}
 		}
 	}()
-	watcher.waitFor(ts + " flooder say: flood 100")
+	watcher.WaitFor(ts + " flooder say: flood 100")
 	require.NoError(t, room.Kick("flooder", "enough"))
-	n := watcher.waitFor(ts + " * flooder left (kicked: enough)")
+	n := len(watcher.WaitFor(ts + " * flooder left (kicked: enough)"))
 	t.Logf("the watcher heard %d more lines of the flood before the kick's notice", n)
 	assert.ErrorIs(t, <-done, chatroom.ErrKicked)
-	watcher.send("/who\n")
-	watcher.expect("* 1 online: watcher") // nothing of the flood after the notice
+	watcher.Send("/who\n")
+	watcher.Expect("* 1 online: watcher") // nothing of the flood after the notice
 }
 
 func TestClients(t *testing.T) {
+	t.Parallel()
 	room := pipeRoom(t)
 	assert.Empty(t, room.Clients())
 	trio(t, room)
@@ -372,6 +383,7 @@ func TestClients(t *testing.T) {
 // TestHandlesOnARoomThatNeverServed: nobody is in it, and asking starts no
 // goroutine (goleak checks, at the end of the package, that none is left).
 func TestHandlesOnARoomThatNeverServed(t *testing.T) {
+	t.Parallel()
 	room := chatroom.NewRoom()
 	assert.ErrorIs(t, room.Kick("anyone", ""), chatroom.ErrNoSuchClient)
 	assert.Nil(t, room.Clients())

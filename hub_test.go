@@ -42,31 +42,31 @@ func TestJoinMovesBetweenRooms(t *testing.T) {
 	hub := pipeHub(t, chatroom.WithHistory(5))
 	alice, _ := hubClient(t, hub, "alice", 1)
 	bob, _ := hubClient(t, hub, "bob", 2)
-	alice.expect(ts + " * bob joined")
+	alice.Expect(ts + " * bob joined")
 
-	alice.send("/join games\n")
-	alice.expect("* you are in games, 1 online")
-	bob.expect(ts + " * alice left")
-	alice.send("gg\n")
+	alice.Send("/join games\n")
+	alice.Expect("* you are in games, 1 online")
+	bob.Expect(ts + " * alice left")
+	alice.Send("gg\n")
 
-	bob.send("/join #Games\n") // a leading # and another case are the same room
-	bob.expect("* you are in games, 2 online")
-	bob.expect(ts + " alice say: gg") // the room's history
-	alice.expect(ts + " * bob joined")
-	bob.send("/join games\n")
-	bob.expect("* you are already in games")
+	bob.Send("/join #Games\n") // a leading # and another case are the same room
+	bob.Expect("* you are in games, 2 online")
+	bob.Expect(ts + " alice say: gg") // the room's history
+	alice.Expect(ts + " * bob joined")
+	bob.Send("/join games\n")
+	bob.Expect("* you are already in games")
 
-	alice.send("/rooms\n")
-	alice.expect("* 2 rooms: games (2), lobby (0)")
-	bob.send("/who\n")
-	bob.expect("* 2 online: alice, bob")
+	alice.Send("/rooms\n")
+	alice.Expect("* 2 rooms: games (2), lobby (0)")
+	bob.Send("/who\n")
+	bob.Expect("* 2 online: alice, bob")
 
-	bob.send("/join lobby\n")
-	bob.expect("* you are in lobby, 1 online")
-	alice.expect(ts + " * bob left")
-	alice.send("still here\n") // not to bob, who left
-	bob.send("/who\n")
-	bob.expect("* 1 online: bob")
+	bob.Send("/join lobby\n")
+	bob.Expect("* you are in lobby, 1 online")
+	alice.Expect(ts + " * bob left")
+	alice.Send("still here\n") // not to bob, who left
+	bob.Send("/who\n")
+	bob.Expect("* 1 online: bob")
 }
 
 func TestJoinRefusals(t *testing.T) {
@@ -79,54 +79,54 @@ func TestJoinRefusals(t *testing.T) {
 		{"/join " + fmt.Sprintf("%033d", 0) + "\n", "* error: invalid room name"},
 		{"/join lobby\n", "* you are already in lobby"},
 	} {
-		alice.send(tt.line)
-		alice.expect("%s", tt.want)
+		alice.Send(tt.line)
+		alice.Expect("%s", tt.want)
 	}
-	alice.send("/join one\n")
-	alice.expect("* you are in one, 1 online")
-	alice.send("/join two\n") // lobby and one are open: the most
-	alice.expect("* error: too many rooms (max 2)")
-	alice.send("/join lobby\n") // one closes, empty
-	alice.expect("* you are in lobby, 1 online")
-	alice.send("/join two\n")
-	alice.expect("* you are in two, 1 online")
+	alice.Send("/join one\n")
+	alice.Expect("* you are in one, 1 online")
+	alice.Send("/join two\n") // lobby and one are open: the most
+	alice.Expect("* error: too many rooms (max 2)")
+	alice.Send("/join lobby\n") // one closes, empty
+	alice.Expect("* you are in lobby, 1 online")
+	alice.Send("/join two\n")
+	alice.Expect("* you are in two, 1 online")
 }
 
 func TestRoomClosesWhenEmptyAndReopensFresh(t *testing.T) {
 	hub := pipeHub(t, chatroom.WithHistory(5))
 	alice, _ := hubClient(t, hub, "alice", 1)
-	alice.send("/join den\n")
-	alice.expect("* you are in den, 1 online")
-	alice.send("remember me\n")
-	alice.send("/rooms\n")
-	alice.expect("* 2 rooms: den (1), lobby (0)")
-	alice.send("/join lobby\n")
-	alice.expect("* you are in lobby, 1 online")
-	alice.send("/rooms\n")
-	alice.expect("* 1 rooms: lobby (1)")
-	alice.send("/join den\n")
-	alice.expect("* you are in den, 1 online") // and no history: a fresh room
-	alice.send("/who\n")
-	alice.expect("* 1 online: alice")
+	alice.Send("/join den\n")
+	alice.Expect("* you are in den, 1 online")
+	alice.Send("remember me\n")
+	alice.Send("/rooms\n")
+	alice.Expect("* 2 rooms: den (1), lobby (0)")
+	alice.Send("/join lobby\n")
+	alice.Expect("* you are in lobby, 1 online")
+	alice.Send("/rooms\n")
+	alice.Expect("* 1 rooms: lobby (1)")
+	alice.Send("/join den\n")
+	alice.Expect("* you are in den, 1 online") // and no history: a fresh room
+	alice.Send("/who\n")
+	alice.Expect("* 1 online: alice")
 }
 
 func TestNamesAndWhispersAcrossRooms(t *testing.T) {
 	hub := pipeHub(t)
 	alice, _ := hubClient(t, hub, "alice", 1)
 	bob, _ := hubClient(t, hub, "bob", 2)
-	alice.expect(ts + " * bob joined")
-	bob.send("/join games\n")
-	bob.expect("* you are in games, 1 online")
-	alice.expect(ts + " * bob left")
+	alice.Expect(ts + " * bob joined")
+	bob.Send("/join games\n")
+	bob.Expect("* you are in games, 1 online")
+	alice.Expect(ts + " * bob left")
 
-	alice.send("/nick BOB\n")
-	alice.expect("* error: nickname taken") // bob is in another room, and names are the hub's
-	alice.send("/msg bob psst\n")
-	bob.expect(ts + " alice whispers: psst")
-	bob.send("/nick robert\n")
-	bob.expect("* you are now robert")
-	alice.send("/msg bob psst\n")
-	alice.expect("* error: no such client bob")
+	alice.Send("/nick BOB\n")
+	alice.Expect("* error: nickname taken") // bob is in another room, and names are the hub's
+	alice.Send("/msg bob psst\n")
+	bob.Expect(ts + " alice whispers: psst")
+	bob.Send("/nick robert\n")
+	bob.Expect("* you are now robert")
+	alice.Send("/msg bob psst\n")
+	alice.Expect("* error: no such client bob")
 
 	// A newcomer named by an address someone in another room has gets a
 	// suffix, as in one room.
@@ -137,9 +137,9 @@ func TestNamesAndWhispersAcrossRooms(t *testing.T) {
 func TestHelpInAHubListsRooms(t *testing.T) {
 	hub := pipeHub(t)
 	alice, _ := hubClient(t, hub, "alice", 1)
-	alice.send("/help\n")
+	alice.Send("/help\n")
 	var help []string
-	for l := alice.line(); l != "*   //text          say a line that starts with /"; l = alice.line() {
+	for l := alice.Line(); l != "*   //text          say a line that starts with /"; l = alice.Line() {
 		help = append(help, l)
 	}
 	assert.Contains(t, help, "*   /join ROOM      move to ROOM, opening it if need be")
@@ -147,18 +147,18 @@ func TestHelpInAHubListsRooms(t *testing.T) {
 
 	room := pipeRoom(t)
 	bob, _ := pipeClient(t, room, "bob", 1)
-	bob.send("/join games\n")
-	bob.expect("* error: unknown command /join (try /help)")
-	bob.send("/rooms\n")
-	bob.expect("* error: unknown command /rooms (try /help)")
+	bob.Send("/join games\n")
+	bob.Expect("* error: unknown command /join (try /help)")
+	bob.Send("/rooms\n")
+	bob.Expect("* error: unknown command /rooms (try /help)")
 }
 
 // TestMaxRoomsOneIsOneRoom: a hub with WithMaxRooms(1) behaves as a room.
 func TestMaxRoomsOneIsOneRoom(t *testing.T) {
 	hub := pipeHub(t, chatroom.WithMaxRooms(1))
 	alice, _ := hubClient(t, hub, "alice", 1)
-	alice.send("/join games\n")
-	alice.expect("* error: unknown command /join (try /help)")
+	alice.Send("/join games\n")
+	alice.Expect("* error: unknown command /join (try /help)")
 }
 
 func TestHubHandles(t *testing.T) {
@@ -183,10 +183,10 @@ func TestHubHandles(t *testing.T) {
 	assert.Len(t, hub.Clients(), 2)
 
 	require.NoError(t, games.Broadcast("games only"))
-	bob.expect(ts + " * games only")
+	bob.Expect(ts + " * games only")
 	require.NoError(t, hub.Broadcast("everyone"))
-	alice.expect(ts + " * everyone")
-	bob.expect(ts + " * everyone")
+	alice.Expect(ts + " * everyone")
+	bob.Expect(ts + " * everyone")
 
 	assert.ErrorIs(t, games.Kick("alice", ""), chatroom.ErrNoSuchClient, "alice is in another room")
 	s := games.Stats()
@@ -196,13 +196,13 @@ func TestHubHandles(t *testing.T) {
 	assert.ErrorIs(t, games.Shutdown(context.Background()), chatroom.ErrHubRoom)
 
 	require.NoError(t, hub.Kick("bob", "bye"))
-	bob.expect("* kicked: bye")
-	bob.send("/rooms\n") // nothing: it is gone
-	bob.expectClosed()
+	bob.Expect("* kicked: bye")
+	bob.Send("/rooms\n") // nothing: it is gone
+	bob.ExpectClosed()
 
 	// A room the program opened stays open, empty.
-	alice.send("/rooms\n")
-	alice.expect("* 2 rooms: Games (0), lobby (1)")
+	alice.Send("/rooms\n")
+	alice.Expect("* 2 rooms: Games (0), lobby (1)")
 }
 
 // TestEventsCarryTheRoom: a move is a leave, for "part", and a join; a
@@ -217,11 +217,11 @@ func TestEventsCarryTheRoom(t *testing.T) {
 	}
 	hub := pipeHub(t, chatroom.WithEvents(observe))
 	alice, _ := hubClient(t, hub, "alice", 1)
-	alice.send("/join games\n")
-	alice.expect("* you are in games, 1 online")
-	alice.send("hi\n/msg alice note\nexit\n")
-	alice.expect(ts + " alice whispers: note")
-	alice.expect("* bye")
+	alice.Send("/join games\n")
+	alice.Expect("* you are in games, 1 online")
+	alice.Send("hi\n/msg alice note\nexit\n")
+	alice.Expect(ts + " alice whispers: note")
+	alice.Expect("* bye")
 	require.NoError(t, hub.Close())
 
 	mu.Lock()
@@ -245,27 +245,27 @@ func TestSlowMemberOfOneRoomDelaysNoOtherRoom(t *testing.T) {
 		hub := pipeHub(t, chatroom.WithOutboxSize(16), chatroom.WithWriteTimeout(time.Minute), noFloodControl)
 		stuck, _ := hubClient(t, hub, "stuck", 1) // never reads again
 		talker, _ := hubClient(t, hub, "talker", 2)
-		stuck.expect(ts + " * talker joined")
+		stuck.Expect(ts + " * talker joined")
 		a, _ := hubClient(t, hub, "a", 3)
-		talker.expect(ts + " * a joined")
-		a.send("/join quiet\n")
-		a.expect("* you are in quiet, 1 online")
-		talker.expect(ts + " * a left")
+		talker.Expect(ts + " * a joined")
+		a.Send("/join quiet\n")
+		a.Expect("* you are in quiet, 1 online")
+		talker.Expect(ts + " * a left")
 		b, _ := hubClient(t, hub, "b", 3)
-		talker.expect(ts + " * b joined")
-		b.send("/join quiet\n")
-		b.expect("* you are in quiet, 2 online")
-		talker.expect(ts + " * b left")
-		a.expect(ts + " * b joined")
+		talker.Expect(ts + " * b joined")
+		b.Send("/join quiet\n")
+		b.Expect("* you are in quiet, 2 online")
+		talker.Expect(ts + " * b left")
+		a.Expect(ts + " * b joined")
 
 		start := time.Now()
 		for i := range 40 { // more than stuck's outbox takes
-			talker.send(fmt.Sprintf("line %d\n", i))
-			a.send(fmt.Sprintf("quiet %d\n", i))
-			b.expect(ts+" a say: quiet %d", i)
+			talker.Send(fmt.Sprintf("line %d\n", i))
+			a.Send(fmt.Sprintf("quiet %d\n", i))
+			b.Expect(ts+" a say: quiet %d", i)
 		}
 		assert.Zero(t, time.Since(start), "the quiet room waited for the stuck member of the other")
-		talker.send("/who\n")
-		talker.waitFor("* 1 online: talker") // stuck was evicted as too slow, the moment its outbox filled
+		talker.Send("/who\n")
+		talker.WaitFor("* 1 online: talker") // stuck was evicted as too slow, the moment its outbox filled
 	})
 }

@@ -1,7 +1,6 @@
 package chatroom_test
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // This file tests what a face learns of clients: the user name, host and
@@ -93,7 +93,7 @@ func identityClient(t *testing.T, room *chatroom.Room, name string) *client {
 	local, remote := net.Pipe()
 	go room.ServeConnFace(namedConn{remote, name}, identityFace{})
 	t.Cleanup(func() { local.Close() })
-	return &client{t: t, conn: local, in: bufio.NewReader(local), name: name}
+	return chattest.NewClient(t, local, name)
 }
 
 func TestIdentityInMessagesAndClientInfo(t *testing.T) {
@@ -103,45 +103,45 @@ func TestIdentityInMessagesAndClientInfo(t *testing.T) {
 	require.NoError(t, err)
 
 	alice := identityClient(t, room, "alice")
-	alice.send("join games\n")
-	alice.send("clients games\n")
-	alice.expect("clients: alice=u-alice@alice/Real alice/identity")
+	alice.Send("join games\n")
+	alice.Send("clients games\n")
+	alice.Expect("clients: alice=u-alice@alice/Real alice/identity")
 	bob := identityClient(t, room, "bob")
-	bob.send("join games\n")
-	alice.expect("join bob u-bob@bob ")
-	bob.send("say games hi\n")
-	alice.expect("say bob u-bob@bob hi")
-	alice.send("mode games +t\n")
-	bob.expect("mode alice u-alice@alice +t")
+	bob.Send("join games\n")
+	alice.Expect("join bob u-bob@bob ")
+	bob.Send("say games hi\n")
+	alice.Expect("say bob u-bob@bob hi")
+	alice.Send("mode games +t\n")
+	bob.Expect("mode alice u-alice@alice +t")
 
 	// A text client has its face's name as its user name, and its
 	// address as its host when that is no IP address.
 	carol, _ := pipeClient(t, room, "carol", 1)
-	carol.send("/join games\n")
-	carol.expect("* you are in games, 3 online")
-	alice.expect("join carol text@carol ")
-	carol.send("hello\n")
-	alice.expect("say carol text@carol hello")
-	bob.expect("join carol text@carol ")
-	bob.expect("say carol text@carol hello")
+	carol.Send("/join games\n")
+	carol.Expect("* you are in games, 3 online")
+	alice.Expect("join carol text@carol ")
+	carol.Send("hello\n")
+	alice.Expect("say carol text@carol hello")
+	bob.Expect("join carol text@carol ")
+	bob.Expect("say carol text@carol hello")
 
-	alice.send("clients games\n")
-	alice.expect("clients: alice=u-alice@alice/Real alice/identity bob=u-bob@bob/Real bob/identity carol=text@carol//text")
+	alice.Send("clients games\n")
+	alice.Expect("clients: alice=u-alice@alice/Real alice/identity bob=u-bob@bob/Real bob/identity carol=text@carol//text")
 	info, err := clientInfo(hub, "bob")
 	require.NoError(t, err)
 	assert.Equal(t, "u-bob", info.User)
 	assert.Equal(t, "Real bob", info.RealName)
 
 	// A secret room is described to its members alone.
-	alice.send("mode games +s\n")
-	bob.expect("mode alice u-alice@alice +s")
+	alice.Send("mode games +s\n")
+	bob.Expect("mode alice u-alice@alice +s")
 	dave := identityClient(t, room, "dave")
-	dave.send("clients games\n")
-	dave.expect("error: %s", chatroom.ErrNoSuchRoom)
-	dave.send("clients nowhere\n")
-	dave.expect("error: %s", chatroom.ErrNoSuchRoom)
-	dave.send("clients -\n")
-	dave.expect("clients: alice=u-alice@alice/Real alice/identity bob=u-bob@bob/Real bob/identity carol=text@carol//text dave=u-dave@dave/Real dave/identity")
+	dave.Send("clients games\n")
+	dave.Expect("error: %s", chatroom.ErrNoSuchRoom)
+	dave.Send("clients nowhere\n")
+	dave.Expect("error: %s", chatroom.ErrNoSuchRoom)
+	dave.Send("clients -\n")
+	dave.Expect("clients: alice=u-alice@alice/Real alice/identity bob=u-bob@bob/Real bob/identity carol=text@carol//text dave=u-dave@dave/Real dave/identity")
 }
 
 func TestPeakAndInvisible(t *testing.T) {
@@ -152,18 +152,18 @@ func TestPeakAndInvisible(t *testing.T) {
 
 	alice := identityClient(t, room, "alice")
 	bob := identityClient(t, room, "bob")
-	alice.send("invisible\n")
-	alice.send("invisible\n") // twice counts once
-	bob.send("invisible\n")
-	bob.send("clients -\n") // answered once its invisible is done
-	bob.expect("clients: alice=u-alice@alice/Real alice/identity bob=u-bob@bob/Real bob/identity")
-	alice.send("stats\n")
-	alice.expect("stats: 2 clients, peak 2, 2 invisible")
+	alice.Send("invisible\n")
+	alice.Send("invisible\n") // twice counts once
+	bob.Send("invisible\n")
+	bob.Send("clients -\n") // answered once its invisible is done
+	bob.Expect("clients: alice=u-alice@alice/Real alice/identity bob=u-bob@bob/Real bob/identity")
+	alice.Send("stats\n")
+	alice.Expect("stats: 2 clients, peak 2, 2 invisible")
 	s := hub.Stats()
 	assert.Equal(t, 2, s.Peak)
 	assert.Equal(t, 2, s.Clients)
 
-	bob.conn.Close()
+	bob.Conn.Close()
 	eventually(t, func() bool { return hub.Stats().Clients == 1 }, "bob left")
 	s = hub.Stats()
 	assert.Equal(t, 2, s.Peak, "the peak stays")

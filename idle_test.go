@@ -19,28 +19,29 @@ import (
 // the idle timeout has passed since it joined, and one that talks exactly
 // that long after its last line; the others see each leave.
 func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const idle = time.Hour
 		room := pipeRoom(t, chatroom.WithIdleTimeout(idle))
 		start := time.Now()
 		a, aDone := pipeClient(t, room, "a", 1)
 		b, bDone := pipeClient(t, room, "b", 2)
-		a.patience, b.patience = 2*idle, 2*idle
-		a.expect(ts + " * b joined")
+		a.Patience, b.Patience = 2*idle, 2*idle
+		a.Expect(ts + " * b joined")
 
 		time.Sleep(idle - time.Minute)
-		a.send("still here\n")
-		b.expect(ts + " a say: still here")
+		a.Send("still here\n")
+		b.Expect(ts + " a say: still here")
 
-		b.expect("* idle timeout")
+		b.Expect("* idle timeout")
 		assert.Equal(t, idle, time.Since(start), "b is cut off at the idle timeout, to the instant")
-		b.expectClosed()
+		b.ExpectClosed()
 		assert.ErrorIs(t, <-bDone, chatroom.ErrIdleTimeout)
-		a.expect(ts + " * b left")
+		a.Expect(ts + " * b left")
 
-		a.expect("* idle timeout")
+		a.Expect("* idle timeout")
 		assert.Equal(t, 2*idle-time.Minute, time.Since(start), "a's clock restarted at its line")
-		a.expectClosed()
+		a.ExpectClosed()
 		assert.ErrorIs(t, <-aDone, chatroom.ErrIdleTimeout)
 	})
 }
@@ -49,17 +50,18 @@ func TestIdleTimeout(t *testing.T) {
 // never a newline is cut off at the idle timeout all the same: the clock
 // restarts only at a whole line.
 func TestIdleTimeoutCutsOffATrickle(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const idle = time.Minute
 		room := pipeRoom(t, chatroom.WithIdleTimeout(idle))
 		start := time.Now()
 		a, done := pipeClient(t, room, "trickle", 1)
-		a.patience = 2 * idle
+		a.Patience = 2 * idle
 		trickled := make(chan int, 1)
 		go func() {
 			n := 0
 			for {
-				if _, err := a.conn.Write([]byte("x")); err != nil {
+				if _, err := a.Conn.Write([]byte("x")); err != nil {
 					trickled <- n
 					return
 				}
@@ -67,9 +69,9 @@ func TestIdleTimeoutCutsOffATrickle(t *testing.T) {
 				time.Sleep(7 * time.Second)
 			}
 		}()
-		a.expect("* idle timeout")
+		a.Expect("* idle timeout")
 		assert.Equal(t, idle, time.Since(start))
-		a.expectClosed()
+		a.ExpectClosed()
 		assert.ErrorIs(t, <-done, chatroom.ErrIdleTimeout)
 		assert.Equal(t, 9, <-trickled, "a byte at 0, 7, ... 56 s; the cut at 60 s")
 	})
@@ -80,6 +82,7 @@ func TestIdleTimeoutCutsOffATrickle(t *testing.T) {
 // is cut off at the idle timeout all the same, and so is one that sends
 // only lines too long.
 func TestIdleTimeoutIgnoresLinesThatSayNothing(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, line string }{
 		{"empty line", "\n"},
 		{"empty once cleaned", "\x00\x1b\r\n"},
@@ -98,8 +101,8 @@ func TestIdleTimeoutIgnoresLinesThatSayNothing(t *testing.T) {
 					tick := time.NewTicker(time.Second / 2)
 					defer tick.Stop()
 					for {
-						squatter.conn.SetWriteDeadline(time.Now().Add(time.Hour))
-						if _, err := squatter.conn.Write([]byte(tt.line)); err != nil {
+						squatter.Conn.SetWriteDeadline(time.Now().Add(time.Hour))
+						if _, err := squatter.Conn.Write([]byte(tt.line)); err != nil {
 							return
 						}
 						select {
@@ -110,7 +113,7 @@ func TestIdleTimeoutIgnoresLinesThatSayNothing(t *testing.T) {
 					}
 				}()
 				for {
-					line := squatter.line()
+					line := squatter.Line()
 					if line == "* idle timeout" {
 						break
 					}

@@ -18,27 +18,31 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // The room's life: Serve, Broadcast, Stats, Shutdown and Close, and the
 // options it is made with.
 
 func TestBroadcast(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
 	require.NoError(t, room.Broadcast("maintenance at noon"))
-	a.expect(ts + " * maintenance at noon")
-	b.expect(ts + " * maintenance at noon")
+	a.Expect(ts + " * maintenance at noon")
+	b.Expect(ts + " * maintenance at noon")
 
 	require.NoError(t, room.Broadcast("two\nlines\x1b"))
-	a.expect(ts + " * twolines")
+	a.Expect(ts + " * twolines")
 
 	require.NoError(t, room.Shutdown(context.Background()))
 	assert.ErrorIs(t, room.Broadcast("too late"), chatroom.ErrRoomClosed)
 }
 
 func TestShutdown(t *testing.T) {
+	// Not parallel: it checks that nothing listens on the room's port
+	// afterwards, and another test's listener could take the port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := chatroom.NewRoom(chatroom.WithClock(fixedClock))
@@ -49,8 +53,8 @@ func TestShutdown(t *testing.T) {
 
 	require.NoError(t, room.Shutdown(context.Background()))
 	for _, c := range []*client{a, b} {
-		c.expect("* server shutting down")
-		c.expectClosed()
+		c.Expect("* server shutting down")
+		c.ExpectClosed()
 	}
 	assert.ErrorIs(t, <-served, chatroom.ErrRoomClosed)
 	_, err = net.Dial("tcp", addr)
@@ -80,6 +84,7 @@ func TestShutdown(t *testing.T) {
 // until its context ends, exactly, and no longer; then it is closed, and
 // the healthy client got its goodbye before that.
 func TestShutdownContextExpires(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithWriteTimeout(0))
 		ok, _ := pipeClient(t, room, "reader", 1)
@@ -87,13 +92,13 @@ func TestShutdownContextExpires(t *testing.T) {
 		defer local.Close()
 		served := make(chan error, 1)
 		go func() { served <- room.ServeConn(namedConn{remote, "stuck"}) }()
-		ok.expect(ts + " * stuck joined")
+		ok.Expect(ts + " * stuck joined")
 
 		shutdownDone := make(chan struct{})
 		go func() {
 			defer close(shutdownDone)
-			ok.expect("* server shutting down")
-			ok.expectClosed()
+			ok.Expect("* server shutting down")
+			ok.ExpectClosed()
 		}()
 		const grace = time.Minute
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -108,6 +113,7 @@ func TestShutdownContextExpires(t *testing.T) {
 }
 
 func TestCloseIsImmediate(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := chatroom.NewRoom()
@@ -115,7 +121,7 @@ func TestCloseIsImmediate(t *testing.T) {
 	go func() { served <- room.Serve(ln) }()
 	a := dial(t, ln.Addr().String(), 1)
 	require.NoError(t, room.Close())
-	a.expectClosed()
+	a.ExpectClosed()
 	assert.ErrorIs(t, <-served, chatroom.ErrRoomClosed)
 }
 
@@ -124,6 +130,7 @@ func TestCloseIsImmediate(t *testing.T) {
 // is told the server is shutting down as its last line, and nothing is
 // left running (goleak).
 func TestShutdownRacesJoinsAndMessages(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := chatroom.NewRoom()
@@ -205,6 +212,7 @@ func TestShutdownRacesJoinsAndMessages(t *testing.T) {
 }
 
 func TestTwoListenersOneRoom(t *testing.T) {
+	t.Parallel()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	unix, err := net.Listen("unix", filepath.Join(t.TempDir(), "room.sock"))
@@ -217,15 +225,16 @@ func TestTwoListenersOneRoom(t *testing.T) {
 	conn, err := net.Dial("unix", unix.Addr().String())
 	require.NoError(t, err)
 	b := welcome(t, conn, conn.LocalAddr().String(), 2)
-	a.expect(ts+" * %s joined", b)
-	b.send("across listeners\n")
-	a.expect(ts+" %s say: across listeners", b)
+	a.Expect(ts+" * %s joined", b)
+	b.Send("across listeners\n")
+	a.Expect(ts+" %s say: across listeners", b)
 
 	require.NoError(t, room.Close())
 	assert.ErrorIs(t, <-served, chatroom.ErrRoomClosed)
 }
 
 func TestServeReturnsAcceptErrors(t *testing.T) {
+	t.Parallel()
 	errPermanent := errors.New("listener broke")
 	ln := &flakyListener{
 		errs:   []error{tempErr{}, tempErr{}, tempErr{}, errPermanent},
@@ -282,27 +291,28 @@ func (tempErr) Temporary() bool { return true }
 
 // TestStats checks every counter after a scenario whose numbers are known.
 func TestStats(t *testing.T) {
+	t.Parallel()
 	room, addr := startRoom(t, chatroom.WithMaxClients(3))
 	a, b := dialPair(t, addr)
 	c := dial(t, addr, 3)
-	a.expect(ts+" * %s joined", c)
-	b.expect(ts+" * %s joined", c)
+	a.Expect(ts+" * %s joined", c)
+	b.Expect(ts+" * %s joined", c)
 
 	conn, err := net.Dial("tcp", addr) // refused: full
 	require.NoError(t, err)
-	(&client{t: t, conn: conn, in: bufio.NewReader(conn)}).expect("* room is full (3 clients)")
+	chattest.NewClient(t, conn, "").Expect("* room is full (3 clients)")
 
-	a.send("one\n")
-	b.expect(ts+" %s say: one", a)
-	c.expect(ts+" %s say: one", a)
+	a.Send("one\n")
+	b.Expect(ts+" %s say: one", a)
+	c.Expect(ts+" %s say: one", a)
 	require.NoError(t, room.Broadcast("notice"))
 	for _, x := range []*client{a, b, c} {
-		x.expect(ts + " * notice")
+		x.Expect(ts + " * notice")
 	}
-	c.send("exit\n")
-	c.expect("* bye")
-	a.expect(ts+" * %s left", c)
-	b.expect(ts+" * %s left", c)
+	c.Send("exit\n")
+	c.Expect("* bye")
+	a.Expect(ts+" * %s left", c)
+	b.Expect(ts+" * %s left", c)
 
 	// Lines written: 3 welcomes, the refusal, 3 joined notices, 2
 	// relayed, 3 notices, a bye and 2 left notices.
@@ -315,6 +325,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestInvalidOptionsPanicNamingTheOption(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		opt  chatroom.Option
 		name string

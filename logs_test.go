@@ -56,19 +56,20 @@ func (h stalledHandler) handled() []slog.Record {
 // released, every record is either handled or counted in a "log records
 // dropped" report.
 func TestStalledLogDoesNotStopTheRoom(t *testing.T) {
+	t.Parallel()
 	h := newStalledHandler()
 	room := chatroom.NewRoom(chatroom.WithClock(fixedClock), chatroom.WithLogger(slog.New(h)))
 	const churn = 1000
 	for i := range churn {
 		c, done := pipeClient(t, room, fmt.Sprintf("churn%d", i), 1)
-		c.send("exit\n")
-		c.expect("* bye")
+		c.Send("exit\n")
+		c.Expect("* bye")
 		require.NoError(t, <-done)
 	}
 	a, _ := pipeClient(t, room, "a", 1)
 	b, _ := pipeClient(t, room, "b", 2)
-	b.send("the room still talks\n")
-	a.waitFor(ts + " b say: the room still talks") // after b's arrival, told one by one or counted: the churn was a storm
+	b.Send("the room still talks\n")
+	a.WaitFor(ts + " b say: the room still talks") // after b's arrival, told one by one or counted: the churn was a storm
 
 	close(h.release)
 	require.NoError(t, room.Close()) // waits for the log goroutine to hand over its backlog
@@ -100,6 +101,7 @@ func TestStalledLogDoesNotStopTheRoom(t *testing.T) {
 // garbage instead of a ClientHello is logged at info, the first with its
 // address and error, the rest as one summary a second, not one line each.
 func TestFailedHandshakesAreLoggedInBursts(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		serverCfg, _ := selfSigned(t)
 		h := newStalledHandler()

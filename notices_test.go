@@ -24,13 +24,13 @@ func TestNoticeStormIsCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithJoinRate(0, 0), chatroom.WithMaxPerHost(0))
 		watcher, _ := pipeClient(t, room, "watcher", 1)
-		watcher.patience = time.Minute
+		watcher.Patience = time.Minute
 		paused, _ := pipeClient(t, room, "paused", 2) // reads nothing until the storm is over
-		paused.patience = time.Minute
+		paused.Patience = time.Minute
 		talker, _ := pipeClient(t, room, "talker", 3)
 		discard(talker, nil)
-		watcher.expect(ts + " * paused joined")
-		watcher.expect(ts + " * talker joined")
+		watcher.Expect(ts + " * paused joined")
+		watcher.Expect(ts + " * talker joined")
 
 		const brief, stayers = 2000, 100
 		for i := range brief {
@@ -45,13 +45,13 @@ func TestNoticeStormIsCounted(t *testing.T) {
 			go room.ServeConn(namedConn{remote, fmt.Sprintf("stayer%d", i)})
 			discard(welcome(t, local, fmt.Sprintf("stayer%d", i), 4+i), nil)
 		}
-		talker.send("in the storm\n")
+		talker.Send("in the storm\n")
 		time.Sleep(3 * time.Second) // past briefStay and a tick
 
 		var told, joined, left, lines int
 		heard := false
 		for joined < stayers {
-			line := watcher.line()
+			line := watcher.Line()
 			lines++
 			var j, l int
 			if _, err := fmt.Sscanf(line, ts+" * %d joined, %d left", &j, &l); err == nil { // a summary
@@ -77,7 +77,7 @@ func TestNoticeStormIsCounted(t *testing.T) {
 
 		// The paused member was not cut off, and hears the line said in the
 		// storm.
-		paused.waitFor(ts + " talker say: in the storm")
+		paused.WaitFor(ts + " talker say: in the storm")
 		assert.Zero(t, room.Stats().Evicted)
 		require.Len(t, room.Clients(), stayers+3)
 	})
@@ -98,13 +98,13 @@ func TestSpeakerIsToldToHaveJoined(t *testing.T) {
 		go room.ServeConn(namedConn{remote, "speaker"})
 		speaker := welcome(t, local, "speaker", 32)
 		discard(speaker, nil)
-		speaker.send("hello\n")
+		speaker.Send("hello\n")
 		for i := range 19 { // the watcher's own arrival was the 20th
-			watcher.expect(ts+" * quiet%d joined", i)
+			watcher.Expect(ts+" * quiet%d joined", i)
 		}
-		watcher.expect(ts + " * speaker joined")
-		watcher.expect(ts + " speaker say: hello")
+		watcher.Expect(ts + " * speaker joined")
+		watcher.Expect(ts + " speaker say: hello")
 		time.Sleep(time.Second + time.Millisecond)
-		watcher.expect(ts + " * 11 joined, 0 left") // the others, counted
+		watcher.Expect(ts + " * 11 joined, 0 left") // the others, counted
 	})
 }

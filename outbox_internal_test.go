@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -14,6 +15,7 @@ import (
 // TestAdvance checks the bookkeeping of a write that ends part way through
 // a batch: how many lines it completed, and where the next one resumes.
 func TestAdvance(t *testing.T) {
+	t.Parallel()
 	lines := [][]byte{[]byte("abc\n"), []byte("de\n"), []byte("fghij\n")} // 4 + 3 + 6 bytes
 	tests := []struct {
 		name       string
@@ -53,6 +55,7 @@ func TestAdvance(t *testing.T) {
 // its lines in the order they were queued, and after flushAll nobody
 // holds a view or a queue, and every list is empty for the next round.
 func TestViewsKeepEachClientsOrder(t *testing.T) {
+	t.Parallel()
 	line := func(s string) []byte { return []byte(s + "\n") }
 	say := func(s *state, r *Room, text string, actor *Client) {
 		s.broadcast(r, []*Message{{Kind: KindAnnounce, Text: text}}, actor, 0)
@@ -115,7 +118,7 @@ func TestViewsKeepEachClientsOrder(t *testing.T) {
 				}
 				clients[i] = c
 				reads[i] = bufio.NewReader(remote)
-				remote.SetReadDeadline(time.Now().Add(10 * time.Second))
+				remote.SetReadDeadline(time.Now().Add(chattest.WaitLimit))
 			}
 			a, b := clients[0], clients[1]
 

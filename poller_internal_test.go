@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -20,6 +21,7 @@ import (
 // their memory there) until their timeout would have come: the heap holds
 // the clients in the room, and no one else.
 func TestPollerForgetsDepartedClients(t *testing.T) {
+	t.Parallel()
 	room := NewRoom(WithIdleTimeout(time.Hour), WithMaxPerHost(0), WithJoinRate(0, 0))
 	addr := serveTCP(t, room)
 	stay, err := net.Dial("tcp", addr)
@@ -50,7 +52,7 @@ func TestPollerForgetsDepartedClients(t *testing.T) {
 		defer p.mu.Unlock()
 		return len(p.timers)
 	}
-	for end := time.Now().Add(15 * time.Second); room.Stats().Clients != 1 || heapLen() != 1; {
+	for end := time.Now().Add(chattest.WaitLimit); room.Stats().Clients != 1 || heapLen() != 1; {
 		require.True(t, time.Now().Before(end), "%d clients, %d deadlines", room.Stats().Clients, heapLen())
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -63,6 +65,7 @@ func TestPollerForgetsDepartedClients(t *testing.T) {
 // others; the next turns go on from where it stopped, and every line
 // arrives once, whole and in order.
 func TestTurnTakesItsShareOfReads(t *testing.T) {
+	t.Parallel()
 	const lines, max = 4 * turnReads, 8 // each read takes at most max+2 bytes: about one line
 	server, remote := tcpPair(t)
 	var sent strings.Builder
@@ -76,7 +79,7 @@ func TestTurnTakesItsShareOfReads(t *testing.T) {
 	rc := rawSocket(server)
 	require.NotNil(t, rc)
 	peek := make([]byte, sent.Len())
-	for end := time.Now().Add(10 * time.Second); ; {
+	for end := time.Now().Add(chattest.WaitLimit); ; {
 		n := 0
 		require.NoError(t, rc.Control(func(fd uintptr) {
 			n, _, _ = syscall.Recvfrom(int(fd), peek, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)

@@ -14,82 +14,91 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // Relaying lines: joining, saying, leaving, and how a line is framed and
 // cleaned on its way.
 
 func TestJoinWelcomesAndAnnounces(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a := dial(t, addr, 1)
 	b := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", b)
+	a.Expect(ts+" * %s joined", b)
 	c := dial(t, addr, 3)
-	a.expect(ts+" * %s joined", c)
-	b.expect(ts+" * %s joined", c)
+	a.Expect(ts+" * %s joined", c)
+	b.Expect(ts+" * %s joined", c)
 }
 
 func TestRelayGoesToEveryoneButTheSender(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
-	a.send("hello\n")
-	b.expect(ts+" %s say: hello", a)
+	a.Send("hello\n")
+	b.Expect(ts+" %s say: hello", a)
 	// Had a been sent its own line, it would arrive before b's.
-	b.send("hi there\r\n")
-	a.expect(ts+" %s say: hi there", b)
+	b.Send("hi there\r\n")
+	a.Expect(ts+" %s say: hi there", b)
 }
 
 func TestEmptyLinesAreIgnored(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
-	a.send("\n\r\n\x00\x1b\r\n") // empty, or empty once cleaned
-	a.send("after\n")
-	b.expect(ts+" %s say: after", a)
+	a.Send("\n\r\n\x00\x1b\r\n") // empty, or empty once cleaned
+	a.Send("after\n")
+	b.Expect(ts+" %s say: after", a)
 }
 
 func TestExitSaysByeAndCloses(t *testing.T) {
+	t.Parallel()
 	for _, line := range []string{"exit\n", "EXIT\n", "  Exit \t\r\n", "eXiT\n"} {
 		t.Run(strconv.Quote(line), func(t *testing.T) {
 			room, addr := startRoom(t)
 			a, b := dialPair(t, addr)
 
-			a.send(line)
-			a.expect("* bye")
-			a.expectClosed()
-			b.expect(ts+" * %s left", a)
+			a.Send(line)
+			a.Expect("* bye")
+			a.ExpectClosed()
+			b.Expect(ts+" * %s left", a)
 			eventually(t, func() bool { return room.Stats().Clients == 1 }, "a is gone")
 		})
 	}
 }
 
 func TestNotExitIsRelayed(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 	for _, text := range []string{"exit now", "exits", "ex it"} {
-		a.send(text + "\n")
-		b.expect(ts+" %s say: %s", a, text)
+		a.Send(text + "\n")
+		b.Expect(ts+" %s say: %s", a, text)
 	}
 }
 
 func TestDisconnectIsAnnounced(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
-	require.NoError(t, b.conn.Close())
-	a.expect(ts+" * %s left", b)
+	require.NoError(t, b.Conn.Close())
+	a.Expect(ts+" * %s left", b)
 }
 
 func TestUnterminatedLastLineIsRelayed(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
-	b.send("last words")
-	require.NoError(t, b.conn.(*net.TCPConn).CloseWrite())
-	a.expect(ts+" %s say: last words", b)
-	a.expect(ts+" * %s left", b)
+	b.Send("last words")
+	require.NoError(t, b.Conn.(*net.TCPConn).CloseWrite())
+	a.Expect(ts+" %s say: last words", b)
+	a.Expect(ts+" * %s left", b)
 }
 
 func TestLineTooLong(t *testing.T) {
+	t.Parallel()
 	const max = 16
 	_, addr := startRoom(t, chatroom.WithBufferSize(max))
 	a, b := dialPair(t, addr)
@@ -107,15 +116,15 @@ func TestLineTooLong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a.send(tt.send)
+			a.Send(tt.send)
 			if tt.relayed {
-				b.expect(ts+" %s say: %s", a, exact)
+				b.Expect(ts+" %s say: %s", a, exact)
 			} else {
-				a.expect("* error: message too long (max %d bytes)", max)
+				a.Expect("* error: message too long (max %d bytes)", max)
 			}
 			// The connection stays, and framing is intact.
-			a.send("still here\n")
-			b.expect(ts+" %s say: still here", a)
+			a.Send("still here\n")
+			b.Expect(ts+" %s say: still here", a)
 		})
 	}
 }
@@ -124,47 +133,51 @@ func TestLineTooLong(t *testing.T) {
 // newline is told at once, not when (if ever) its newline comes; the rest
 // of the line is discarded as it arrives, and the next line is relayed.
 func TestLineTooLongIsAnsweredAtTheLimit(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
-	a.send(strings.Repeat("m", 1<<20)) // 1 MiB, no newline yet
-	a.expect("* error: message too long (max %d bytes)", chatroom.DefaultBufferSize)
-	a.send(strings.Repeat("m", 1<<20) + "\nafter\n") // more of it, its end, and a line
-	b.expect(ts+" %s say: after", a)
-	a.send("again\n")
-	b.expect(ts+" %s say: again", a)
+	a.Send(strings.Repeat("m", 1<<20)) // 1 MiB, no newline yet
+	a.Expect("* error: message too long (max %d bytes)", chatroom.DefaultBufferSize)
+	a.Send(strings.Repeat("m", 1<<20) + "\nafter\n") // more of it, its end, and a line
+	b.Expect(ts+" %s say: after", a)
+	a.Send("again\n")
+	b.Expect(ts+" %s say: again", a)
 	// One error for the whole line: nothing else came back to a.
-	require.NoError(t, a.conn.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-	_, err := a.in.ReadByte()
+	require.NoError(t, a.Conn.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	_, err := a.In.ReadByte()
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "a second reply for one long line")
 }
 
 func TestMegabyteLine(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
-	go a.conn.Write([]byte(strings.Repeat("m", 1<<20) + "\nafter\n"))
-	a.expect("* error: message too long (max %d bytes)", chatroom.DefaultBufferSize)
-	b.expect(ts+" %s say: after", a)
+	go a.Conn.Write([]byte(strings.Repeat("m", 1<<20) + "\nafter\n"))
+	a.Expect("* error: message too long (max %d bytes)", chatroom.DefaultBufferSize)
+	b.Expect(ts+" %s say: after", a)
 }
 
 func TestOnlyCarriageReturns(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t, chatroom.WithBufferSize(64))
 	a, b := dialPair(t, addr)
 
-	a.send("\r\n\r\r\r\n") // empty once the ending and the controls go
-	a.send(strings.Repeat("\r", 5000) + "\n")
-	a.expect("* error: message too long (max 64 bytes)")
-	a.send("ok\n")
-	b.expect(ts+" %s say: ok", a) // b heard nothing before it
+	a.Send("\r\n\r\r\r\n") // empty once the ending and the controls go
+	a.Send(strings.Repeat("\r", 5000) + "\n")
+	a.Expect("* error: message too long (max 64 bytes)")
+	a.Send("ok\n")
+	b.Expect(ts+" %s say: ok", a) // b heard nothing before it
 
-	a.send(strings.Repeat("\r", 5000)) // and then hangs up, mid-line
-	require.NoError(t, a.conn.(*net.TCPConn).CloseWrite())
-	a.expect("* error: message too long (max 64 bytes)")
-	b.expect(ts+" * %s left", a)
+	a.Send(strings.Repeat("\r", 5000)) // and then hangs up, mid-line
+	require.NoError(t, a.Conn.(*net.TCPConn).CloseWrite())
+	a.Expect("* error: message too long (max 64 bytes)")
+	b.Expect(ts+" * %s left", a)
 }
 
 func TestHostileTextIsCleaned(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
@@ -192,12 +205,12 @@ func TestHostileTextIsCleaned(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a.send(tt.send + "\n")
-			b.expect(ts+" %s say: %s", a, tt.want)
+			a.Send(tt.send + "\n")
+			b.Expect(ts+" %s say: %s", a, tt.want)
 			if tt.name == "forged line" {
 				// The second half arrives as its own line from a, not
 				// as someone else's.
-				b.expect(ts+" %s say: %s someone say: x", a, ts)
+				b.Expect(ts+" %s say: %s someone say: x", a, ts)
 			}
 		})
 	}
@@ -205,24 +218,46 @@ func TestHostileTextIsCleaned(t *testing.T) {
 
 // TestOrderPerSender has many senders talk at once to many receivers:
 // every receiver gets every line of every sender exactly once, and each
-// sender's lines in the order sent.
+// sender's lines in the order sent; with flood control off, and (a long
+// test: CHATROOM_LONG_TESTS=1) with the default flood control, which reads
+// each sender's 300 lines over 12.5 s.
 func TestOrderPerSender(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		opts []chatroom.Option
+		long bool
+	}{
+		{"flood control off", []chatroom.Option{noFloodControl}, false},
+		{"default flood control", nil, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.long {
+				chattest.Long(t)
+			}
+			t.Parallel()
+			orderPerSender(t, tt.opts...)
+		})
+	}
+}
+
+func orderPerSender(t *testing.T, opts ...chatroom.Option) {
 	const senders, receivers, lines = 6, 6, 300
 	// Every sender sends all its lines in one write, with no flow control:
 	// the outbox must hold the whole burst, since this test is about order,
 	// not about slow clients.
-	room, addr := startRoom(t, chatroom.WithOutboxSize(senders*lines))
+	room, addr := startRoom(t, append([]chatroom.Option{chatroom.WithOutboxSize(senders * lines)}, opts...)...)
 	var all []*client
 	for i := range senders + receivers {
 		c := dial(t, addr, i+1)
 		for _, prev := range all {
-			prev.expect(ts+" * %s joined", c)
+			prev.Expect(ts+" * %s joined", c)
 		}
 		all = append(all, c)
 	}
 	byName := map[string]int{}
 	for i, c := range all[:senders] {
-		byName[c.name] = i
+		byName[c.Name] = i
 	}
 
 	var wg sync.WaitGroup
@@ -232,7 +267,7 @@ func TestOrderPerSender(t *testing.T) {
 			defer wg.Done()
 			next := make([]int, senders)
 			for got := 0; got < senders*lines; got++ {
-				line := r.line()
+				line := r.Line()
 				name, text, ok := strings.Cut(strings.TrimPrefix(line, ts+" "), " say: ")
 				if !assert.True(t, ok, "unexpected line %q", line) {
 					return
@@ -253,7 +288,7 @@ func TestOrderPerSender(t *testing.T) {
 			for i := range lines {
 				fmt.Fprintf(&b, "m%d\n", i)
 			}
-			s.send(b.String()) // in one write: the room must frame it
+			s.Send(b.String()) // in one write: the room must frame it
 		}()
 	}
 	// Senders hear each other too; drain them so their outboxes stay short.
@@ -262,7 +297,7 @@ func TestOrderPerSender(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range (senders - 1) * lines {
-				s.line()
+				s.Line()
 			}
 			_ = i
 		}()
@@ -276,6 +311,7 @@ func TestOrderPerSender(t *testing.T) {
 // TestFiveHundredClients: 500 clients in one room over loopback all get a
 // line sent by one of them.
 func TestFiveHundredClients(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -286,14 +322,14 @@ func TestFiveHundredClients(t *testing.T) {
 		clients[i] = dial(t, addr, i+1)
 	}
 	sender := clients[0]
-	sender.send("to all five hundred\n")
-	want := ts + " " + sender.name + " say: to all five hundred"
+	sender.Send("to all five hundred\n")
+	want := ts + " " + sender.Name + " say: to all five hundred"
 	var wg sync.WaitGroup
 	for _, c := range clients[1:] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.waitFor(want) // after the joins that came after it
+			c.WaitFor(want) // after the joins that came after it
 		}()
 	}
 	wg.Wait()
@@ -305,22 +341,23 @@ func TestFiveHundredClients(t *testing.T) {
 // reset aborts a TCP connection with a RST instead of a FIN.
 func reset(t *testing.T, c *client) {
 	t.Helper()
-	tc := c.conn.(*net.TCPConn)
+	tc := c.Conn.(*net.TCPConn)
 	require.NoError(t, tc.SetLinger(0))
 	require.NoError(t, tc.Close())
 }
 
 func TestResetMidLine(t *testing.T) {
+	t.Parallel()
 	_, addr := startRoom(t)
 	a, b := dialPair(t, addr)
 
-	b.send("half a line, never fini")
+	b.Send("half a line, never fini")
 	reset(t, b)
-	a.expect(ts+" * %s left", b)
+	a.Expect(ts+" * %s left", b)
 
 	// Nothing of the half line was relayed, and the room goes on.
 	c := dial(t, addr, 2)
-	a.expect(ts+" * %s joined", c)
-	c.send("next\n")
-	a.expect(ts+" %s say: next", c)
+	a.Expect(ts+" * %s joined", c)
+	c.Send("next\n")
+	a.Expect(ts+" %s say: next", c)
 }

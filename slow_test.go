@@ -24,6 +24,7 @@ import (
 // testing/synctest over net.Pipe; the slow client is a pipe nobody reads,
 // so its first write, the welcome, never completes.
 func TestSlowClientIsEvicted(t *testing.T) {
+	t.Parallel()
 	const writeTimeout = 10 * time.Second
 	tests := []struct {
 		name      string
@@ -43,7 +44,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 				room := pipeRoom(t, tt.opts...)
 				a, _ := pipeClient(t, room, "a", 1)
 				b, _ := pipeClient(t, room, "b", 2)
-				a.expect(ts + " * b joined")
+				a.Expect(ts + " * b joined")
 
 				local, remote := net.Pipe()
 				defer local.Close()
@@ -55,8 +56,8 @@ func TestSlowClientIsEvicted(t *testing.T) {
 					gone = time.Since(joined)
 					served <- err
 				}()
-				a.expect(ts + " * slow joined")
-				b.expect(ts + " * slow joined")
+				a.Expect(ts + " * slow joined")
+				b.Expect(ts + " * slow joined")
 				synctest.Wait() // slow's writer is stuck in the welcome's write
 
 				// a says a line every 3 s; b hears every one, then slow leave.
@@ -64,8 +65,8 @@ func TestSlowClientIsEvicted(t *testing.T) {
 				i := 0
 				for ; ; i++ {
 					require.Less(t, i, 100, "slow was never evicted")
-					a.send(fmt.Sprintf("line %d\n", i))
-					line := b.line()
+					a.Send(fmt.Sprintf("line %d\n", i))
+					line := b.Line()
 					if line == left {
 						break
 					}
@@ -73,7 +74,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 					time.Sleep(3 * time.Second)
 				}
 				assert.Equal(t, tt.evictedAt, i)
-				a.expect("%s", left)
+				a.Expect("%s", left)
 				assert.ErrorIs(t, <-served, chatroom.ErrTooSlow)
 				if tt.name == "write timeout" {
 					assert.Equal(t, writeTimeout, gone, "evicted when the write timeout passed, to the instant")
@@ -90,6 +91,7 @@ func TestSlowClientIsEvicted(t *testing.T) {
 // one client never reads: everyone else gets every line, in order, and the
 // silent one is evicted once its socket and outbox are full.
 func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
 	// Small kernel buffers on the server side, so the silent client's
 	// socket fills after a few lines instead of a few megabytes.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -99,14 +101,14 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 
 	sender := dial(t, addr, 1)
 	silent := dial(t, addr, 2)
-	silent.conn.(*net.TCPConn).SetReadBuffer(4096)
-	sender.expect(ts+" * %s joined", silent)
+	silent.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	sender.Expect(ts+" * %s joined", silent)
 	const receivers = 4
 	var rs []*client
 	for i := range receivers {
 		r := dial(t, addr, 3+i)
 		rs = append(rs, r)
-		sender.expect(ts+" * %s joined", r)
+		sender.Expect(ts+" * %s joined", r)
 	}
 
 	// The receivers report each line they get; the sender sends the next
@@ -121,11 +123,11 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for next := 0; next < lines; {
-				line := r.line()
+				line := r.Line()
 				if !strings.Contains(line, " say: ") {
 					continue // joins and the silent client's eviction
 				}
-				if !assert.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender.name, next, payload), line, "receiver %d", i) {
+				if !assert.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender.Name, next, payload), line, "receiver %d", i) {
 					return
 				}
 				got <- next
@@ -134,7 +136,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 		}()
 	}
 	for i := range lines {
-		sender.send(fmt.Sprintf("%d %s\n", i, payload))
+		sender.Send(fmt.Sprintf("%d %s\n", i, payload))
 		for range receivers {
 			select {
 			case <-got:
@@ -144,7 +146,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	sender.waitFor(ts + " * " + silent.name + " left (too slow)")
+	sender.WaitFor(ts + " * " + silent.Name + " left (too slow)")
 	s := room.Stats()
 	assert.Equal(t, uint64(1), s.Evicted)
 	assert.Equal(t, 1+receivers, s.Clients)
@@ -155,6 +157,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 // through a line and a writer goroutine takes over from there; when it reads
 // again, every line must arrive whole and in order, and nobody is evicted.
 func TestStalledReaderGetsEveryLineWhole(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := serveOn(t, smallBufferListener{ln}, noFloodControl, chatroom.WithWriteTimeout(time.Minute))
@@ -170,11 +173,11 @@ func TestStalledReaderGetsEveryLineWhole(t *testing.T) {
 	for i := range lines {
 		fmt.Fprintf(&all, "%03d %s\n", i, payload)
 	}
-	sender.send(all.String())
+	sender.Send(all.String())
 	eventually(t, func() bool { return room.Stats().Messages == lines }, "the room relayed every line")
 
 	for i := range lines {
-		require.Equal(t, fmt.Sprintf("%s %s say: %03d %s", ts, sender.name, i, payload), stalled.line(), "line %d", i)
+		require.Equal(t, fmt.Sprintf("%s %s say: %03d %s", ts, sender.Name, i, payload), stalled.Line(), "line %d", i)
 	}
 	s := room.Stats()
 	assert.Zero(t, s.Evicted)
@@ -195,6 +198,7 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 // backlog to it: the writer fails, the client leaves, and a receiver that
 // reads gets every line regardless.
 func TestResetMidFlush(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	room := serveOn(t, smallBufferListener{ln}, noFloodControl)
@@ -202,10 +206,10 @@ func TestResetMidFlush(t *testing.T) {
 	sender := dial(t, addr, 1)
 	reader := dial(t, addr, 2)
 	stuck := dial(t, addr, 3)
-	stuck.conn.(*net.TCPConn).SetReadBuffer(4096)
-	sender.expect(ts+" * %s joined", reader)
-	sender.expect(ts+" * %s joined", stuck)
-	reader.expect(ts+" * %s joined", stuck)
+	stuck.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	sender.Expect(ts+" * %s joined", reader)
+	sender.Expect(ts+" * %s joined", stuck)
+	reader.Expect(ts+" * %s joined", stuck)
 
 	const lines = 300 // 300 KB: far more than the stuck client's buffers
 	payload := strings.Repeat("f", 1000)
@@ -214,14 +218,14 @@ func TestResetMidFlush(t *testing.T) {
 		for i := range lines {
 			fmt.Fprintf(&b, "%d %s\n", i, payload)
 		}
-		sender.conn.Write([]byte(b.String()))
+		sender.Conn.Write([]byte(b.String()))
 	}()
 	for i := range lines {
-		require.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender, i, payload), reader.line())
+		require.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender, i, payload), reader.Line())
 	}
 	reset(t, stuck) // its writer is blocked on a full socket by now
-	reader.expect(ts+" * %s left", stuck)
-	sender.waitFor(ts + " * " + stuck.name + " left")
+	reader.Expect(ts+" * %s left", stuck)
+	sender.WaitFor(ts + " * " + stuck.Name + " left")
 	eventually(t, func() bool { return room.Stats().Clients == 2 }, "the stuck client is gone")
 	// Its writer counts the backlog it could not write once its write fails.
 	eventually(t, func() bool { return room.Stats().Dropped > 0 }, "its backlog was discarded")
@@ -231,11 +235,12 @@ func TestResetMidFlush(t *testing.T) {
 // and never writes again) is cut off by the idle timeout when the room is
 // quiet, and by the write timeout when it is not.
 func TestVanishedPeer(t *testing.T) {
+	t.Parallel()
 	t.Run("quiet room, idle timeout", func(t *testing.T) {
 		_, addr := startRoom(t, chatroom.WithIdleTimeout(300*time.Millisecond))
 		gone := dial(t, addr, 1)
-		gone.expect("* idle timeout") // what it finds if it ever comes back
-		gone.expectClosed()
+		gone.Expect("* idle timeout") // what it finds if it ever comes back
+		gone.ExpectClosed()
 	})
 	t.Run("busy room, write timeout", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -246,17 +251,17 @@ func TestVanishedPeer(t *testing.T) {
 		addr := ln.Addr().String()
 		sender := dial(t, addr, 1)
 		gone := dial(t, addr, 2)
-		gone.conn.(*net.TCPConn).SetReadBuffer(4096)
-		sender.expect(ts+" * %s joined", gone)
+		gone.Conn.(*net.TCPConn).SetReadBuffer(4096)
+		sender.Expect(ts+" * %s joined", gone)
 		listener := dial(t, addr, 3)
-		sender.expect(ts+" * %s joined", listener)
+		sender.Expect(ts+" * %s joined", listener)
 
 		payload := strings.Repeat("w", 500)
 		for i := 0; ; i++ {
 			require.Less(t, i, 100_000, "the vanished peer was never evicted")
-			sender.send(fmt.Sprintf("%d %s\n", i, payload))
-			line := listener.line()
-			if line == ts+" * "+gone.name+" left (too slow)" {
+			sender.Send(fmt.Sprintf("%d %s\n", i, payload))
+			line := listener.Line()
+			if line == ts+" * "+gone.Name+" left (too slow)" {
 				break
 			}
 			require.Equal(t, fmt.Sprintf("%s %s say: %d %s", ts, sender, i, payload), line)
@@ -270,6 +275,7 @@ func TestVanishedPeer(t *testing.T) {
 // shared, so the heap stays below outbox x line size x clients plus a
 // constant; every silent client is evicted and the sender is not.
 func TestMemoryBoundedUnderFlood(t *testing.T) {
+	// Not parallel: it measures the process's heap.
 	const (
 		outbox   = 64
 		silent   = 50
@@ -288,7 +294,7 @@ func TestMemoryBoundedUnderFlood(t *testing.T) {
 	sender := dial(t, addr, 1)
 	for i := range silent {
 		c := dial(t, addr, 2+i)
-		c.conn.(*net.TCPConn).SetReadBuffer(4096)
+		c.Conn.(*net.TCPConn).SetReadBuffer(4096)
 	}
 	eventually(t, func() bool { return room.Stats().Clients == silent+1 }, "everyone joined")
 
@@ -318,7 +324,7 @@ func TestMemoryBoundedUnderFlood(t *testing.T) {
 	go func() {
 		line := strings.Repeat("F", lineSize-1) + "\n"
 		for range lines {
-			if _, err := sender.conn.Write([]byte(line)); err != nil {
+			if _, err := sender.Conn.Write([]byte(line)); err != nil {
 				return
 			}
 		}
@@ -347,13 +353,13 @@ func TestOutboxBoundedInBytes(t *testing.T) {
 		room := pipeRoom(t, chatroom.WithOutboxBytes(1000), chatroom.WithWriteTimeout(time.Hour))
 		watcher, _ := pipeClient(t, room, "watcher", 1)
 		asker, done := pipeClient(t, room, "asker", 2)
-		watcher.expect(ts + " * asker joined")
+		watcher.Expect(ts + " * asker joined")
 		for range 10 { // /help's answer is over 300 bytes; asker reads none of it
-			if _, err := asker.conn.Write([]byte("/help\n")); err != nil {
+			if _, err := asker.Conn.Write([]byte("/help\n")); err != nil {
 				break // evicted: its connection is closed
 			}
 		}
-		watcher.expect(ts + " * asker left (too slow)")
+		watcher.Expect(ts + " * asker left (too slow)")
 		assert.ErrorIs(t, <-done, chatroom.ErrTooSlow)
 		assert.Equal(t, uint64(1), room.Stats().Evicted)
 	})

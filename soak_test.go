@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // soakDuration is how long TestSoak runs: a few seconds by default, longer
@@ -29,18 +30,20 @@ func soakDuration(t *testing.T) time.Duration {
 		d, err = time.ParseDuration(s)
 		require.NoError(t, err, "CHATROOM_SOAK")
 	}
-	if testing.Short() {
-		d = time.Second
-	}
 	return d
 }
 
-// TestSoak streams lines from steady senders to steady receivers while
-// other clients join and leave at random: they exit, hang up, reset, or
-// talk first. At the end every steady receiver has every line of every
+// TestSoak (a long test: CHATROOM_LONG_TESTS=1, or CHATROOM_SOAK) streams
+// lines from steady senders to steady receivers while other clients join
+// and leave at random: they exit, hang up, reset, or talk first. At the end every steady receiver has every line of every
 // steady sender, exactly once and in order, and the goroutines, open
 // descriptors and heap are back where they started.
 func TestSoak(t *testing.T) {
+	// Not parallel: it counts the process's goroutines and descriptors,
+	// and measures its heap.
+	if os.Getenv("CHATROOM_SOAK") == "" { // a soak's length asks for it too
+		chattest.Long(t)
+	}
 	const senders, receivers, churners = 3, 3, 4
 	duration := soakDuration(t)
 	seed := uint64(time.Now().UnixNano())
@@ -65,7 +68,7 @@ func TestSoak(t *testing.T) {
 	}
 	senderIndex := map[string]int{}
 	for i, s := range steady[:senders] {
-		senderIndex[s.name] = i
+		senderIndex[s.Name] = i
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -78,8 +81,8 @@ func TestSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				c.conn.SetReadDeadline(time.Now().Add(waitLimit))
-				line, err := c.in.ReadString('\n')
+				c.Conn.SetReadDeadline(time.Now().Add(waitLimit))
+				line, err := c.In.ReadString('\n')
 				if err != nil {
 					return // closed at the end of the test
 				}
@@ -109,8 +112,8 @@ func TestSoak(t *testing.T) {
 					// A deadline for each line, as the receivers have: the
 					// one left from the welcome ran out after 10 s, and the
 					// sender then stopped reading and was rightly evicted.
-					c.conn.SetReadDeadline(time.Now().Add(waitLimit))
-					if _, err := c.in.ReadString('\n'); err != nil {
+					c.Conn.SetReadDeadline(time.Now().Add(waitLimit))
+					if _, err := c.In.ReadString('\n'); err != nil {
 						return // closed at the end of the test
 					}
 				}
@@ -128,8 +131,8 @@ func TestSoak(t *testing.T) {
 					return
 				default:
 				}
-				c.conn.SetWriteDeadline(time.Now().Add(waitLimit))
-				if _, err := fmt.Fprintf(c.conn, "%d\n", i); !assert.NoError(t, err) {
+				c.Conn.SetWriteDeadline(time.Now().Add(waitLimit))
+				if _, err := fmt.Fprintf(c.Conn, "%d\n", i); !assert.NoError(t, err) {
 					return
 				}
 				sent[s].Add(1)
@@ -172,7 +175,7 @@ func TestSoak(t *testing.T) {
 	}, "every receiver has every line")
 	stats := room.Stats()
 	for _, c := range steady {
-		c.conn.Close()
+		c.Conn.Close()
 	}
 	wg.Wait()
 	require.NoError(t, room.Close())

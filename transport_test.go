@@ -22,6 +22,7 @@ import (
 // wrapped connections.
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	serverCfg, clientCfg := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -35,19 +36,20 @@ func TestTLS(t *testing.T) {
 	}
 	a := dialTLS(1)
 	b := dialTLS(2)
-	a.expect(ts+" * %s joined", b)
-	a.send("over tls\n")
-	b.expect(ts+" %s say: over tls", a)
-	b.send("exit\n")
-	b.expect("* bye")
-	b.expectClosed()
-	a.expect(ts+" * %s left", b)
+	a.Expect(ts+" * %s joined", b)
+	a.Send("over tls\n")
+	b.Expect(ts+" %s say: over tls", a)
+	b.Send("exit\n")
+	b.Expect("* bye")
+	b.ExpectClosed()
+	a.Expect(ts+" * %s left", b)
 }
 
 // TestTLSHandshakeIsBounded: a client that opens a TCP connection to a TLS
 // room and never says hello is dropped after the write timeout, and takes
 // no place in the room meanwhile.
 func TestTLSHandshakeIsBounded(t *testing.T) {
+	t.Parallel()
 	serverCfg, _ := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -67,6 +69,7 @@ func TestTLSHandshakeIsBounded(t *testing.T) {
 // handshake would time out (an hour here). Under synctest over net.Pipe,
 // so "as soon as" is exact: no time passes.
 func TestShutdownDoesNotWaitForTLSHandshakes(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		serverCfg, clientCfg := selfSigned(t) // in the bubble: valid at its clock
 		clientCfg.ServerName = "127.0.0.1"
@@ -87,8 +90,8 @@ func TestShutdownDoesNotWaitForTLSHandshakes(t *testing.T) {
 		start := time.Now()
 		shutdownDone := make(chan error, 1)
 		go func() { shutdownDone <- room.Shutdown(context.Background()) }()
-		member.expect("* server shutting down")
-		member.expectClosed()
+		member.Expect("* server shutting down")
+		member.ExpectClosed()
 		require.NoError(t, <-shutdownDone)
 		assert.Zero(t, time.Since(start), "Shutdown waited for a handshake")
 		assert.ErrorIs(t, <-memberDone, chatroom.ErrRoomClosed)
@@ -98,6 +101,7 @@ func TestShutdownDoesNotWaitForTLSHandshakes(t *testing.T) {
 }
 
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "room.sock")
 	ln, err := net.Listen("unix", path)
 	require.NoError(t, err)
@@ -113,30 +117,31 @@ func TestUnixSocket(t *testing.T) {
 	a := dialUnix("", 1)
 	b := dialUnix("#2", 2)
 	c := dialUnix("#3", 3)
-	a.expect(ts+" * %s joined", b)
-	a.expect(ts+" * %s joined", c)
-	a.send("over a unix socket\n")
-	b.expect(ts+" * %s joined", c)
-	b.expect(ts+" %s say: over a unix socket", a)
-	c.expect(ts+" %s say: over a unix socket", a)
+	a.Expect(ts+" * %s joined", b)
+	a.Expect(ts+" * %s joined", c)
+	a.Send("over a unix socket\n")
+	b.Expect(ts+" * %s joined", c)
+	b.Expect(ts+" %s say: over a unix socket", a)
+	c.Expect(ts+" %s say: over a unix socket", a)
 }
 
 func TestServeConnOverPipe(t *testing.T) {
+	t.Parallel()
 	room := chatroom.NewRoom(chatroom.WithClock(fixedClock))
 	defer room.Close()
 	alice, aliceDone := pipeClient(t, room, "alice", 1)
 	bob, bobDone := pipeClient(t, room, "bob", 2)
-	alice.expect(ts + " * bob joined")
+	alice.Expect(ts + " * bob joined")
 
-	alice.send("hi bob\n")
-	bob.expect(ts + " alice say: hi bob")
-	bob.send("exit\n")
-	bob.expect("* bye")
-	bob.expectClosed()
-	alice.expect(ts + " * bob left")
+	alice.Send("hi bob\n")
+	bob.Expect(ts + " alice say: hi bob")
+	bob.Send("exit\n")
+	bob.Expect("* bye")
+	bob.ExpectClosed()
+	alice.Expect(ts + " * bob left")
 	assert.NoError(t, <-bobDone, "ServeConn returns nil after exit")
 
-	require.NoError(t, alice.conn.Close())
+	require.NoError(t, alice.Conn.Close())
 	assert.NoError(t, <-aliceDone, "ServeConn returns nil after a hang-up")
 }
 
@@ -147,6 +152,7 @@ func TestServeConnOverPipe(t *testing.T) {
 // line the sniffer had already read must be relayed at once, and every
 // byte the clients get must have gone through the wrapper's Write.
 func TestWrappedTCPConnIsUsedThroughItsMethods(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	wl := &wrappingListener{Listener: ln}
@@ -155,8 +161,8 @@ func TestWrappedTCPConnIsUsedThroughItsMethods(t *testing.T) {
 
 	a := dial(t, addr, 1)
 	b := dial(t, addr, 2) // the second connection: its wrapper holds "sniffed\n"
-	a.expect(ts+" * %s joined", b)
-	a.expect(ts+" %s say: sniffed", b)
+	a.Expect(ts+" * %s joined", b)
+	a.Expect(ts+" %s say: sniffed", b)
 
 	got := []string{ // every line the two clients were sent, and read
 		fmt.Sprintf("* welcome %s, 1 online", a), fmt.Sprintf("* welcome %s, 2 online", b),

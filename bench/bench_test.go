@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,9 +38,22 @@ var paths = serverPaths{redis: findBinary("redis-server", ""), nats: findBinary(
 
 // startPeer starts a server of kind as a process, or skips the test with
 // the reason if it is not installed.
+//
+// startServer picks the server's ports by listening on port 0 and closing
+// the listener (freePort), so that another process, or its own second pick
+// for room-ws, can take a port before the server binds it: it then fails
+// with "address already in use". startPeer tries new ports, at most three
+// times.
 func startPeer(t *testing.T, kind string) *server {
 	t.Helper()
 	srv, err := startServer(kind, paths, 1024)
+	for range 2 {
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+			break
+		}
+		t.Logf("starting %s again: %v", kind, err)
+		srv, err = startServer(kind, paths, 1024)
+	}
 	if errors.Is(err, errMissing) {
 		t.Skipf("skipping: %v", err)
 	}
@@ -67,6 +81,7 @@ func inProcessRoom(t *testing.T) string {
 // order, with nothing else, and that a sender hears itself only where the
 // protocol says it does.
 func TestParsersAgainstRealServers(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"room", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			var addr string
@@ -128,6 +143,7 @@ func TestParsersAgainstRealServers(t *testing.T) {
 // TestFanoutCountsEveryDelivery runs a small fan-out against each server
 // process: nothing lost or repeated, and the server's CPU time read.
 func TestFanoutCountsEveryDelivery(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"room", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			srv := startPeer(t, kind)
@@ -148,6 +164,7 @@ func TestFanoutCountsEveryDelivery(t *testing.T) {
 }
 
 func TestIdleMeasuresMemory(t *testing.T) {
+	t.Parallel()
 	srv := startPeer(t, "room")
 	res, err := runIdle(roomProto{label: "room"}, srv, 200, 0, 100*time.Millisecond, &progress{w: io.Discard, quiet: true})
 	require.NoError(t, err)
@@ -156,6 +173,7 @@ func TestIdleMeasuresMemory(t *testing.T) {
 }
 
 func TestHistogramQuantiles(t *testing.T) {
+	t.Parallel()
 	var h histogram
 	for i := 1; i <= 1000; i++ {
 		h.record(time.Duration(i) * time.Microsecond)
@@ -171,6 +189,7 @@ func TestHistogramQuantiles(t *testing.T) {
 }
 
 func TestRampWritesCSVAndPlot(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rs := []result{
 		{server: "room", clients: 10, throughput: 1e6, deliveries: 1000, serverCPU: time.Millisecond},
@@ -190,6 +209,7 @@ func TestRampWritesCSVAndPlot(t *testing.T) {
 }
 
 func TestCommandLineMistakes(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"-size", "10", "fanout"},
 		{"-senders", "0", "fanout"},
@@ -207,6 +227,7 @@ func TestCommandLineMistakes(t *testing.T) {
 // TestFanoutOverWebSocket runs a small fan-out through the demo's
 // WebSocket, as browsers connect, with exact delivery counts.
 func TestFanoutOverWebSocket(t *testing.T) {
+	t.Parallel()
 	srv := startPeer(t, "room-ws")
 	spec := fanoutSpec{clients: 10, senders: 2, messages: 50, size: 64, window: 16}
 	res, err := runFanout(roomWSProto{}, srv, spec, &progress{w: io.Discard, quiet: true})

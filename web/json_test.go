@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chatroom-go/chatroom/web"
 	"github.com/chatroom-go/chatroom/web/client"
 )
@@ -233,7 +233,7 @@ func TestJSONEveryCommand(t *testing.T) {
 	assert.True(t, own.Own)
 	assert.Equal(t, got.ID, own.ID)
 	assert.Equal(t, testTime, got.Time.UTC())
-	assert.Equal(t, ts+" ann say: hello", term.line())
+	assert.Equal(t, ts+" ann say: hello", term.Line())
 
 	// me
 	bob.send(client.Command{Type: "me", Room: "lobby", Text: "waves"})
@@ -242,7 +242,7 @@ func TestJSONEveryCommand(t *testing.T) {
 	assert.Equal(t, "waves", act.Text)
 	assert.Greater(t, act.ID, got.ID)
 	assert.True(t, bob.expect("me").Own)
-	assert.Equal(t, ts+" * bob waves", term.line())
+	assert.Equal(t, ts+" * bob waves", term.Line())
 
 	// msg: the recipient and the sender alone.
 	ann.send(client.Command{Type: "msg", To: "BOB", Text: "psst"})
@@ -251,8 +251,8 @@ func TestJSONEveryCommand(t *testing.T) {
 	w = ann.expect("whisper")
 	assert.True(t, w.Own)
 	assert.Equal(t, "bob", w.To)
-	ann.send(client.Command{Type: "msg", To: term.name, Text: "to the terminal"})
-	assert.Equal(t, ts+" ann whispers: to the terminal", term.line())
+	ann.send(client.Command{Type: "msg", To: term.Name, Text: "to the terminal"})
+	assert.Equal(t, ts+" ann whispers: to the terminal", term.Line())
 	ann.expect("whisper")
 
 	// nick: everyone who shares a room, the renamed as its own.
@@ -265,7 +265,7 @@ func TestJSONEveryCommand(t *testing.T) {
 	assert.Equal(t, "bob", n.Old)
 	assert.Equal(t, "bobby", n.From)
 	assert.Equal(t, []string{"lobby"}, n.Rooms)
-	assert.Equal(t, ts+" * bob is now bobby", term.line())
+	assert.Equal(t, ts+" * bob is now bobby", term.Line())
 
 	// join: a room of one's own, with its roster; the others are told.
 	ann.send(client.Command{Type: "join", Room: "#Games"})
@@ -292,7 +292,7 @@ func TestJSONEveryCommand(t *testing.T) {
 	// who, rooms
 	bob.send(client.Command{Type: "who", Room: "lobby"})
 	m := bob.expect("members")
-	assert.Equal(t, []string{term.name, "ann", "bobby"}, names(m.Members), "sorted, ignoring case")
+	assert.Equal(t, []string{term.Name, "ann", "bobby"}, names(m.Members), "sorted, ignoring case")
 	assert.Equal(t, 3, m.Count)
 	bob.send(client.Command{Type: "rooms"})
 	rooms := bob.expect("rooms")
@@ -331,13 +331,10 @@ func TestJSONEveryCommand(t *testing.T) {
 }
 
 // terminal is a text-protocol client of the site's hub over TCP.
-func (s *hubSite) terminal(t *testing.T) *terminal {
+func (s *hubSite) terminal(t *testing.T) *chattest.Client {
 	t.Helper()
-	conn, err := net.Dial("tcp", s.tcp)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	c := &terminal{t: t, conn: conn, in: bufio.NewReader(conn), name: conn.LocalAddr().String()}
-	require.True(t, strings.HasPrefix(c.line(), "* welcome "+c.name))
+	c := chattest.Dial(t, s.tcp)
+	require.True(t, strings.HasPrefix(c.Line(), "* welcome "+c.Name))
 	return c
 }
 
@@ -364,7 +361,7 @@ func TestJSONThreeRooms(t *testing.T) {
 
 	bob.send(client.Command{Type: "say", Room: "music", Text: "jazz"})
 	bob.send(client.Command{Type: "say", Room: "games", Text: "chess"})
-	_, err := term.conn.Write([]byte("hello lobby\n"))
+	_, err := term.Conn.Write([]byte("hello lobby\n"))
 	require.NoError(t, err)
 	got := map[string]string{}
 	for len(got) < 3 {
@@ -391,7 +388,7 @@ func TestJSONThreeRooms(t *testing.T) {
 	left := ann.expect("leave")
 	assert.ElementsMatch(t, []string{"games", "music"}, left.Rooms)
 	assert.Equal(t, "disconnect", left.Reason)
-	term.conn.Write([]byte("after\n"))
+	term.Conn.Write([]byte("after\n"))
 	assert.Equal(t, "after", ann.expect("say").Text, "nothing else came between")
 }
 

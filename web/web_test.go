@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chatroom-go/chatroom/web"
 )
 
@@ -28,11 +29,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const waitLimit = 10 * time.Second
+// The time limit and the fixed clock are chattest's.
+const (
+	waitLimit = chattest.WaitLimit
+	ts        = chattest.TS
+)
 
-var testTime = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
-
-const ts = "2026-11-28 09:30:00"
+var testTime = chattest.Time
 
 // site serves room's page at / and its WebSocket at /ws on a test server,
 // and the room on a TCP listener too; all close when the test ends.
@@ -44,7 +47,7 @@ type site struct {
 
 func newSite(t *testing.T, roomOpts []chatroom.Option, opts ...web.Option) *site {
 	t.Helper()
-	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(func() time.Time { return testTime })}, roomOpts...)...)
+	room := chatroom.NewRoom(append([]chatroom.Option{chatroom.WithClock(chattest.Clock)}, roomOpts...)...)
 	mux := http.NewServeMux()
 	mux.Handle("/", web.Page())
 	mux.Handle("/ws", web.NewHandler(room, opts...))
@@ -61,12 +64,11 @@ func newSite(t *testing.T, roomOpts []chatroom.Option, opts ...web.Option) *site
 	return &site{room: room, http: srv, tcp: ln.Addr().String()}
 }
 
-// browser is a WebSocket client of the room.
+// browser is a WebSocket client of the room: the line client over the
+// WebSocket's text messages, and the WebSocket itself.
 type browser struct {
-	t    *testing.T
-	ws   *websocket.Conn
-	in   *bufio.Reader
-	name string
+	*chattest.Client
+	ws *websocket.Conn
 }
 
 func (s *site) browser(t *testing.T, header http.Header) *browser {
@@ -76,115 +78,75 @@ func (s *site) browser(t *testing.T, header http.Header) *browser {
 	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.http.URL, "http")+"/ws", &websocket.DialOptions{HTTPHeader: header})
 	require.NoError(t, err)
 	t.Cleanup(func() { ws.CloseNow() })
-	b := &browser{t: t, ws: ws, in: bufio.NewReader(websocket.NetConn(context.Background(), ws, websocket.MessageText))}
-	welcome := b.line()
+	// Not chattest.NewClient: closing the NetConn would wait for the
+	// close handshake; CloseNow above does not.
+	conn := websocket.NetConn(context.Background(), ws, websocket.MessageText)
+	b := &browser{Client: &chattest.Client{T: t, Conn: conn, In: bufio.NewReader(conn)}, ws: ws}
+	welcome := b.Line()
 	require.True(t, strings.HasPrefix(welcome, "* welcome "), welcome)
-	b.name = strings.TrimPrefix(welcome[:strings.LastIndex(welcome, ",")], "* welcome ")
+	b.Name = strings.TrimPrefix(welcome[:strings.LastIndex(welcome, ",")], "* welcome ")
 	return b
 }
 
-func (b *browser) send(msg string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	require.NoError(b.t, b.ws.Write(ctx, websocket.MessageText, []byte(msg)))
-}
-
-func (b *browser) line() string {
-	b.t.Helper()
-	type result struct {
-		s   string
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		s, err := b.in.ReadString('\n')
-		got <- result{s, err}
-	}()
-	select {
-	case r := <-got:
-		require.NoError(b.t, r.err)
-		return strings.TrimSuffix(r.s, "\n")
-	case <-time.After(waitLimit):
-		b.t.Fatal("no line from the room")
-	}
-	return ""
-}
-
-// terminal is a TCP client of the same room.
-type terminal struct {
-	t    *testing.T
-	conn net.Conn
-	in   *bufio.Reader
-	name string
-}
-
-func (s *site) terminal(t *testing.T) *terminal {
+// terminal connects a TCP client to the room and reads its welcome.
+func (s *site) terminal(t *testing.T) *chattest.Client {
 	t.Helper()
-	conn, err := net.Dial("tcp", s.tcp)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	c := &terminal{t: t, conn: conn, in: bufio.NewReader(conn), name: conn.LocalAddr().String()}
-	require.True(t, strings.HasPrefix(c.line(), "* welcome "+c.name))
+	c := chattest.Dial(t, s.tcp)
+	require.True(t, strings.HasPrefix(c.Line(), "* welcome "+c.Name))
 	return c
 }
 
-func (c *terminal) line() string {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(waitLimit))
-	s, err := c.in.ReadString('\n')
-	require.NoError(c.t, err)
-	return strings.TrimSuffix(s, "\n")
-}
-
 func TestBrowserAndTerminalChat(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	b := s.browser(t, nil)
 	c := s.terminal(t)
-	assert.Equal(t, ts+" * "+c.name+" joined", b.line())
+	assert.Equal(t, ts+" * "+c.Name+" joined", b.Line())
 
-	b.send("hello from the browser\n")
-	assert.Equal(t, ts+" "+b.name+" say: hello from the browser", c.line())
-	_, err := c.conn.Write([]byte("hello from the terminal\n"))
-	require.NoError(t, err)
-	assert.Equal(t, ts+" "+c.name+" say: hello from the terminal", b.line())
+	b.Send("hello from the browser\n")
+	assert.Equal(t, ts+" "+b.Name+" say: hello from the browser", c.Line())
+	c.Send("hello from the terminal\n")
+	assert.Equal(t, ts+" "+c.Name+" say: hello from the terminal", b.Line())
 
 	// Many lines in one message, and a line split over two.
-	b.send("one\ntwo\nthr")
-	b.send("ee\n")
+	b.Send("one\ntwo\nthr")
+	b.Send("ee\n")
 	for _, want := range []string{"one", "two", "three"} {
-		assert.Equal(t, ts+" "+b.name+" say: "+want, c.line())
+		assert.Equal(t, ts+" "+b.Name+" say: "+want, c.Line())
 	}
 	// Commands work from the browser.
-	b.send("/nick webby\n")
-	assert.Equal(t, "* you are now webby", b.line())
-	assert.Equal(t, ts+" * "+b.name+" is now webby", c.line())
+	b.Send("/nick webby\n")
+	assert.Equal(t, "* you are now webby", b.Line())
+	assert.Equal(t, ts+" * "+b.Name+" is now webby", c.Line())
 }
 
 func TestBrowserLineTooLong(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, []chatroom.Option{chatroom.WithBufferSize(16)})
 	b := s.browser(t, nil)
 	c := s.terminal(t)
-	b.line() // c joined
-	b.send(strings.Repeat("x", 100) + "\nshort\n")
-	assert.Equal(t, "* error: message too long (max 16 bytes)", b.line())
-	assert.Equal(t, ts+" "+b.name+" say: short", c.line())
+	b.Line() // c joined
+	b.Send(strings.Repeat("x", 100) + "\nshort\n")
+	assert.Equal(t, "* error: message too long (max 16 bytes)", b.Line())
+	assert.Equal(t, ts+" "+b.Name+" say: short", c.Line())
 }
 
 func TestBrowserBinaryMessageRefused(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	b := s.browser(t, nil)
 	c := s.terminal(t)
-	b.line()
+	b.Line()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	require.NoError(t, b.ws.Write(ctx, websocket.MessageBinary, []byte("binary\n")))
 	_, _, err := b.ws.Read(ctx)
 	assert.Equal(t, websocket.StatusUnsupportedData, websocket.CloseStatus(err), "closed with a close frame: %v", err)
-	assert.Equal(t, ts+" * "+b.name+" left", c.line())
+	assert.Equal(t, ts+" * "+b.Name+" left", c.Line())
 }
 
 func TestBadOriginRefused(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -198,21 +160,23 @@ func TestBadOriginRefused(t *testing.T) {
 	// Allowed by a pattern, it gets in.
 	s2 := newSite(t, nil, web.WithOriginPatterns("*.example"))
 	b := s2.browser(t, http.Header{"Origin": {"https://chat.example"}})
-	assert.NotEmpty(t, b.name)
+	assert.NotEmpty(t, b.Name)
 }
 
 func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
+	t.Parallel()
 	forwarded := http.Header{"X-Forwarded-For": {"198.51.100.7, 203.0.113.9"}}
 	s := newSite(t, nil)
 	b := s.browser(t, forwarded)
-	assert.True(t, strings.HasPrefix(b.name, "127.0.0.1:"), "untrusted header ignored: %s", b.name)
+	assert.True(t, strings.HasPrefix(b.Name, "127.0.0.1:"), "untrusted header ignored: %s", b.Name)
 
 	s2 := newSite(t, nil, web.WithTrustedProxies(netip.MustParsePrefix("127.0.0.0/8")))
 	b2 := s2.browser(t, forwarded)
-	assert.Equal(t, "203.0.113.9:0", b2.name, "the last hop before the trusted proxy")
+	assert.Equal(t, "203.0.113.9:0", b2.Name, "the last hop before the trusted proxy")
 }
 
 func TestAuthHookReadsTheRequest(t *testing.T) {
+	t.Parallel()
 	auth := func(ctx context.Context, e chatroom.AuthEvent) (chatroom.AuthReply, error) {
 		r, ok := e.Conn.(interface{ Request() *http.Request })
 		if !ok {
@@ -226,10 +190,11 @@ func TestAuthHookReadsTheRequest(t *testing.T) {
 	}
 	s := newSite(t, []chatroom.Option{chatroom.WithAuth(auth)})
 	b := s.browser(t, http.Header{"Cookie": {"user=ada"}})
-	assert.Equal(t, "ada", b.name)
+	assert.Equal(t, "ada", b.Name)
 }
 
 func TestPageIsServed(t *testing.T) {
+	t.Parallel()
 	s := newSite(t, nil)
 	for _, path := range []string{"/", "/chat.js", "/style.css"} {
 		resp, err := http.Get(s.http.URL + path)
@@ -426,11 +391,11 @@ func TestBrowserLineAcrossMessages(t *testing.T) {
 	s := newSite(t, nil)
 	b := s.browser(t, nil)
 	c := s.terminal(t)
-	assert.Equal(t, ts+" * "+c.name+" joined", b.line())
-	b.send("hel")
-	b.send("lo\nand ")
-	b.send("")
-	b.send("more\n")
-	assert.Equal(t, ts+" "+b.name+" say: hello", c.line())
-	assert.Equal(t, ts+" "+b.name+" say: and more", c.line())
+	assert.Equal(t, ts+" * "+c.Name+" joined", b.Line())
+	b.Send("hel")
+	b.Send("lo\nand ")
+	b.Send("")
+	b.Send("more\n")
+	assert.Equal(t, ts+" "+b.Name+" say: hello", c.Line())
+	assert.Equal(t, ts+" "+b.Name+" say: and more", c.Line())
 }

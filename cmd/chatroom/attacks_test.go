@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -50,13 +49,20 @@ type demo struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string
-	stderr *bufio.Reader // what it logs, from the line after "serving" on
+	stderr *bufio.Reader // what it logs, from the line after "serving" on: the log goroutine's alone once it runs
+	logs   chan string   // the lines the log goroutine read that the test has not taken; closed at the log's end
+	read   func()        // starts the log goroutine, once
 	exited chan error
 }
 
+// logLines is how many lines of the log the log goroutine holds for the
+// test; past that it drops them, so that the program never waits for it.
+const logLines = 1 << 12
+
 // startDemo builds (once) and starts the demo with args and -addr
 // 127.0.0.1:0, reads its log up to the "serving" line, and stops it when
-// the test ends. Nothing reads the rest of its log unless the test does.
+// the test ends. Nothing reads the rest of its log until the test asks for
+// a line of it (logLine), or stops the program.
 func startDemo(t *testing.T, args ...string) *demo {
 	t.Helper()
 	if testing.Short() {
@@ -68,7 +74,8 @@ func startDemo(t *testing.T, args ...string) *demo {
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	d := &demo{t: t, cmd: cmd, stderr: bufio.NewReader(stderr), exited: make(chan error, 1)}
+	d := &demo{t: t, cmd: cmd, stderr: bufio.NewReader(stderr), logs: make(chan string, logLines), exited: make(chan error, 1)}
+	d.read = sync.OnceFunc(func() { go d.readLog() })
 	addrRe := regexp.MustCompile(`msg=serving addr=(\S+)`)
 	var logged strings.Builder // what it said before it served, for a failure
 	for d.addr == "" {
@@ -82,17 +89,34 @@ func startDemo(t *testing.T, args ...string) *demo {
 	go func() { d.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		go io.Copy(io.Discard, d.stderr)
+		d.read() // so that the program's last writes to its log end
 		<-d.exited
 	})
 	return d
+}
+
+// readLog is the log goroutine: the only reader of d.stderr once it runs.
+// It hands each line to d.logs, or drops it if the test has not taken
+// logLines of them, and ends with the log.
+func (d *demo) readLog() {
+	defer close(d.logs)
+	for {
+		line, err := d.stderr.ReadString('\n')
+		if err != nil {
+			return
+		}
+		select {
+		case d.logs <- line:
+		default:
+		}
+	}
 }
 
 // stop sends SIGTERM and expects the program to exit 0 within waitLimit,
 // reading its log meanwhile; it returns how long that took.
 func (d *demo) stop() time.Duration {
 	d.t.Helper()
-	go io.Copy(io.Discard, d.stderr)
+	d.read()
 	start := time.Now()
 	require.NoError(d.t, d.cmd.Process.Signal(syscall.SIGTERM))
 	select {
@@ -105,35 +129,27 @@ func (d *demo) stop() time.Duration {
 	return time.Since(start)
 }
 
-// logLine reads the log until a line holding all of parts, and returns it.
+// logLine reads the log until a line holding all of parts, within
+// waitLimit, and returns it.
 func (d *demo) logLine(parts ...string) string {
 	d.t.Helper()
-	found := make(chan string, 1)
-	go func() {
-		for {
-			line, err := d.stderr.ReadString('\n')
-			if err != nil {
-				close(found)
-				return
-			}
+	d.read()
+	timeout := time.After(waitLimit)
+	for {
+		select {
+		case line, ok := <-d.logs:
+			require.True(d.t, ok, "the log ended before a line with %q", parts)
 			matched := true
 			for _, p := range parts {
 				matched = matched && strings.Contains(line, p)
 			}
 			if matched {
-				found <- line
-				return
+				return line
 			}
+		case <-timeout:
+			d.t.Fatalf("no log line with %q", parts)
 		}
-	}()
-	select {
-	case line, ok := <-found:
-		require.True(d.t, ok, "the log ended before a line with %q", parts)
-		return line
-	case <-time.After(waitLimit):
-		d.t.Fatalf("no log line with %q", parts)
 	}
-	return ""
 }
 
 // proc returns a field of /proc/PID/status, or the number of open
@@ -142,11 +158,7 @@ func (d *demo) proc(field string) int {
 	d.t.Helper()
 	pid := d.cmd.Process.Pid
 	if field == "fds" {
-		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		if err != nil {
-			d.t.Skip("no /proc on this system")
-		}
-		return len(entries)
+		return chattest.OpenFDs(d.t, pid)
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	require.NoError(d.t, err)
@@ -161,61 +173,20 @@ func (d *demo) proc(field string) int {
 	return 0
 }
 
-// member joins the demo's room and reads on in the background, so that it
-// is never too slow; lines it is waiting for are handed to the test.
-type member struct {
-	conn  net.Conn
-	lines chan string
-}
-
-func joinDemo(t *testing.T, addr string, dial func() (net.Conn, error)) *member {
+// joinDemo joins the demo's room at addr, through dial if it is not nil,
+// and reads what comes in the background (chattest.Client.Background), so
+// that the member is never too slow; it returns once it is welcome.
+func joinDemo(t *testing.T, addr string, dial func() (net.Conn, error)) *chattest.Client {
 	t.Helper()
 	if dial == nil {
 		dial = func() (net.Conn, error) { return net.DialTimeout("tcp", addr, waitLimit) }
 	}
 	conn, err := dial()
 	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	m := &member{conn: conn, lines: make(chan string, 1<<16)}
-	go func() {
-		defer close(m.lines)
-		in := bufio.NewReader(conn)
-		for {
-			line, err := in.ReadString('\n')
-			if err != nil {
-				return
-			}
-			select {
-			case m.lines <- strings.TrimSuffix(line, "\n"):
-			default: // a flood of notices nobody waits for
-			}
-		}
-	}()
-	m.waitFor(t, "* welcome ")
+	m := chattest.NewClient(t, conn, conn.LocalAddr().String())
+	m.Background()
+	m.WaitForPart("* welcome ")
 	return m
-}
-
-// waitFor skips lines until one that contains want, and returns it.
-func (m *member) waitFor(t *testing.T, want string) string {
-	t.Helper()
-	timeout := time.After(waitLimit)
-	for {
-		select {
-		case line, ok := <-m.lines:
-			require.True(t, ok, "connection closed while waiting for %q", want)
-			if strings.Contains(line, want) {
-				return line
-			}
-		case <-timeout:
-			t.Fatalf("no line with %q", want)
-		}
-	}
-}
-
-func (m *member) send(t *testing.T, s string) {
-	t.Helper()
-	_, err := io.WriteString(m.conn, s)
-	require.NoError(t, err)
 }
 
 // TestDemoShutdownDoesNotWaitForHandshakes: a TLS room with an hour's
@@ -223,22 +194,20 @@ func (m *member) send(t *testing.T, s string) {
 // sends its ClientHello: SIGTERM tells the member and exits 0 at once,
 // well inside the grace it would otherwise wait out.
 func TestDemoShutdownDoesNotWaitForHandshakes(t *testing.T) {
-	cfg, certPEM := tlsConfig(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	t.Parallel()
+	cert := chattest.SelfSigned(t)
+	certFile, keyFile := cert.WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile, "-write-timeout", "1h", "-grace", "30s")
 
-	clientCfg := clientTLS(t, certPEM)
 	m := joinDemo(t, d.addr, func() (net.Conn, error) {
-		return tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.addr, clientCfg)
+		return tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.addr, cert.Client)
 	})
 	silent, err := net.Dial("tcp", d.addr)
 	require.NoError(t, err)
 	defer silent.Close()
 
 	took := d.stop()
-	m.waitFor(t, "* server shutting down")
+	m.WaitForPart("* server shutting down")
 	t.Logf("exited %v after SIGTERM, with a handshake pending", took.Round(time.Millisecond))
 }
 
@@ -247,6 +216,7 @@ func TestDemoShutdownDoesNotWaitForHandshakes(t *testing.T) {
 // clients come and go; the room still welcomes newcomers and relays their
 // lines. Once the log is read again, it says how many records it dropped.
 func TestDemoKeepsTalkingWithAStalledLog(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t) // from here on nobody reads its log
 	for range 2000 {
 		c, err := net.Dial("tcp", d.addr)
@@ -256,21 +226,24 @@ func TestDemoKeepsTalkingWithAStalledLog(t *testing.T) {
 	}
 	a := joinDemo(t, d.addr, nil)
 	b := joinDemo(t, d.addr, nil)
-	a.send(t, "the log is stalled, the room is not\n")
-	b.waitFor(t, "say: the log is stalled, the room is not")
+	a.Send("the log is stalled, the room is not\n")
+	b.WaitForPart("say: the log is stalled, the room is not")
 
 	line := d.logLine("log records dropped", "dropped=")
 	t.Logf("once read again, the log said: %s", strings.TrimSpace(line))
 	d.stop()
 }
 
-// TestDemoChurnHoldsBoundedDescriptors: for 5 s, four dialers connect and
-// hang up with no data as fast as they can, into a room of at most 50
-// clients; the descriptors the program holds stay within the admission
-// bound (256) plus its 50 members and its own, and two members keep
-// chatting without being evicted. (From loopback, exempt from the
-// per-address limits: those are TestChurnIsBounded's, in the engine.)
+// TestDemoChurnHoldsBoundedDescriptors (a long test:
+// CHATROOM_LONG_TESTS=1): for 5 s, four dialers connect and hang up with
+// no data as fast as they can, into a room of at most 50 clients; the
+// descriptors the program holds stay bounded, however many connect, and
+// two members keep chatting without being evicted. (From loopback, exempt
+// from the per-address limits: those are TestChurnIsBounded's, in the
+// engine.)
 func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
+	chattest.Long(t)
+	t.Parallel()
 	d := startDemo(t, "-max-clients", "50")
 	a := joinDemo(t, d.addr, nil)
 	b := joinDemo(t, d.addr, nil)
@@ -292,15 +265,20 @@ func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
 	peak, said := 0, 0
 	for time.Now().Before(end) {
 		peak = max(peak, d.proc("fds"))
-		a.send(t, fmt.Sprintf("line %d\n", said))
-		b.waitFor(t, fmt.Sprintf("say: line %d", said))
+		a.Send(fmt.Sprintf("line %d\n", said))
+		b.WaitForPart(fmt.Sprintf("say: line %d", said))
 		said++
 		time.Sleep(10 * time.Millisecond)
 	}
 	wg.Wait()
 	t.Logf("%d connects in 5 s; descriptors held: %d before, %d at the peak; %d lines between two members meanwhile",
 		dials.Load(), own, peak, said)
-	assert.LessOrEqual(t, peak, own+256+50+16, "descriptors in front of the room")
+	// The bound: its own, the 256 connections that may wait for admission,
+	// the 50 members, and the members that left, whose connection stays
+	// open until the room's next write sends what they were owed: the room
+	// writes at least every 256 requests, one leave each here, and on a
+	// busy machine a batch holds many leaves.
+	assert.LessOrEqual(t, peak, own+256+50+256, "descriptors in front of the room")
 	d.stop()
 }
 
@@ -308,51 +286,60 @@ func TestDemoChurnHoldsBoundedDescriptors(t *testing.T) {
 // or one that is empty once cleaned, every half second is cut off all the
 // same, 2 s after it joined.
 func TestDemoCutsSquatters(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t, "-idle", "2s")
-	for _, line := range []string{"\n", "\x00\x1b\r\n"} {
-		start := time.Now()
-		m := joinDemo(t, d.addr, nil)
-		stop := make(chan struct{})
-		go func() {
-			tick := time.NewTicker(500 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				if _, err := io.WriteString(m.conn, line); err != nil {
-					return
-				}
-				select {
-				case <-tick.C:
-				case <-stop:
-					return
-				}
-			}
-		}()
-		m.waitFor(t, "* idle timeout")
-		close(stop)
-		took := time.Since(start)
-		t.Logf("%q every 500 ms: cut off after %v", line, took.Round(time.Millisecond))
-		assert.GreaterOrEqual(t, took, 2*time.Second)
-	}
+	t.Run("squatters", func(t *testing.T) { // returns once its parallel rows have
+		for _, line := range []string{"\n", "\x00\x1b\r\n"} {
+			t.Run(strconv.Quote(line), func(t *testing.T) {
+				t.Parallel()
+				start := time.Now()
+				m := joinDemo(t, d.addr, nil)
+				stop := make(chan struct{})
+				go func() {
+					tick := time.NewTicker(500 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						if _, err := io.WriteString(m.Conn, line); err != nil {
+							return
+						}
+						select {
+						case <-tick.C:
+						case <-stop:
+							return
+						}
+					}
+				}()
+				m.WaitForPart("* idle timeout")
+				close(stop)
+				took := time.Since(start)
+				t.Logf("%q every 500 ms: cut off after %v", line, took.Round(time.Millisecond))
+				assert.GreaterOrEqual(t, took, 2*time.Second)
+			})
+		}
+	})
 	d.stop()
 }
 
-// TestDemoHalfLinesCostWhatWasSent: with -buffer 65536, 500 clients each
+// TestDemoHalfLinesCostWhatWasSent (a long test:
+// CHATROOM_LONG_TESTS=1): with -buffer 65536, 500 clients each
 // send 100 bytes of a line and go quiet. The program's resident memory
 // grows by about what they sent, not by a 64 KiB read buffer each (32 MiB).
 func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
+	chattest.Long(t)
+	t.Parallel()
 	const clients = 500
 	d := startDemo(t, "-buffer", "65536")
-	var members []*member
+	var members []*chattest.Client
 	for range clients {
 		members = append(members, joinDemo(t, d.addr, nil))
 	}
-	members[clients-1].send(t, "all here\n")
-	members[0].waitFor(t, "say: all here") // every arrival's notice reached everyone before this
+	members[clients-1].Send("all here\n")
+	members[0].WaitForPart("say: all here") // every arrival's notice reached everyone before this
 	before := d.proc("VmRSS")
 
 	half := strings.Repeat("h", 100)
 	for _, m := range members {
-		m.send(t, half)
+		m.Send(half)
 	}
 	// Resident memory, sampled for a second: it only grows, so the last
 	// reading is the peak.
@@ -366,53 +353,59 @@ func TestDemoHalfLinesCostWhatWasSent(t *testing.T) {
 	assert.Less(t, perClient, 16384.0, "half lines pin read buffers")
 
 	for _, m := range members {
-		m.send(t, " done\n")
+		m.Send(" done\n")
 	}
-	members[0].waitFor(t, "say: "+half+" done")
+	members[0].WaitForPart("say: " + half + " done")
 	d.stop()
 }
 
 // TestDemoLogsHandshakeFloods: 50 connections to a TLS room that send
 // garbage instead of a ClientHello are logged at info: the first with its
-// address and error, the other 49 as one summary.
+// address and error, the others counted in summaries, one a second while
+// the flood lasts. When the 50 take less than a second, the other 49 are
+// one summary; on a busy machine they can take longer.
 func TestDemoLogsHandshakeFloods(t *testing.T) {
-	cfg, certPEM := tlsConfig(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	t.Parallel()
+	const flood = 50
+	certFile, keyFile := chattest.SelfSigned(t).WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile)
-	for range 50 {
+	start := time.Now()
+	for range flood {
 		c, err := net.Dial("tcp", d.addr)
 		require.NoError(t, err)
 		io.WriteString(c, "GET / HTTP/1.1\r\n\r\n")
-		io.Copy(io.Discard, c) // until the room hangs up
+		io.Copy(io.Discard, c) // until the room hangs up, having logged the failure
 		c.Close()
 	}
+	took := time.Since(start)
+
 	first := d.logLine(`msg="TLS handshake failed"`)
 	assert.Contains(t, first, "level=INFO")
 	assert.Contains(t, first, "addr=127.0.0.1:")
-	summary := d.logLine(`msg="TLS handshakes failed"`)
-	assert.Contains(t, summary, "level=INFO")
-	assert.Contains(t, summary, "count=49")
+	// Every failure is told once: as the first of a burst, or counted in
+	// a summary. (A failure after a second without any starts a burst.)
+	count := regexp.MustCompile(`msg="TLS handshakes failed" count=(\d+) `)
+	told, records := 1, 1
+	for told < flood {
+		line := d.logLine(`msg="TLS handshake`)
+		records++
+		assert.Contains(t, line, "level=INFO")
+		if m := count.FindStringSubmatch(line); m != nil {
+			n, err := strconv.Atoi(m[1])
+			require.NoError(t, err)
+			told += n
+		} else {
+			told++
+		}
+	}
+	t.Logf("%d failed handshakes in %v, logged in %d records", flood, took.Round(time.Millisecond), records)
+	assert.Equal(t, flood, told, "failures logged or counted")
+	if took < time.Second {
+		assert.Equal(t, 2, records, "the first, then the other 49 as one summary")
+	} else {
+		assert.Less(t, records, flood, "one record for each failure")
+	}
 	d.stop()
-}
-
-// writeKeyPair writes cfg's certificate and key as PEM files, for the
-// program's -tls-cert and -tls-key.
-func writeKeyPair(t *testing.T, cfg *tls.Config, certPEM []byte, certFile, keyFile string) {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(cfg.Certificates[0].PrivateKey)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600))
-}
-
-// clientTLS trusts certPEM.
-func clientTLS(t *testing.T, certPEM []byte) *tls.Config {
-	t.Helper()
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(certPEM))
-	return &tls.Config{RootCAs: pool}
 }
 
 // TestDemoFloodersWaitTheirTurn: with flood control off, four clients each
@@ -420,8 +413,13 @@ func clientTLS(t *testing.T, certPEM []byte) *tls.Config {
 // one line: bob hears her during the flood, and every flooder's lines,
 // none lost.
 func TestDemoFloodersWaitTheirTurn(t *testing.T) {
+	t.Parallel()
 	const flooders, lines = 4, 10000
-	d := startDemo(t, "-rate", "0")
+	// An outbox that holds the whole flood: how fast this test reads is not
+	// what is tested. Under the race detector, beside other work, its
+	// reader fell more than the default outbox (1 024 lines) behind the
+	// demo, and bob was rightly cut off as too slow.
+	d := startDemo(t, "-rate", "0", "-outbox", strconv.Itoa(flooders*lines+64))
 	alice := joinDemo(t, d.addr, nil)
 	bob := joinDemo(t, d.addr, nil)
 	var wg sync.WaitGroup
@@ -432,25 +430,24 @@ func TestDemoFloodersWaitTheirTurn(t *testing.T) {
 			for n := range lines {
 				fmt.Fprintf(&b, "flood %d %d %s\n", i, n, strings.Repeat("x", 64))
 			}
-			f.conn.SetWriteDeadline(time.Now().Add(waitLimit))
-			_, err := io.WriteString(f.conn, b.String())
+			f.Conn.SetWriteDeadline(time.Now().Add(waitLimit))
+			_, err := io.WriteString(f.Conn, b.String())
 			assert.NoError(t, err)
 		})
 	}
-	alice.send(t, "still here\n")
-	seen := 0
-	for heard := false; !heard || seen < flooders*lines; {
-		select {
-		case line, ok := <-bob.lines:
-			require.True(t, ok, "bob was cut off")
-			switch {
-			case strings.Contains(line, "say: still here"):
-				heard = true
-			case strings.Contains(line, "say: flood "):
-				seen++
-			}
-		case <-time.After(waitLimit):
-			t.Fatalf("bob heard alice: %v, and %d of %d flood lines", heard, seen, flooders*lines)
+	alice.Send("still here\n")
+	seen, heard := 0, false
+	defer func() {
+		if t.Failed() {
+			t.Logf("bob heard alice: %v, and %d of %d flood lines (%d dropped unread)", heard, seen, flooders*lines, bob.Dropped())
+		}
+	}()
+	for !heard || seen < flooders*lines {
+		switch line := bob.Line(); { // stops the test if bob is cut off
+		case strings.Contains(line, "say: still here"):
+			heard = true
+		case strings.Contains(line, "say: flood "):
+			seen++
 		}
 	}
 	wg.Wait()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
@@ -188,20 +189,20 @@ func TestBrowser(t *testing.T) {
 	waitMembers(t, ada, "ada")
 
 	term := joinDemo(t, d.addr, nil)
-	term.send(t, "/nick linus\n")
-	term.waitFor(t, "* you are now linus")
+	term.Send("/nick linus\n")
+	term.WaitForPart("* you are now linus")
 	waitMembers(t, ada, "ada", "linus")
 	openPage(t, grace, site, "grace")
 	waitMembers(t, ada, "ada", "grace", "linus")
 	waitMembers(t, grace, "ada", "grace", "linus")
-	term.waitFor(t, "* grace joined")
+	term.WaitForPart("* grace joined")
 
 	// What you type appears at once, marked as yours.
 	say(t, ada, "hello from a browser")
 	waitLine(t, ada, ".own", "ada: hello from a browser")
 	waitLine(t, grace, ":not(.own)", "ada: hello from a browser")
-	term.waitFor(t, "ada say: hello from a browser")
-	term.send(t, "hello from a terminal\n")
+	term.WaitForPart("ada say: hello from a browser")
+	term.Send("hello from a terminal\n")
 	waitLine(t, ada, ":not(.own)", "linus: hello from a terminal")
 
 	// A second room: the pages join it and switch to it; the terminal
@@ -212,10 +213,10 @@ func TestBrowser(t *testing.T) {
 	say(t, grace, "/join games")
 	waitRoom(t, grace, "games")
 	waitMembers(t, ada, "ada", "grace")
-	term.send(t, "/join games\n")
-	term.waitFor(t, "* you are in games")
+	term.Send("/join games\n")
+	term.WaitForPart("* you are in games")
 	waitMembers(t, ada, "ada", "grace", "linus")
-	term.send(t, "hi games\n")
+	term.Send("hi games\n")
 	waitLine(t, ada, "", "linus: hi games")
 	poll(t, ada, `[...document.querySelectorAll("#rooms button.room")].map(b => b.textContent).join() === "lobby,games"`)
 
@@ -224,8 +225,8 @@ func TestBrowser(t *testing.T) {
 	run(t, grace, chromedp.Click(`#rooms li:first-child button.room`))
 	waitRoom(t, grace, "lobby")
 	waitMembers(t, grace, "ada", "grace")
-	term.send(t, "one\n")
-	term.send(t, "two\n")
+	term.Send("one\n")
+	term.Send("two\n")
 	poll(t, grace, `document.querySelector("#rooms li:nth-child(2) .unread")?.textContent === "2"`)
 	run(t, grace, chromedp.Click(`#rooms li:nth-child(2) button.room`))
 	waitLine(t, grace, "", "linus: two")
@@ -234,8 +235,8 @@ func TestBrowser(t *testing.T) {
 	// /me and whispers show as such.
 	say(t, grace, "/me waves")
 	waitLine(t, ada, ".action", "* grace waves")
-	term.waitFor(t, "* grace waves")
-	term.send(t, "/msg ada the terminal can whisper too\n")
+	term.WaitForPart("* grace waves")
+	term.Send("/msg ada the terminal can whisper too\n")
 	waitLine(t, ada, ".whisper", "linus → you: the terminal can whisper too")
 	say(t, ada, "/msg grace psst")
 	waitLine(t, ada, ".whisper.own", "you → grace: psst")
@@ -252,7 +253,7 @@ func TestBrowser(t *testing.T) {
 
 	// Markup shows as text and runs nothing.
 	hostile := `<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2"> <a href="javascript:window.pwned = 3">click</a>`
-	term.send(t, hostile+"\n")
+	term.Send(hostile + "\n")
 	waitLine(t, ada, "", "linus: "+hostile)
 	safe := value(t, ada, chromedp.Evaluate[bool](`window.pwned === undefined &&
 		document.querySelectorAll("#messages script, #messages img, #messages a").length === 0`))
@@ -265,20 +266,20 @@ func TestBrowser(t *testing.T) {
 
 // screenshot has the three meet in a room of their own, talk, and writes
 // a PNG of ada's page to path.
-func screenshot(t *testing.T, ada, grace context.Context, term *member, path string) {
+func screenshot(t *testing.T, ada, grace context.Context, term *chattest.Client, path string) {
 	t.Helper()
 	say(t, ada, "/join lounge")
 	waitRoom(t, ada, "lounge")
 	say(t, ada, "/topic the new page: rooms, members, recovery")
 	say(t, grace, "/join lounge")
-	term.send(t, "/join lounge\n")
+	term.Send("/join lounge\n")
 	waitMembers(t, ada, "ada", "gracie", "linus")
-	term.send(t, "hello from a terminal: nc works as it always did\n")
+	term.Send("hello from a terminal: nc works as it always did\n")
 	waitLine(t, grace, "", "nc works")
 	say(t, grace, "hi both! I'm in a browser too, and this line is long enough to wrap under its own start rather than under the time, as a chat line should")
 	waitLine(t, ada, "", "as a chat line should")
 	say(t, ada, "/me waves at gracie and linus")
-	term.send(t, "/msg ada lines said while your page reconnects come back, once each\n")
+	term.Send("/msg ada lines said while your page reconnects come back, once each\n")
 	waitLine(t, ada, ".whisper", "once each")
 	say(t, ada, "and my own lines show at once, marked as mine")
 	waitLine(t, ada, ".own", "marked as mine")
@@ -378,7 +379,7 @@ func TestBrowserAfterRestart(t *testing.T) {
 	run(t, tab, chromedp.Click(`#rooms li:first-child button.room`))
 	waitRoom(t, tab, "lobby")
 	term := joinDemo(t, d.addr, nil)
-	term.send(t, "/nick linus\nbefore\n")
+	term.Send("/nick linus\nbefore\n")
 	waitLine(t, tab, "", "linus: before")
 
 	// The server goes; a new one comes on the same addresses, but the
@@ -391,26 +392,26 @@ func TestBrowserAfterRestart(t *testing.T) {
 	web2 := d2.webAddr()
 	g.target.Store(&web2)
 	lobby := joinDemo(t, d2.addr, nil)
-	lobby.send(t, "/nick linus\n")
-	lobby.waitFor(t, "* you are now linus")
+	lobby.Send("/nick linus\n")
+	lobby.WaitForPart("* you are now linus")
 	games := joinDemo(t, d2.addr, nil)
-	games.send(t, "/nick grace\n/join games\n")
-	games.waitFor(t, "* you are in games")
+	games.Send("/nick grace\n/join games\n")
+	games.WaitForPart("* you are in games")
 	for i := range 3 {
-		lobby.send(t, fmt.Sprintf("meanwhile %d\n", i))
+		lobby.Send(fmt.Sprintf("meanwhile %d\n", i))
 	}
 	var lines strings.Builder
 	for i := range 120 {
 		fmt.Fprintf(&lines, "missed %d\n", i)
 	}
-	games.send(t, lines.String())
-	games.send(t, "/who\n")
-	games.waitFor(t, "* 1 online: grace") // every line is in
+	games.Send(lines.String())
+	games.Send("/who\n")
+	games.WaitForPart("* 1 online: grace") // every line is in
 
 	g.open.Store(true)
 	waitStatus(t, tab, true)
 	poll(t, tab, `document.getElementById("me").textContent === "ada"`)
-	lobby.waitFor(t, "* ada joined")
+	lobby.WaitForPart("* ada joined")
 	waitLine(t, tab, "", "linus: meanwhile 2")
 	for _, line := range []string{"linus: before", "linus: meanwhile 0", "linus: meanwhile 1", "linus: meanwhile 2"} {
 		assert.Equal(t, 1, countLines(t, tab, line), "%q once", line)
@@ -432,7 +433,7 @@ func TestBrowserAfterRestart(t *testing.T) {
 
 	// Typed after the reconnect, under the kept name.
 	say(t, tab, "back again")
-	games.waitFor(t, "ada say: back again")
+	games.WaitForPart("ada say: back again")
 	d2.stop()
 }
 
@@ -447,9 +448,9 @@ func TestBrowserOnAPhone(t *testing.T) {
 	run(t, tab, chromedp.EmulateViewport(375, 667, chromedp.EmulateMobile))
 	openPage(t, tab, site, "ada")
 	term := joinDemo(t, d.addr, nil)
-	term.send(t, "/nick linus\n")
+	term.Send("/nick linus\n")
 	long := strings.Repeat("a long line that must wrap on a phone ", 8)
-	term.send(t, long+"\n")
+	term.Send(long + "\n")
 	waitLine(t, tab, "", strings.TrimSpace(long))
 
 	fits := value(t, tab, chromedp.Evaluate[bool](`(() => {
@@ -476,5 +477,5 @@ func TestBrowserOnAPhone(t *testing.T) {
 	poll(t, tab, `getComputedStyle(document.getElementById("rooms-panel")).display !== "none" &&
 		getComputedStyle(document.getElementById("members-panel")).display === "none"`)
 	say(t, tab, "typed on a phone")
-	term.waitFor(t, "ada say: typed on a phone")
+	term.WaitForPart("ada say: typed on a phone")
 }

@@ -5,20 +5,13 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -29,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -115,11 +109,11 @@ func setUpNamespace(t *testing.T) {
 type hostile struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	addr    string // the chat listener, on 10.77.0.1
-	port    string // ... its port, on fd77::1 too
-	web     string // the web page (HTTPS)
-	metrics string // the metrics (HTTP)
-	tls     *tls.Config // the clients', with TLS; nil without
+	addr    string        // the chat listener, on 10.77.0.1
+	port    string        // ... its port, on fd77::1 too
+	web     string        // the web page (HTTPS)
+	metrics string        // the metrics (HTTP)
+	tls     *tls.Config   // the clients', with TLS; nil without
 	stop    chan struct{} // closed when the attacks are to stop
 	attacks sync.WaitGroup
 }
@@ -215,12 +209,11 @@ func startHostileDemo(t *testing.T, withTLS bool) *hostile {
 	args := []string{"-addr", ":0", "-http", ":0", "-metrics", "10.77.0.1:0", "-grace", "2s"}
 	h := &hostile{t: t, stop: make(chan struct{})}
 	if withTLS {
-		cfg, certPEM := certFor(t, "10.77.0.1")
-		dir := t.TempDir()
-		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-		writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+		cert, err := chattest.NewCert("10.77.0.1", "fd77::1")
+		require.NoError(t, err)
+		certFile, keyFile := cert.WriteFiles(t, t.TempDir())
 		args = append(args, "-tls-cert", certFile, "-tls-key", keyFile)
-		h.tls = clientTLS(t, certPEM)
+		h.tls = cert.Client
 		h.tls.ServerName = "10.77.0.1"
 	}
 	cmd := exec.Command(bin, args...)
@@ -481,21 +474,4 @@ func procField(t *testing.T, pid int, field string) int {
 	}
 	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
-}
-
-// certFor makes a self-signed certificate for the address ip.
-func certFor(t *testing.T, ip string) (*tls.Config, []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP(ip), net.ParseIP("fd77::1")},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -3,17 +3,14 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -72,10 +69,10 @@ func TestServeIRC(t *testing.T) {
 	alice.send("NICK alice", "USER alice 0 * :Alice", "JOIN #lobby")
 	assert.Equal(t, ":irc.demo 001 alice :Welcome to the irc.demo IRC network, alice!~alice@127.0.0.1", alice.waitFor(" 001 "))
 	alice.waitFor(" 366 alice #lobby ")
-	bob.waitFor(t, "* alice joined")
+	bob.WaitForPart("* alice joined")
 	alice.send("PRIVMSG #lobby :hello from IRC")
-	bob.waitFor(t, "alice say: hello from IRC")
-	fmt.Fprint(bob.conn, "hello from nc\n")
+	bob.WaitForPart("alice say: hello from IRC")
+	fmt.Fprint(bob.Conn, "hello from nc\n")
 	alice.waitFor("PRIVMSG #lobby :hello from nc")
 
 	alice.send("OPER root wrong", "OPER root sesame")
@@ -105,18 +102,10 @@ func TestServeIRCPassword(t *testing.T) {
 }
 
 func TestServeIRCOverTLS(t *testing.T) {
-	cfg, certPEM := tlsConfig(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
-	keyDER, err := x509.MarshalPKCS8PrivateKey(cfg.Certificates[0].PrivateKey)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
-
+	cert := chattest.SelfSigned(t)
+	certFile, keyFile := cert.WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-irc", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(certPEM))
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.ircAddr(), &tls.Config{RootCAs: pool})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.ircAddr(), cert.Client)
 	c := dialIRC(t, conn, err)
 	c.send("NICK alice", "USER alice 0 * :Alice")
 	c.waitFor(" 001 alice ")

@@ -4,21 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -33,6 +26,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 func TestMain(m *testing.M) {
@@ -44,31 +38,8 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-const waitLimit = 10 * time.Second
-
-// peer is a raw client in the room, to watch what the join client does.
-type peer struct {
-	t    *testing.T
-	conn net.Conn
-	in   *bufio.Reader
-}
-
-func newPeer(t *testing.T, conn net.Conn) *peer {
-	t.Cleanup(func() { conn.Close() })
-	return &peer{t, conn, bufio.NewReader(conn)}
-}
-
-func (p *peer) waitFor(suffix string) {
-	p.t.Helper()
-	p.conn.SetReadDeadline(time.Now().Add(waitLimit))
-	for {
-		line, err := p.in.ReadString('\n')
-		require.NoError(p.t, err)
-		if strings.HasSuffix(line, suffix+"\n") {
-			return
-		}
-	}
-}
+// waitLimit bounds every wait of these tests (chattest's).
+const waitLimit = chattest.WaitLimit
 
 func startRoom(t *testing.T, wrap func(net.Listener) net.Listener, opts ...chatroom.Option) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -84,26 +55,25 @@ func startRoom(t *testing.T, wrap func(net.Listener) net.Listener, opts ...chatr
 }
 
 func TestJoinSendsTypedLinesAndLeavesAtEndOfInput(t *testing.T) {
+	t.Parallel()
 	addr := startRoom(t, func(l net.Listener) net.Listener { return l })
-	conn, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	other := newPeer(t, conn)
-	other.waitFor(", 1 online")
+	other := chattest.Dial(t, addr)
+	other.WaitForPart(", 1 online")
 
 	var out bytes.Buffer
 	require.NoError(t, join([]string{addr}, strings.NewReader("hello\nhow are you\n"), &out))
-	other.waitFor(" say: hello")
-	other.waitFor(" say: how are you")
-	other.waitFor(" left")
+	other.WaitForPart(" say: hello")
+	other.WaitForPart(" say: how are you")
+	other.WaitForPart(" left")
 	assert.Contains(t, out.String(), ", 2 online\n")
 	assert.True(t, strings.HasSuffix(out.String(), "* bye\n"), "output %q", out.String())
 }
 
 func TestJoinTLSWithCA(t *testing.T) {
-	serverCfg, certPEM := tlsConfig(t)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, certPEM, 0o600))
-	addr := startRoom(t, func(l net.Listener) net.Listener { return tls.NewListener(l, serverCfg) })
+	t.Parallel()
+	cert := chattest.SelfSigned(t)
+	caFile, _ := cert.WriteFiles(t, t.TempDir()) // the certificate is its own CA
+	addr := startRoom(t, func(l net.Listener) net.Listener { return tls.NewListener(l, cert.Server) })
 
 	var out bytes.Buffer
 	// Flags after the address are accepted too.
@@ -121,7 +91,7 @@ func TestJoinTLSWithCA(t *testing.T) {
 // use, instead of printing nothing and succeeding.
 func TestJoinTellsATLSRoom(t *testing.T) {
 	t.Parallel()
-	serverCfg, _ := tlsConfig(t)
+	serverCfg := chattest.SelfSigned(t).Server
 	tlsRoom := func(l net.Listener) net.Listener { return tls.NewListener(l, serverCfg) }
 	// A TLS server that answers before the client speaks: with an alert
 	// record (fatal, handshake_failure), as some do to a client they
@@ -178,10 +148,8 @@ func TestJoinTellsATLSRoom(t *testing.T) {
 // exits 1.
 func TestDemoJoinWithoutTLSExits1(t *testing.T) {
 	t.Parallel()
-	cfg, certPEM := tlsConfig(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	cert := chattest.SelfSigned(t)
+	certFile, keyFile := cert.WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile, "-write-timeout", "200ms")
 
 	stdout, stderr, code := runDemo(t, "hello\n", "join", d.addr)
@@ -301,6 +269,7 @@ func TestDemoHelpAndVersion(t *testing.T) {
 }
 
 func TestCommandLineMistakes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		run  func() error
@@ -359,13 +328,12 @@ func TestTrustedProxyFlag(t *testing.T) {
 // TestServeShutsDownOnSIGTERM builds the demo, serves a room, connects two
 // clients and sends SIGTERM: both are told, and the program exits 0.
 func TestServeShutsDownOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the program")
 	}
-	bin := filepath.Join(t.TempDir(), "chatroom")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin, err := demoBinary()
+	require.NoError(t, err)
 
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
@@ -386,17 +354,15 @@ func TestServeShutsDownOnSIGTERM(t *testing.T) {
 		exited <- cmd.Wait()
 	}()
 
-	var peers []*peer
+	var peers []*chattest.Client
 	for i := range 2 {
-		conn, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		p := newPeer(t, conn)
-		p.waitFor(", " + string(rune('1'+i)) + " online")
+		p := chattest.Dial(t, addr)
+		p.WaitForPart(", " + string(rune('1'+i)) + " online")
 		peers = append(peers, p)
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	for _, p := range peers {
-		p.waitFor("* server shutting down")
+		p.WaitForPart("* server shutting down")
 	}
 	select {
 	case err := <-exited:
@@ -407,25 +373,10 @@ func TestServeShutsDownOnSIGTERM(t *testing.T) {
 	}
 }
 
-func tlsConfig(t *testing.T) (*tls.Config, []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	return cfg, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
 // TestServeHTTP: with -http, the demo serves the page at / and the
 // WebSocket at /ws, in the same room as its TCP listener.
 func TestServeHTTP(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t, "-http", "127.0.0.1:0")
 	line := d.logLine("serving the web page")
 	m := regexp.MustCompile(`addr=http://(\S+)/`).FindStringSubmatch(line)
@@ -450,8 +401,8 @@ func TestServeHTTP(t *testing.T) {
 
 	tcp := joinDemo(t, d.addr, nil)
 	require.NoError(t, ws.Write(ctx, websocket.MessageText, []byte("hello from a browser\n")))
-	tcp.waitFor(t, "say: hello from a browser")
-	tcp.send(t, "hello from a terminal\n")
+	tcp.WaitForPart("say: hello from a browser")
+	tcp.Send("hello from a terminal\n")
 	for {
 		line, err := fromWS.ReadString('\n')
 		require.NoError(t, err)

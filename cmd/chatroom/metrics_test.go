@@ -22,12 +22,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // TestMetricsMatchStats scrapes /metrics after a known scenario, parses it
 // with Prometheus's own text parser, and checks every figure against
 // Room.Stats, with the type Prometheus's conventions give it.
 func TestMetricsMatchStats(t *testing.T) {
+	t.Parallel()
 	room := chatroom.NewRoom(chatroom.WithMaxClients(2))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -39,13 +41,13 @@ func TestMetricsMatchStats(t *testing.T) {
 	}()
 	a := joinDemo(t, ln.Addr().String(), nil)
 	b := joinDemo(t, ln.Addr().String(), nil)
-	a.waitFor(t, " joined")
-	full := joinRefused(t, ln.Addr().String()) // refused: the room is full
-	assert.Equal(t, "* room is full (2 clients)\n", full)
-	a.send(t, "counted\n")
-	b.waitFor(t, "say: counted")
-	b.send(t, "exit\n")
-	a.waitFor(t, " left")
+	a.WaitForPart(" joined")
+	full := chattest.Dial(t, ln.Addr().String()).Line() // refused: the room is full
+	assert.Equal(t, "* room is full (2 clients)", full)
+	a.Send("counted\n")
+	b.WaitForPart("say: counted")
+	b.Send("exit\n")
+	a.WaitForPart(" left")
 
 	srv := httptest.NewServer(metricsHandler(room))
 	defer srv.Close()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -53,54 +54,53 @@ func runNATSServer(t *testing.T, args ...string) string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	deadline := time.Now().Add(waitLimit)
-	for {
+	chattest.Eventually(t, func() bool {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return "nats://" + addr
 		}
-		require.True(t, time.Now().Before(deadline), "nats-server did not start: %v", err)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	}, "nats-server listening on %s", addr)
+	return "nats://" + addr
 }
 
 // TestDemoOverNATS: two demo processes with -nats serve one room, as the
 // README has a new user try it: people on each chat, rename, whisper, see
 // who is here and the same history; both exit 0 on SIGTERM.
 func TestDemoOverNATS(t *testing.T) {
+	t.Parallel()
 	url := startNATSServer(t)
 	one := startDemo(t, "-nats", url, "-room", "demo", "-history", "5")
 	two := startDemo(t, "-nats", url, "-room", "demo", "-history", "5")
 
 	ann := joinDemo(t, one.addr, nil)
-	ann.send(t, "/nick ann\n")
-	ann.waitFor(t, "* you are now ann")
+	ann.Send("/nick ann\n")
+	ann.WaitForPart("* you are now ann")
 	bob := joinDemo(t, two.addr, nil)
-	bob.send(t, "/nick bob\n")
-	bob.waitFor(t, "* you are now bob")
-	ann.waitFor(t, " is now bob")
+	bob.Send("/nick bob\n")
+	bob.WaitForPart("* you are now bob")
+	ann.WaitForPart(" is now bob")
 
-	ann.send(t, "hello from one\n")
-	bob.waitFor(t, " ann say: hello from one")
-	bob.send(t, "/me waves from two\n")
-	ann.waitFor(t, "* bob waves from two")
-	ann.send(t, "/msg bob psst\n")
-	bob.waitFor(t, " ann whispers: psst")
-	bob.send(t, "/nick ann\n")
-	bob.waitFor(t, "* error: nickname taken")
-	bob.send(t, "/nick bobby\n")
-	ann.waitFor(t, "* bob is now bobby")
-	ann.send(t, "/who\n")
-	ann.waitFor(t, "* 2 online: ann, bobby")
+	ann.Send("hello from one\n")
+	bob.WaitForPart(" ann say: hello from one")
+	bob.Send("/me waves from two\n")
+	ann.WaitForPart("* bob waves from two")
+	ann.Send("/msg bob psst\n")
+	bob.WaitForPart(" ann whispers: psst")
+	bob.Send("/nick ann\n")
+	bob.WaitForPart("* error: nickname taken")
+	bob.Send("/nick bobby\n")
+	ann.WaitForPart("* bob is now bobby")
+	ann.Send("/who\n")
+	ann.WaitForPart("* 2 online: ann, bobby")
 
 	for _, d := range []*demo{one, two} {
 		newcomer := joinDemo(t, d.addr, nil)
-		newcomer.waitFor(t, " ann say: hello from one")
-		newcomer.waitFor(t, "* bob waves from two")
+		newcomer.WaitForPart(" ann say: hello from one")
+		newcomer.WaitForPart("* bob waves from two")
 	}
 	one.stop()
-	bob.waitFor(t, "* ann left")
+	bob.WaitForPart("* ann left")
 	two.stop()
 }
 
@@ -133,16 +133,16 @@ func TestDemoOverNATSWithCredentials(t *testing.T) {
 	two := startDemo(t, "-nats", url, "-nats-nkey", filepath.Join("..", "..", "natsbus", "testdata", "chat.nk"), "-history", "5")
 
 	ann := joinDemo(t, one.addr, nil)
-	ann.send(t, "/nick ann\n")
-	ann.waitFor(t, "* you are now ann")
+	ann.Send("/nick ann\n")
+	ann.WaitForPart("* you are now ann")
 	bob := joinDemo(t, two.addr, nil)
-	bob.send(t, "/nick bob\n")
-	bob.waitFor(t, "* you are now bob")
-	ann.waitFor(t, " is now bob")
-	ann.send(t, "hello from one\n")
-	bob.waitFor(t, " ann say: hello from one")
-	bob.send(t, "/msg ann psst\n")
-	ann.waitFor(t, " bob whispers: psst")
+	bob.Send("/nick bob\n")
+	bob.WaitForPart("* you are now bob")
+	ann.WaitForPart(" is now bob")
+	ann.Send("hello from one\n")
+	bob.WaitForPart(" ann say: hello from one")
+	bob.Send("/msg ann psst\n")
+	ann.WaitForPart(" bob whispers: psst")
 
 	bin, err := demoBinary()
 	require.NoError(t, err)

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -99,17 +99,15 @@ func TestHTTPServerLimits(t *testing.T) {
 // listener; a plain-HTTP request to it gets no page.
 func TestDemoServesHTTPS(t *testing.T) {
 	t.Parallel()
-	cfg, certPEM := tlsConfig(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeKeyPair(t, cfg, certPEM, certFile, keyFile)
+	cert := chattest.SelfSigned(t)
+	certFile, keyFile := cert.WriteFiles(t, t.TempDir())
 	d := startDemo(t, "-tls-cert", certFile, "-tls-key", keyFile, "-http", "127.0.0.1:0")
 	m := regexp.MustCompile(`addr=https://(\S+)/`).FindStringSubmatch(d.logLine("serving the web page"))
 	require.NotNil(t, m, "the page is served over HTTPS")
 	site := m[1]
 
 	// A client that offers HTTP/2, as browsers do.
-	client := &http.Client{Timeout: waitLimit, Transport: &http.Transport{TLSClientConfig: clientTLS(t, certPEM), ForceAttemptHTTP2: true}}
+	client := &http.Client{Timeout: waitLimit, Transport: &http.Transport{TLSClientConfig: cert.Client, ForceAttemptHTTP2: true}}
 	t.Cleanup(client.CloseIdleConnections)
 	resp, err := client.Get("https://" + site + "/")
 	require.NoError(t, err)
@@ -140,10 +138,10 @@ func TestDemoServesHTTPS(t *testing.T) {
 	require.Contains(t, welcome, "* welcome ")
 
 	tcp := joinDemo(t, d.addr, func() (net.Conn, error) {
-		return tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.addr, clientTLS(t, certPEM))
+		return tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", d.addr, cert.Client)
 	})
 	require.NoError(t, ws.Write(ctx, websocket.MessageText, []byte("hello over WSS\n")))
-	tcp.waitFor(t, "say: hello over WSS")
+	tcp.WaitForPart("say: hello over WSS")
 	d.stop()
 }
 
