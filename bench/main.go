@@ -47,7 +47,11 @@ Workloads:
   latency  one sender at -rate messages/s to -clients receivers
   idle     -idle-clients connected clients that say nothing: the server's
            resident memory per client, read 10 s after the last join and
-           again -idle-late after it, with nothing done to the server
+           again -idle-late after it, with nothing done to the server;
+           the clients spread evenly over each of -idle-rooms rooms (the
+           room: /join room-<i>; Redis: SUBSCRIBE room-<i>; NATS: SUB
+           room-<i>; 1: everyone in the default room, no /join), and
+           arrive as each of -arrive says
   ramp     fan-out at each of -ramp client counts (-ramp-senders,
            -ramp-messages); writes -csv and plots -plot
   all      every workload above, then the ramp
@@ -81,6 +85,8 @@ type config struct {
 	latencyMsgs  int
 	idleClients  []int
 	idleLate     time.Duration
+	idleRooms    []int
+	arrivals     []string
 	ramp         []int
 	rampSenders  int
 	rampMessages int
@@ -110,6 +116,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.latencyMsgs, "latency-messages", 5000, "latency: messages to send")
 	idle := fs.String("idle-clients", "2000,10000", "idle: comma-separated client `counts`")
 	fs.DurationVar(&cfg.idleLate, "idle-late", 3*time.Minute, "idle: read memory a second time this long after the last join (0: only at 10 s)")
+	idleRooms := fs.String("idle-rooms", "1", "idle: comma-separated room `counts` to spread the clients over (1: everyone in the default room)")
+	arrive := fs.String("arrive", "burst", "idle: how the clients arrive, a comma-separated `list` of burst (16 connecting at once, as many as can) and serial (one after the other, each once the one before it is in)")
 	ramp := fs.String("ramp", "100,1000,5000,10000", "ramp: comma-separated client `counts`")
 	fs.IntVar(&cfg.rampSenders, "ramp-senders", 4, "ramp: senders at each count")
 	fs.IntVar(&cfg.rampMessages, "ramp-messages", 500, "ramp: messages per sender at each count")
@@ -132,6 +140,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.ramp, err = parseCounts(*ramp); err != nil {
 		return fmt.Errorf("-ramp: %w", err)
+	}
+	if cfg.idleRooms, err = parseCounts(*idleRooms); err != nil {
+		return fmt.Errorf("-idle-rooms: %w", err)
+	}
+	for _, a := range strings.Split(*arrive, ",") {
+		if a = strings.TrimSpace(a); a != "burst" && a != "serial" {
+			return fmt.Errorf("-arrive: %q is neither burst nor serial", a)
+		}
+		cfg.arrivals = append(cfg.arrivals, a)
 	}
 	switch {
 	case cfg.size < 40:
@@ -222,12 +239,12 @@ type bench struct {
 	progress *progress
 }
 
-// medianRuns runs f cfg.runs times, on a fresh server each time, and
-// returns the figures of median.
-func (b *bench) medianRuns(kind string, f func(protocol, *server) (result, error)) (result, error) {
+// medianRuns runs f cfg.runs times, on a fresh server each time (the room
+// with -max-rooms maxRooms, unless 0), and returns the figures of median.
+func (b *bench) medianRuns(kind string, maxRooms int, f func(protocol, *server) (result, error)) (result, error) {
 	var rs []result
 	for range b.cfg.runs {
-		srv, err := startServer(kind, b.cfg.paths, b.cfg.outbox)
+		srv, err := startServer(kind, b.cfg.paths, serverOpts{outbox: b.cfg.outbox, maxRooms: maxRooms})
 		if err != nil {
 			return result{}, err
 		}
@@ -286,7 +303,7 @@ func (b *bench) fanoutTable(title string, spec fanoutSpec) ([]result, error) {
 	var out []result
 	var redisCPU time.Duration
 	for _, kind := range b.cfg.servers {
-		r, err := b.medianRuns(kind, func(p protocol, s *server) (result, error) { return runFanout(p, s, spec, b.progress) })
+		r, err := b.medianRuns(kind, 0, func(p protocol, s *server) (result, error) { return runFanout(p, s, spec, b.progress) })
 		if b.skip(kind, err) {
 			continue
 		}
@@ -343,25 +360,35 @@ func (b *bench) idle() error {
 		late = b.cfg.idleLate.String()
 	}
 	fmt.Fprintf(b.out, "\n### idle: server resident memory per connected client, 10 s and %s after the last join (median of %d)\n\n", late, b.cfg.runs)
-	fmt.Fprintf(b.out, "| server | clients | RSS per client at 10 s | at %s |\n", late)
-	fmt.Fprintln(b.out, "| --- | --- | --- | --- |")
+	fmt.Fprintf(b.out, "| server | clients | rooms | arrival | RSS per client at 10 s | at %s |\n", late)
+	fmt.Fprintln(b.out, "| --- | --- | --- | --- | --- | --- |")
 	for _, n := range b.cfg.idleClients {
-		for _, kind := range b.cfg.servers {
-			r, err := b.medianRuns(kind, func(p protocol, s *server) (result, error) {
-				return runIdle(p, s, n, idleFirstReading, b.cfg.idleLate, b.progress)
-			})
-			if b.skip(kind, err) {
-				continue
+		for _, rooms := range b.cfg.idleRooms {
+			rooms = min(rooms, n)
+			maxRooms := 0 // one room: the demo's defaults, no /join
+			if rooms > 1 {
+				maxRooms = rooms + 1 // and the default room, where newcomers land
 			}
-			if err != nil {
-				return err
+			for _, arrival := range b.cfg.arrivals {
+				spec := idleSpec{clients: n, rooms: rooms, serial: arrival == "serial"}
+				for _, kind := range b.cfg.servers {
+					r, err := b.medianRuns(kind, maxRooms, func(p protocol, s *server) (result, error) {
+						return runIdle(p, s, spec, idleFirstReading, b.cfg.idleLate, b.progress)
+					})
+					if b.skip(kind, err) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					b.progress.end()
+					lateFigure := "–"
+					if b.cfg.idleLate > 0 {
+						lateFigure = fmt.Sprintf("%.1f KiB", r.rssLatePerConn/1024)
+					}
+					fmt.Fprintf(b.out, "| %s | %d | %d | %s | %.1f KiB | %s |\n", kind, n, rooms, arrival, r.rssPerConn/1024, lateFigure)
+				}
 			}
-			b.progress.end()
-			lateFigure := "–"
-			if b.cfg.idleLate > 0 {
-				lateFigure = fmt.Sprintf("%.1f KiB", r.rssLatePerConn/1024)
-			}
-			fmt.Fprintf(b.out, "| %s | %d | %.1f KiB | %s |\n", kind, n, r.rssPerConn/1024, lateFigure)
 		}
 	}
 	return nil

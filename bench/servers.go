@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,10 +50,10 @@ type serverPaths struct {
 	nats         string   // nats-server
 	room         string   // the demo program, cmd/chatroom
 	baseline     string   // another build of it, or ""
-	baselineArgs []string // flags for the baseline beside -addr and -outbox
+	baselineArgs []string // flags for the baseline beside -addr, -outbox and -max-rooms
 }
 
-// roomArgs are the flags the room is run with beside -addr and -outbox:
+// roomArgs are the flags the room is run with beside -addr and opts.args:
 // flood control off, since every workload sends as fast as the window
 // allows, far past what a person types.
 var roomArgs = []string{"-rate", "0"}
@@ -99,12 +100,28 @@ func findBinary(name, flagValue string) string {
 // errMissing marks a peer that is not installed.
 var errMissing = errors.New("not installed")
 
+// serverOpts are the settings a workload runs the room with.
+type serverOpts struct {
+	outbox   int // -outbox
+	maxRooms int // -max-rooms, for the workloads that /join; 0: the demo's default, and the flag not given
+}
+
+// args are the room's flags beside -addr: -outbox and, if set,
+// -max-rooms.
+func (o serverOpts) args() []string {
+	args := []string{"-outbox", strconv.Itoa(o.outbox)}
+	if o.maxRooms > 0 {
+		args = append(args, "-max-rooms", strconv.Itoa(o.maxRooms))
+	}
+	return args
+}
+
 // startServer starts a fresh server of kind on a free loopback port and
 // waits until it accepts connections. A room is the demo program, run as
 // a user runs it, with its log on stderr.
-func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
+func startServer(kind string, paths serverPaths, opts serverOpts) (*server, error) {
 	if n := natsRooms(kind); n > 0 {
-		return startNATSRooms(kind, n, paths, outbox)
+		return startNATSRooms(kind, n, paths, opts)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -121,7 +138,7 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 		if bin == "" {
 			return nil, fmt.Errorf("%s: no binary given", kind)
 		}
-		cmd = exec.Command(bin, append([]string{"-addr", addr, "-outbox", strconv.Itoa(outbox)}, extra...)...)
+		cmd = exec.Command(bin, slices.Concat([]string{"-addr", addr}, opts.args(), extra)...)
 	case "room-ws":
 		// The same demo, its clients on the WebSocket: the load tool
 		// talks to the HTTP address, the TCP one is unused.
@@ -134,7 +151,7 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 		if paths.room == "" {
 			return nil, fmt.Errorf("%s: no binary given", kind)
 		}
-		cmd = exec.Command(paths.room, append([]string{"-addr", tcp, "-http", addr, "-outbox", strconv.Itoa(outbox)}, roomArgs...)...)
+		cmd = exec.Command(paths.room, slices.Concat([]string{"-addr", tcp, "-http", addr}, opts.args(), roomArgs)...)
 	case "redis":
 		if paths.redis == "" {
 			return nil, fmt.Errorf("redis-server: %w (apt-get install redis-server)", errMissing)
@@ -160,7 +177,7 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 // startNATSRooms starts a nats-server with JetStream and n rooms sharing
 // the room "bench" through it, each run as a user runs the demo with
 // -nats.
-func startNATSRooms(kind string, n int, paths serverPaths, outbox int) (*server, error) {
+func startNATSRooms(kind string, n int, paths serverPaths, opts serverOpts) (*server, error) {
 	switch {
 	case paths.nats == "":
 		return nil, fmt.Errorf("nats-server: %w (go install github.com/nats-io/nats-server/v2@v2.15.2)", errMissing)
@@ -189,7 +206,7 @@ func startNATSRooms(kind string, n int, paths serverPaths, outbox int) (*server,
 			return nil, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := append([]string{"-addr", addr, "-outbox", strconv.Itoa(outbox), "-nats", "nats://" + natsAddr, "-room", "bench"}, roomArgs...)
+		args := slices.Concat([]string{"-addr", addr, "-nats", "nats://" + natsAddr, "-room", "bench"}, opts.args(), roomArgs)
 		if err := s.launch(exec.Command(paths.room, args...), addr); err != nil {
 			s.stop()
 			return nil, err
