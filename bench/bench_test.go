@@ -570,3 +570,15 @@ func TestIdleInRoomsOneByOne(t *testing.T) {
 		})
 	}
 }
+
+// TestServerThatExitsAtStart: a server that exits before it listens (an
+// old demo given -max-rooms, say) fails the run with what it said, and
+// was given the room's flags.
+func TestServerThatExitsAtStart(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "old-demo")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\necho \"args: $*\" >&2\nexit 2\n"), 0o755))
+	_, err := startServer("baseline", serverPaths{baseline: script, baselineArgs: []string{"-rate", "0"}}, serverOpts{outbox: 7, maxRooms: 1001})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "baseline exited at start")
+	assert.Regexp(t, `args: -addr 127\.0\.0\.1:\d+ -outbox 7 -max-rooms 1001 -rate 0`, err.Error())
+}

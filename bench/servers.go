@@ -20,10 +20,11 @@ import (
 // through it, measured together.
 type server struct {
 	kind  string
-	addr  string      // where clients connect: the first room
-	addrs []string    // every room's address, for clients spread over the processes
-	cmds  []*exec.Cmd // every process: CPU, writes and memory are summed over them
-	dir   string      // a temporary directory to remove when stopped, or ""
+	addr  string          // where clients connect: the first room
+	addrs []string        // every room's address, for clients spread over the processes
+	cmds  []*exec.Cmd     // every process: CPU, writes and memory are summed over them
+	ended []chan struct{} // closed when the process of the same index has exited and been waited for
+	dir   string          // a temporary directory to remove when stopped, or ""
 }
 
 // addrFor is the address client i connects to: the processes take turns.
@@ -228,13 +229,21 @@ func (s *server) launch(cmd *exec.Cmd, addr string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", s.kind, err)
 	}
-	s.cmds = append(s.cmds, cmd)
+	ended := make(chan struct{})
+	go func() { cmd.Wait(); close(ended) }()
+	s.cmds, s.ended = append(s.cmds, cmd), append(s.ended, ended)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			return nil
+		}
+		select {
+		case <-ended: // a flag it does not know, say: its stderr tells
+			s.stop()
+			return fmt.Errorf("%s exited at start (%v)\n%s", s.kind, cmd.ProcessState, stderr.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			s.stop()
@@ -247,18 +256,15 @@ func (s *server) launch(cmd *exec.Cmd, addr string) error {
 // stop stops every process of s, the last started first.
 func (s *server) stop() {
 	for i := len(s.cmds) - 1; i >= 0; i-- {
-		cmd := s.cmds[i]
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		s.cmds[i].Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-s.ended[i]:
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
+			s.cmds[i].Process.Kill()
+			<-s.ended[i]
 		}
 	}
-	s.cmds = nil
+	s.cmds, s.ended = nil, nil
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
