@@ -204,6 +204,9 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"-arrive", "later", "idle"},
 		{"-arrive", "burst,", "idle"},
 		{"-idle-rooms", "0", "idle"},
+		{"-rooms", "0", "rooms"},
+		{"-room-clients", "1", "rooms"},
+		{"-duration", "500ms", "rooms"},
 		{"nonsense"},
 		{},
 	} {
@@ -542,6 +545,116 @@ func TestMembersAgainstRealServers(t *testing.T) {
 				_, err := c.next()
 				assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "client %d", i)
 			}
+		})
+	}
+}
+
+// TestRoomsCountsEveryDelivery runs a few quiet rooms, quickly, against
+// the fake hub, Redis and NATS, read by the load tool's poller and by a
+// goroutine per client: each line reaches the other members of its room
+// once, and nobody else.
+func TestRoomsCountsEveryDelivery(t *testing.T) {
+	for _, kind := range []string{"room", "redis", "nats"} {
+		for _, goroutines := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/goroutines=%v", kind, goroutines), func(t *testing.T) {
+				spec := roomsSpec{rooms: 4, members: 3, lines: 5, size: 64, interval: 20 * time.Millisecond, goroutines: goroutines}
+				var srv *server
+				var hub *fakeHub
+				if kind == "room" {
+					hub = startFakeHub(t, spec.rooms+1)
+					srv = fakeServer(hub.ln.Addr().String())
+				} else {
+					srv = startPeer(t, kind)
+				}
+				res, err := runRooms(protocolFor(kind), srv, spec, &progress{w: io.Discard, quiet: true})
+				require.NoError(t, err)
+				assert.Equal(t, int64(4*5*2), res.expected)
+				assert.Equal(t, res.expected, res.deliveries)
+				assert.Zero(t, res.lost)
+				assert.Zero(t, res.dups)
+				assert.Equal(t, res.deliveries, res.latency.n)
+				assert.Positive(t, res.window)
+				if hub != nil {
+					peak, _ := hub.stats()
+					assert.Equal(t, map[string]int{"room-0": 3, "room-1": 3, "room-2": 3, "room-3": 3}, peak)
+				} else {
+					assert.Positive(t, res.writeCalls, "the server's write system calls, from /proc")
+				}
+			})
+		}
+	}
+}
+
+// TestFramersSplitAnywhere feeds each protocol's framer a stream cut at
+// every byte, and whole, as the poller's reads may cut it: the same
+// payloads and replies come out, in order, and every byte is taken.
+func TestFramersSplitAnywhere(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		raw      rawClient
+		stream   string
+		payloads []string
+		replies  []string
+	}{
+		{"room", &roomConn{},
+			"* you are in room-1, 2 online\n2026-11-30 10:00:00 * guest2 joined\n2026-11-30 10:00:00 guest2 say: hello\n" +
+				"2026-11-30 10:00:01 guest3 say: 1 2 3 say: x\n",
+			[]string{"hello", "1 2 3 say: x"}, nil},
+		{"redis", &redisConn{},
+			":1\r\n>3\r\n$7\r\nmessage\r\n$6\r\nroom-1\r\n$5\r\nhello\r\n>3\r\n$9\r\nsubscribe\r\n$6\r\nroom-1\r\n:1\r\n" +
+				"+OK\r\n*3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n$7\r\na\r\nb c \r\n:10\r\n",
+			[]string{"hello", "a\r\nb c "}, nil},
+		{"nats", &natsConn{},
+			"INFO {\"max_payload\":1048576}\r\n+OK\r\nPING\r\nMSG room-1 1 5\r\nhello\r\nPONG\r\nMSG room-1 1 reply.x 3\r\na\r\n\r\n",
+			[]string{"hello", "a\r\n"}, []string{"PONG\r\n"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for cut := 0; cut <= len(tt.stream); cut++ {
+				var payloads, replies []string
+				var buf []byte
+				start := 0
+				for _, chunk := range []string{tt.stream[:cut], tt.stream[cut:]} {
+					buf = append(buf, chunk...)
+					for start < len(buf) {
+						payload, n, reply, err := tt.raw.frame(buf[start:])
+						require.NoError(t, err, "cut at %d", cut)
+						if n == 0 {
+							break
+						}
+						if payload != nil {
+							payloads = append(payloads, string(payload))
+						}
+						if reply != nil {
+							replies = append(replies, string(reply))
+						}
+						start += n
+					}
+				}
+				assert.Equal(t, tt.payloads, payloads, "cut at %d", cut)
+				assert.Equal(t, tt.replies, replies, "cut at %d", cut)
+				assert.Equal(t, len(buf), start, "cut at %d: every byte taken", cut)
+			}
+		})
+	}
+}
+
+// TestFramersRefuse: bytes that are not the protocol's are an error, not
+// skipped.
+func TestFramersRefuse(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		raw    rawClient
+		stream string
+	}{
+		{"redis error", &redisConn{}, "-ERR unknown command\r\n"},
+		{"redis unknown type", &redisConn{}, "?3\r\n"},
+		{"redis bad length", &redisConn{}, ">3\r\n$x\r\n"},
+		{"nats error", &natsConn{}, "-ERR 'Authorization Violation'\r\n"},
+		{"nats bad size", &natsConn{}, "MSG room 1 many\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, _, err := tt.raw.frame([]byte(tt.stream))
+			assert.Error(t, err)
 		})
 	}
 }

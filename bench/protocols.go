@@ -578,3 +578,174 @@ func (nc *natsConn) next() ([]byte, error) {
 func trimCRLF(b []byte) []byte {
 	return bytes.TrimRight(b, "\r\n")
 }
+
+// ---- framing for the load tool's own poller (the rooms workload) ----
+
+// A rawClient is a member connection over plain TCP whose framing the load
+// tool also does itself, both ways, so that its poller can read and write
+// the socket directly (poll_linux.go).
+type rawClient interface {
+	client
+	// frame looks at the start of buf, bytes from the server, and
+	// returns how many bytes its first whole frame takes (0: buf holds no
+	// whole frame yet), the frame's payload if it is a message (nil for
+	// anything else), and what the client must answer (a NATS PONG), or
+	// an error for bytes that are not the protocol's.
+	frame(buf []byte) (payload []byte, n int, reply []byte, err error)
+	// appendPublish appends the bytes that publish payload to the
+	// client's room.
+	appendPublish(dst, payload []byte) []byte
+	// buffered returns what the client's reader has read from the socket
+	// and not yet handed out.
+	buffered() []byte
+}
+
+// A rawProtocol's member clients are rawClients.
+type rawProtocol interface{ rawMembers() }
+
+func (roomProto) rawMembers()  {}
+func (redisProto) rawMembers() {}
+func (natsProto) rawMembers()  {}
+
+func peekAll(r *bufio.Reader) []byte {
+	b, _ := r.Peek(r.Buffered())
+	return bytes.Clone(b)
+}
+
+func (rc *roomConn) buffered() []byte { return peekAll(rc.r) }
+
+func (rc *roomConn) appendPublish(dst, payload []byte) []byte {
+	return append(append(dst, payload...), '\n')
+}
+
+// frame: a line; the text of a chat line is the payload.
+func (rc *roomConn) frame(buf []byte) ([]byte, int, []byte, error) {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return nil, 0, nil, nil
+	}
+	if j := bytes.Index(buf[:i], say); j >= 0 {
+		return buf[j+len(say) : i], i + 1, nil, nil
+	}
+	return nil, i + 1, nil, nil
+}
+
+func (rc *redisConn) buffered() []byte { return peekAll(rc.r) }
+
+func (rc *redisConn) appendPublish(dst, payload []byte) []byte {
+	dst = append(dst, rc.head...)
+	dst = append(dst, '$')
+	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, payload...)
+	return append(dst, "\r\n"...)
+}
+
+// respLine returns the line of buf that starts at off, without its CRLF,
+// and where the next one starts; ok is false if it is not all there.
+func respLine(buf []byte, off int) (line []byte, next int, ok bool) {
+	i := bytes.Index(buf[off:], []byte("\r\n"))
+	if i < 0 {
+		return nil, 0, false
+	}
+	return buf[off : off+i], off + i + 2, true
+}
+
+// frame: a push (or RESP2 array) of integers and bulk strings, whose
+// third element is the payload of a "message"; an integer (a PUBLISH
+// reply) or a simple string alone.
+func (rc *redisConn) frame(buf []byte) ([]byte, int, []byte, error) {
+	head, off, ok := respLine(buf, 0)
+	if !ok {
+		return nil, 0, nil, nil
+	}
+	if len(head) == 0 {
+		return nil, 0, nil, fmt.Errorf("redis: empty line")
+	}
+	switch head[0] {
+	case ':', '+':
+		return nil, off, nil, nil
+	case '-':
+		return nil, 0, nil, fmt.Errorf("redis: %s", head[1:])
+	case '*', '>':
+	default:
+		return nil, 0, nil, fmt.Errorf("redis: unexpected %q", head)
+	}
+	count, err := strconv.Atoi(string(head[1:]))
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("redis: unexpected %q", head)
+	}
+	var message bool
+	var last []byte
+	for i := range count {
+		line, next, ok := respLine(buf, off)
+		if !ok {
+			return nil, 0, nil, nil
+		}
+		if len(line) == 0 {
+			return nil, 0, nil, fmt.Errorf("redis: empty line")
+		}
+		off = next
+		switch line[0] {
+		case ':':
+			continue
+		case '$':
+			size, err := strconv.Atoi(string(line[1:]))
+			if err != nil || size < 0 {
+				return nil, 0, nil, fmt.Errorf("redis: unexpected %q", line)
+			}
+			if len(buf) < off+size+2 {
+				return nil, 0, nil, nil
+			}
+			last = buf[off : off+size]
+			off += size + 2
+			if i == 0 {
+				message = string(last) == "message"
+			}
+		default:
+			return nil, 0, nil, fmt.Errorf("redis: unexpected %q", line)
+		}
+	}
+	if message && count == 3 {
+		return last, off, nil, nil
+	}
+	return nil, off, nil, nil
+}
+
+func (nc *natsConn) buffered() []byte { return peekAll(nc.r) }
+
+func (nc *natsConn) appendPublish(dst, payload []byte) []byte {
+	dst = append(dst, nc.head...)
+	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, payload...)
+	return append(dst, "\r\n"...)
+}
+
+var pong = []byte("PONG\r\n")
+
+// frame: a MSG and its payload; a PING, answered; anything else (+OK,
+// PONG, INFO) a line to skip; -ERR an error.
+func (nc *natsConn) frame(buf []byte) ([]byte, int, []byte, error) {
+	line, off, ok := respLine(buf, 0)
+	if !ok {
+		return nil, 0, nil, nil
+	}
+	switch {
+	case bytes.HasPrefix(line, []byte("MSG ")):
+		// MSG <subject> <sid> [reply-to] <size>
+		size, err := strconv.Atoi(string(line[bytes.LastIndexByte(line, ' ')+1:]))
+		if err != nil || size < 0 {
+			return nil, 0, nil, fmt.Errorf("nats: unexpected %q", line)
+		}
+		if len(buf) < off+size+2 {
+			return nil, 0, nil, nil
+		}
+		return buf[off : off+size], off + size + 2, nil, nil
+	case bytes.HasPrefix(line, []byte("PING")):
+		return nil, off, pong, nil
+	case bytes.HasPrefix(line, []byte("-ERR")):
+		return nil, 0, nil, errors.New("nats: " + string(line))
+	}
+	return nil, off, nil, nil
+}

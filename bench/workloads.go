@@ -28,6 +28,16 @@ type result struct {
 	rssPerConn     float64       // idle workload: server RSS per client 10 s after the last join, bytes
 	rssLatePerConn float64       // idle workload: the same, -idle-late after the last join
 	throughput     float64       // deliveries per second
+	window         time.Duration // rooms workload: first send to the end of the drain, over which the CPU times were read
+	loadCPU        time.Duration // rooms workload: the load tool's own CPU time over window
+}
+
+// share is d as a share of one core over r.window.
+func (r result) share(d time.Duration) float64 {
+	if r.window <= 0 {
+		return 0
+	}
+	return float64(d) / float64(r.window)
 }
 
 // perWrite is how many deliveries the server made per write system call:
