@@ -132,7 +132,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	idle := fs.String("idle-clients", "2000,10000", "idle: comma-separated client `counts`")
 	fs.DurationVar(&cfg.idleLate, "idle-late", 3*time.Minute, "idle: read memory a second time this long after the last join (0: only at 10 s)")
 	idleRooms := fs.String("idle-rooms", "1", "idle: comma-separated room `counts` to spread the clients over (1: everyone in the default room)")
-	arrive := fs.String("arrive", "burst", "idle: how the clients arrive, a comma-separated `list` of burst (16 connecting at once, as many as can) and serial (one after the other, each once the one before it is in)")
+	arrive := fs.String("arrive", "burst", "idle: how the clients arrive, a comma-separated `list` of burst (16 connecting at a time, as before) and serial (one after the other, each once the one before it is in)")
 	fs.IntVar(&cfg.rooms, "rooms", 1000, "rooms: how many rooms")
 	fs.IntVar(&cfg.roomClients, "room-clients", 10, "rooms: clients in each room (at least 2)")
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "rooms: how long the rooms talk, in whole seconds (a line per room per second)")
@@ -149,7 +149,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	natsPath := fs.String("nats-server", "", "path of nats-server (default: found in PATH or $GOPATH/bin)")
 	roomBin := fs.String("room-bin", "", "path of the room's demo `binary` (default: go build ./cmd/chatroom of this workspace)")
 	baselineBin := fs.String("baseline-bin", "", "path of another build of the demo `binary`, run as server \"baseline\" (add it to -servers)")
-	baselineArgs := fs.String("baseline-args", "", "space-separated `flags` for the baseline beside -addr and -outbox (the room gets -rate 0)")
+	baselineArgs := fs.String("baseline-args", "", "space-separated `flags` for the baseline beside -addr, -outbox and (for rooms, and idle in more than one room) -max-rooms (the room gets -rate 0)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
