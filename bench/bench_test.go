@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -694,4 +695,25 @@ func TestServerThatExitsAtStart(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "baseline exited at start")
 	assert.Regexp(t, `args: -addr 127\.0\.0\.1:\d+ -outbox 7 -max-rooms 1001 -rate 0`, err.Error())
+}
+
+// TestServerThatExitsDuringARun: reading a server that has gone says so,
+// with how it ended and what it said, instead of a missing /proc file.
+func TestServerThatExitsDuringARun(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("skipping: needs python3 to stand for a server")
+	}
+	script := filepath.Join(t.TempDir(), "short-lived")
+	// It listens until its first connection (launch's probe), says a word, and exits.
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec python3 -c \"import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); h,p=sys.argv[2].rsplit(':',1); s.bind((h,int(p))); s.listen(); s.accept(); sys.stderr.write('gone for good\\\\n'); sys.exit(3)\" \"$@\"\n"), 0o755))
+	srv, err := startServer("baseline", serverPaths{baseline: script}, serverOpts{outbox: 1})
+	require.NoError(t, err)
+	defer srv.stop()
+	require.Eventually(t, func() bool {
+		_, err := srv.rss()
+		return err != nil && strings.Contains(err.Error(), "baseline exited during the run (exit status 3)")
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err = srv.cpu()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gone for good")
 }

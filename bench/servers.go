@@ -24,6 +24,7 @@ type server struct {
 	addrs []string        // every room's address, for clients spread over the processes
 	cmds  []*exec.Cmd     // every process: CPU, writes and memory are summed over them
 	ended []chan struct{} // closed when the process of the same index has exited and been waited for
+	logs  []*bytes.Buffer // each process's stderr, unless CHATBENCH_ROOM_LOG sends it to ours; read only once it has ended
 	dir   string          // a temporary directory to remove when stopped, or ""
 }
 
@@ -221,8 +222,8 @@ func startNATSRooms(kind string, n int, paths serverPaths, opts serverOpts) (*se
 // launch starts cmd as one of s's processes and waits until it accepts
 // connections on addr.
 func (s *server) launch(cmd *exec.Cmd, addr string) error {
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
 	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}
@@ -231,7 +232,7 @@ func (s *server) launch(cmd *exec.Cmd, addr string) error {
 	}
 	ended := make(chan struct{})
 	go func() { cmd.Wait(); close(ended) }()
-	s.cmds, s.ended = append(s.cmds, cmd), append(s.ended, ended)
+	s.cmds, s.ended, s.logs = append(s.cmds, cmd), append(s.ended, ended), append(s.logs, stderr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -264,7 +265,7 @@ func (s *server) stop() {
 			<-s.ended[i]
 		}
 	}
-	s.cmds, s.ended = nil, nil
+	s.cmds, s.ended, s.logs = nil, nil, nil
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
@@ -274,14 +275,26 @@ func (s *server) stop() {
 // which Linux fixes at 100 for user space.
 const clockTick = 10 * time.Millisecond
 
+// exited wraps err, from reading process i's /proc files, with how the
+// process ended and what it said, if it has ended (its files go when it is
+// reaped, a moment before ended closes: it waits a second for that).
+func (s *server) exited(i int, err error) error {
+	select {
+	case <-s.ended[i]:
+		return fmt.Errorf("%s exited during the run (%v): %w\n%s", s.kind, s.cmds[i].ProcessState, err, s.logs[i].String())
+	case <-time.After(time.Second):
+		return err
+	}
+}
+
 // cpu returns the CPU time the server has used so far, user and system,
 // all threads of all its processes, from /proc/PID/stat.
 func (s *server) cpu() (time.Duration, error) {
 	var sum time.Duration
-	for _, cmd := range s.cmds {
+	for i, cmd := range s.cmds {
 		d, err := processCPU(cmd.Process.Pid)
 		if err != nil {
-			return 0, err
+			return 0, s.exited(i, err)
 		}
 		sum += d
 	}
@@ -321,10 +334,10 @@ func (s *server) rss() (int64, error) {
 // starts with name in /proc/PID/file, as parse reads it.
 func (s *server) sum(file, name string, parse func(string) (int64, error)) (int64, error) {
 	var total int64
-	for _, cmd := range s.cmds {
+	for i, cmd := range s.cmds {
 		v, err := procField(cmd.Process.Pid, file, name)
 		if err != nil {
-			return 0, err
+			return 0, s.exited(i, err)
 		}
 		n, err := parse(v)
 		if err != nil {
