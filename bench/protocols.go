@@ -20,15 +20,27 @@ import (
 // measures is the server, and a library's reconnects, pings and buffering
 // would hide exactly the behaviour under test.
 
-// subject is the Redis channel and NATS subject every client uses.
-const subject = "room"
+// defaultSubject is the Redis channel and NATS subject of the default
+// room: every client's in the one-room workloads.
+const defaultSubject = "room"
+
+// roomName is the name of room i, where the workloads with many rooms put
+// their clients: the room's name for /join, a Redis channel, a NATS
+// subject.
+func roomName(i int) string { return "room-" + strconv.Itoa(i) }
 
 // A protocol connects clients to one kind of server.
 type protocol interface {
 	name() string
-	// join connects a receiving client and returns once the server will
-	// deliver to it.
-	join(addr string) (client, error)
+	// join connects a receiving client to room and returns once the
+	// server will deliver that room's messages to it. Room "" is the
+	// default room: the room's newcomers' (no /join), or the
+	// defaultSubject.
+	join(addr, room string) (client, error)
+	// member connects a client as join does, which can also publish to
+	// room on the same connection (Redis: RESP3, whose subscribers may
+	// publish).
+	member(addr, room string) (client, error)
 	// publisher returns the connection that self sends on: self, where
 	// the protocol lets one connection both send and receive, or a second
 	// connection for Redis, whose subscribers cannot publish.
@@ -49,12 +61,24 @@ type client interface {
 	conn() net.Conn
 }
 
+// dial connects to addr with 32 KiB buffers each way, for the workloads
+// that move bulk traffic through a few clients.
 func dial(addr string) (net.Conn, *bufio.Reader, *bufio.Writer, error) {
+	return dialSized(addr, 32<<10, 32<<10)
+}
+
+// memberBuffer is the size of each buffer of a member connection: the
+// workload with many rooms has 10 000 clients that each hear a line or
+// two a second, and the load tool's memory should not grow with a buffer
+// size that only bulk traffic needs. A line longer than it still passes.
+const memberBuffer = 4 << 10
+
+func dialSized(addr string, rsize, wsize int) (net.Conn, *bufio.Reader, *bufio.Writer, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return c, bufio.NewReaderSize(c, 32<<10), bufio.NewWriterSize(c, 32<<10), nil
+	return c, bufio.NewReaderSize(c, rsize), bufio.NewWriterSize(c, wsize), nil
 }
 
 // ---- the room's own line protocol ----
@@ -74,21 +98,76 @@ type roomConn struct {
 
 func (rc *roomConn) conn() net.Conn { return rc.c }
 
-func (roomProto) join(addr string) (client, error) {
+func (roomProto) join(addr, room string) (client, error) {
 	c, r, w, err := dial(addr)
 	if err != nil {
 		return nil, err
 	}
-	line, err := r.ReadSlice('\n')
+	return enterRoom(&roomConn{c, r, w}, room)
+}
+
+func (roomProto) member(addr, room string) (client, error) {
+	c, r, w, err := dialSized(addr, memberBuffer, memberBuffer)
 	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("room: no welcome: %w", err)
+		return nil, err
+	}
+	return enterRoom(&roomConn{c, r, w}, room)
+}
+
+// enterRoom reads rc's welcome, then, unless room is "", says "/join
+// ROOM" and waits for the hub's answer, "* you are in ROOM, <N> online"
+// (SPEC, Rooms). Lines of the room it leaves (notices and chat, which start
+// with a timestamp) are skipped; any other line from the server ("* error:
+// too many rooms (max <n>)", "* you are already in ROOM", an old build's
+// "* error: unknown command /join") is a refusal. It closes the connection
+// on any error.
+func enterRoom(rc *roomConn, room string) (*roomConn, error) {
+	fail := func(err error) (*roomConn, error) {
+		rc.c.Close()
+		return nil, err
+	}
+	line, err := rc.r.ReadSlice('\n')
+	if err != nil {
+		return fail(fmt.Errorf("room: no welcome: %w", err))
 	}
 	if !bytes.HasPrefix(line, []byte("* welcome ")) {
-		c.Close()
-		return nil, fmt.Errorf("room: refused: %q", line)
+		return fail(fmt.Errorf("room: refused: %q", line))
 	}
-	return &roomConn{c, r, w}, nil
+	if room == "" {
+		return rc, nil
+	}
+	rc.w.WriteString("/join " + room + "\n")
+	if err := rc.w.Flush(); err != nil {
+		return fail(fmt.Errorf("room: /join %s: %w", room, err))
+	}
+	for {
+		line, err := rc.r.ReadSlice('\n')
+		if err != nil {
+			return fail(fmt.Errorf("room: /join %s: no answer: %w", room, err))
+		}
+		if !bytes.HasPrefix(line, []byte("* ")) {
+			continue
+		}
+		if !joinedRoom(line, room) {
+			return fail(fmt.Errorf("room: /join %s: %q", room, trimCRLF(line)))
+		}
+		return rc, nil
+	}
+}
+
+// joinedRoom reports whether line is exactly the hub's answer to "/join
+// room": "* you are in ROOM, <N> online", N a count of at least 1.
+func joinedRoom(line []byte, room string) bool {
+	rest, ok := bytes.CutPrefix(line, []byte("* you are in "+room+", "))
+	if !ok {
+		return false
+	}
+	count, ok := bytes.CutSuffix(rest, []byte(" online\n"))
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(string(count))
+	return err == nil && n >= 1 && count[0] != '+'
 }
 
 func (roomProto) publisher(_ string, self client) (client, error) { return self, nil }
@@ -124,7 +203,15 @@ type roomWSProto struct{}
 func (roomWSProto) name() string       { return "room-ws" }
 func (roomWSProto) selfDelivery() bool { return false }
 
-func (roomWSProto) join(addr string) (client, error) {
+func (roomWSProto) join(addr, room string) (client, error) {
+	return roomWSProto{}.dial(addr, room, 32<<10)
+}
+
+func (roomWSProto) member(addr, room string) (client, error) {
+	return roomWSProto{}.dial(addr, room, memberBuffer)
+}
+
+func (roomWSProto) dial(addr, room string, size int) (client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
@@ -132,13 +219,11 @@ func (roomWSProto) join(addr string) (client, error) {
 		return nil, err
 	}
 	c := websocket.NetConn(context.Background(), ws, websocket.MessageText)
-	r, w := bufio.NewReaderSize(c, 32<<10), bufio.NewWriterSize(c, 32<<10)
-	line, err := r.ReadSlice('\n')
-	if err != nil || !bytes.HasPrefix(line, []byte("* welcome ")) {
-		c.Close()
-		return nil, fmt.Errorf("room-ws: no welcome: %q, %v", line, err)
+	rc, err := enterRoom(&roomConn{c, bufio.NewReaderSize(c, size), bufio.NewWriterSize(c, size)}, room)
+	if err != nil {
+		return nil, fmt.Errorf("room-ws: %w", err)
 	}
-	return &roomConn{c, r, w}, nil
+	return rc, nil
 }
 
 func (roomWSProto) publisher(_ string, self client) (client, error) { return self, nil }
@@ -161,22 +246,66 @@ type redisConn struct {
 
 func (rc *redisConn) conn() net.Conn { return rc.c }
 
-func (redisProto) join(addr string) (client, error) {
+// join subscribes over RESP2, whose subscribers cannot publish: the
+// one-room workloads publish through a second connection.
+func (redisProto) join(addr, room string) (client, error) {
 	c, r, w, err := dial(addr)
 	if err != nil {
 		return nil, err
 	}
-	rc := &redisConn{c: c, r: r, w: w}
-	fmt.Fprintf(w, "*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n", len(subject), subject)
-	if err := w.Flush(); err != nil {
-		c.Close()
+	return subscribe(&redisConn{c: c, r: r, w: w}, channel(room), false)
+}
+
+// member says HELLO 3 first: over RESP3 a subscribed connection may
+// publish, its messages arriving as pushes beside the replies.
+func (redisProto) member(addr, room string) (client, error) {
+	c, r, w, err := dialSized(addr, memberBuffer, memberBuffer)
+	if err != nil {
 		return nil, err
 	}
-	// The confirmation: *3, "subscribe", the channel, :1.
+	rc := &redisConn{c: c, r: r, w: w, head: publishHead(channel(room))}
+	return subscribe(rc, channel(room), true)
+}
+
+// channel is the Redis channel or NATS subject of room.
+func channel(room string) string {
+	if room == "" {
+		return defaultSubject
+	}
+	return room
+}
+
+func publishHead(ch string) []byte {
+	return fmt.Appendf(nil, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n", len(ch), ch)
+}
+
+// subscribe subscribes rc to ch, after switching it to RESP3 if resp3, and
+// returns once Redis has confirmed; it closes the connection on any error.
+func subscribe(rc *redisConn, ch string, resp3 bool) (*redisConn, error) {
+	fail := func(err error) (*redisConn, error) {
+		rc.c.Close()
+		return nil, fmt.Errorf("redis: subscribe %s: %w", ch, err)
+	}
+	if resp3 {
+		rc.w.WriteString("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+	}
+	fmt.Fprintf(rc.w, "*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n", len(ch), ch)
+	if err := rc.w.Flush(); err != nil {
+		return fail(err)
+	}
+	if resp3 {
+		// HELLO's answer: a map of the server's properties.
+		if err := rc.skipValue(); err != nil {
+			return fail(fmt.Errorf("HELLO 3: %w", err))
+		}
+	}
+	// The confirmation: *3 (>3 over RESP3), "subscribe", the channel, :1.
 	kind, err := rc.readArray()
-	if err != nil || kind != "subscribe" {
-		c.Close()
-		return nil, fmt.Errorf("redis: subscribe: %q %v", kind, err)
+	if err != nil {
+		return fail(err)
+	}
+	if kind != "subscribe" || string(rc.buf) != ch {
+		return fail(fmt.Errorf("unexpected %q %q", kind, rc.buf))
 	}
 	return rc, nil
 }
@@ -186,8 +315,7 @@ func (redisProto) publisher(addr string, _ client) (client, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &redisConn{c: c, r: r, w: w,
-		head: fmt.Appendf(nil, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n", len(subject), subject)}
+	rc := &redisConn{c: c, r: r, w: w, head: publishHead(defaultSubject)}
 	go rc.drainReplies()
 	return rc, nil
 }
@@ -217,7 +345,8 @@ func (rc *redisConn) publish(payload []byte) error {
 
 func (rc *redisConn) flush() error { return rc.w.Flush() }
 
-// next returns the payload of the next "message" push.
+// next returns the payload of the next "message" push, skipping the
+// replies to a member's own PUBLISHes.
 func (rc *redisConn) next() ([]byte, error) {
 	for {
 		kind, err := rc.readArray()
@@ -230,10 +359,22 @@ func (rc *redisConn) next() ([]byte, error) {
 	}
 }
 
-// readArray reads one pushed array and returns its first element; for a
-// message, rc.buf holds the payload after it.
+// readArray reads one pushed array (RESP2's *, RESP3's >) and returns its
+// first element; for a message, rc.buf holds the payload after it, and
+// for a subscription's confirmation, the channel. An integer (a member's
+// PUBLISH reply) is read as an empty kind.
 func (rc *redisConn) readArray() (string, error) {
-	n, err := rc.readHeader('*')
+	line, err := rc.r.ReadSlice('\n')
+	if err != nil {
+		return "", err
+	}
+	if len(line) > 1 && line[0] == ':' {
+		return "", nil
+	}
+	if len(line) < 3 || (line[0] != '*' && line[0] != '>') {
+		return "", fmt.Errorf("redis: unexpected %q", line)
+	}
+	n, err := strconv.Atoi(string(trimCRLF(line[1:])))
 	if err != nil {
 		return "", err
 	}
@@ -273,15 +414,54 @@ func (rc *redisConn) readArray() (string, error) {
 	return kind, nil
 }
 
-func (rc *redisConn) readHeader(want byte) (int, error) {
+// skipValue reads one RESP2 or RESP3 value of any type and drops it; an
+// error reply is returned as an error.
+func (rc *redisConn) skipValue() error {
 	line, err := rc.r.ReadSlice('\n')
 	if err != nil {
-		return 0, err
+		return err
 	}
-	if len(line) < 3 || line[0] != want {
-		return 0, fmt.Errorf("redis: unexpected %q", line)
+	if len(line) < 3 {
+		return fmt.Errorf("redis: unexpected %q", line)
 	}
-	return strconv.Atoi(string(trimCRLF(line[1:])))
+	kind := line[0]
+	switch kind {
+	case '+', ':', ',', '#', '(', '_':
+		return nil
+	case '-':
+		return fmt.Errorf("redis: %s", trimCRLF(line[1:]))
+	}
+	n, err := strconv.Atoi(string(trimCRLF(line[1:])))
+	if err != nil {
+		return fmt.Errorf("redis: unexpected %q", line)
+	}
+	switch kind {
+	case '$', '=', '!': // bulk string, verbatim string, bulk error
+		if n < 0 {
+			return nil
+		}
+		if _, err := rc.r.Discard(n + 2); err != nil {
+			return err
+		}
+		if kind == '!' {
+			return errors.New("redis: an error reply")
+		}
+		return nil
+	case '*', '~', '>': // array, set, push
+	case '%', '|': // map, attribute: a key and a value each
+		n *= 2
+	default:
+		return fmt.Errorf("redis: unexpected %q", line)
+	}
+	for range max(n, 0) {
+		if err := rc.skipValue(); err != nil {
+			return err
+		}
+	}
+	if kind == '|' { // attributes come before the value they describe
+		return rc.skipValue()
+	}
+	return nil
 }
 
 // ---- NATS ----
@@ -303,10 +483,10 @@ type natsConn struct {
 func (nc *natsConn) conn() net.Conn { return nc.c }
 
 // connect says CONNECT (echo off, so a publisher never hears itself),
-// subscribes if sub, and waits for the PONG that proves the server
-// has processed both.
-func (natsProto) connect(addr string, sub bool) (*natsConn, error) {
-	c, r, w, err := dial(addr)
+// subscribes to subject if sub, and waits for the PONG that proves the
+// server has processed both. The client publishes to subject.
+func (natsProto) connect(addr, subject string, sub bool, size int) (*natsConn, error) {
+	c, r, w, err := dialSized(addr, size, size)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +520,13 @@ func (natsProto) connect(addr string, sub bool) (*natsConn, error) {
 	}
 }
 
-func (p natsProto) join(addr string) (client, error) { return p.connect(addr, true) }
+func (p natsProto) join(addr, room string) (client, error) {
+	return p.connect(addr, channel(room), true, 32<<10)
+}
+
+func (p natsProto) member(addr, room string) (client, error) {
+	return p.connect(addr, channel(room), true, memberBuffer)
+}
 
 func (natsProto) publisher(_ string, self client) (client, error) { return self, nil }
 
@@ -391,4 +577,175 @@ func (nc *natsConn) next() ([]byte, error) {
 
 func trimCRLF(b []byte) []byte {
 	return bytes.TrimRight(b, "\r\n")
+}
+
+// ---- framing for the load tool's own poller (the rooms workload) ----
+
+// A rawClient is a member connection over plain TCP whose framing the load
+// tool also does itself, both ways, so that its poller can read and write
+// the socket directly (poll_linux.go).
+type rawClient interface {
+	client
+	// frame looks at the start of buf, bytes from the server, and
+	// returns how many bytes its first whole frame takes (0: buf holds no
+	// whole frame yet), the frame's payload if it is a message (nil for
+	// anything else), and what the client must answer (a NATS PONG), or
+	// an error for bytes that are not the protocol's.
+	frame(buf []byte) (payload []byte, n int, reply []byte, err error)
+	// appendPublish appends the bytes that publish payload to the
+	// client's room.
+	appendPublish(dst, payload []byte) []byte
+	// buffered returns what the client's reader has read from the socket
+	// and not yet handed out.
+	buffered() []byte
+}
+
+// A rawProtocol's member clients are rawClients.
+type rawProtocol interface{ rawMembers() }
+
+func (roomProto) rawMembers()  {}
+func (redisProto) rawMembers() {}
+func (natsProto) rawMembers()  {}
+
+func peekAll(r *bufio.Reader) []byte {
+	b, _ := r.Peek(r.Buffered())
+	return bytes.Clone(b)
+}
+
+func (rc *roomConn) buffered() []byte { return peekAll(rc.r) }
+
+func (rc *roomConn) appendPublish(dst, payload []byte) []byte {
+	return append(append(dst, payload...), '\n')
+}
+
+// frame: a line; the text of a chat line is the payload.
+func (rc *roomConn) frame(buf []byte) ([]byte, int, []byte, error) {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return nil, 0, nil, nil
+	}
+	if j := bytes.Index(buf[:i], say); j >= 0 {
+		return buf[j+len(say) : i], i + 1, nil, nil
+	}
+	return nil, i + 1, nil, nil
+}
+
+func (rc *redisConn) buffered() []byte { return peekAll(rc.r) }
+
+func (rc *redisConn) appendPublish(dst, payload []byte) []byte {
+	dst = append(dst, rc.head...)
+	dst = append(dst, '$')
+	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, payload...)
+	return append(dst, "\r\n"...)
+}
+
+// respLine returns the line of buf that starts at off, without its CRLF,
+// and where the next one starts; ok is false if it is not all there.
+func respLine(buf []byte, off int) (line []byte, next int, ok bool) {
+	i := bytes.Index(buf[off:], []byte("\r\n"))
+	if i < 0 {
+		return nil, 0, false
+	}
+	return buf[off : off+i], off + i + 2, true
+}
+
+// frame: a push (or RESP2 array) of integers and bulk strings, whose
+// third element is the payload of a "message"; an integer (a PUBLISH
+// reply) or a simple string alone.
+func (rc *redisConn) frame(buf []byte) ([]byte, int, []byte, error) {
+	head, off, ok := respLine(buf, 0)
+	if !ok {
+		return nil, 0, nil, nil
+	}
+	if len(head) == 0 {
+		return nil, 0, nil, fmt.Errorf("redis: empty line")
+	}
+	switch head[0] {
+	case ':', '+':
+		return nil, off, nil, nil
+	case '-':
+		return nil, 0, nil, fmt.Errorf("redis: %s", head[1:])
+	case '*', '>':
+	default:
+		return nil, 0, nil, fmt.Errorf("redis: unexpected %q", head)
+	}
+	count, err := strconv.Atoi(string(head[1:]))
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("redis: unexpected %q", head)
+	}
+	var message bool
+	var last []byte
+	for i := range count {
+		line, next, ok := respLine(buf, off)
+		if !ok {
+			return nil, 0, nil, nil
+		}
+		if len(line) == 0 {
+			return nil, 0, nil, fmt.Errorf("redis: empty line")
+		}
+		off = next
+		switch line[0] {
+		case ':':
+			continue
+		case '$':
+			size, err := strconv.Atoi(string(line[1:]))
+			if err != nil || size < 0 {
+				return nil, 0, nil, fmt.Errorf("redis: unexpected %q", line)
+			}
+			if len(buf) < off+size+2 {
+				return nil, 0, nil, nil
+			}
+			last = buf[off : off+size]
+			off += size + 2
+			if i == 0 {
+				message = string(last) == "message"
+			}
+		default:
+			return nil, 0, nil, fmt.Errorf("redis: unexpected %q", line)
+		}
+	}
+	if message && count == 3 {
+		return last, off, nil, nil
+	}
+	return nil, off, nil, nil
+}
+
+func (nc *natsConn) buffered() []byte { return peekAll(nc.r) }
+
+func (nc *natsConn) appendPublish(dst, payload []byte) []byte {
+	dst = append(dst, nc.head...)
+	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, payload...)
+	return append(dst, "\r\n"...)
+}
+
+var pong = []byte("PONG\r\n")
+
+// frame: a MSG and its payload; a PING, answered; anything else (+OK,
+// PONG, INFO) a line to skip; -ERR an error.
+func (nc *natsConn) frame(buf []byte) ([]byte, int, []byte, error) {
+	line, off, ok := respLine(buf, 0)
+	if !ok {
+		return nil, 0, nil, nil
+	}
+	switch {
+	case bytes.HasPrefix(line, []byte("MSG ")):
+		// MSG <subject> <sid> [reply-to] <size>
+		size, err := strconv.Atoi(string(line[bytes.LastIndexByte(line, ' ')+1:]))
+		if err != nil || size < 0 {
+			return nil, 0, nil, fmt.Errorf("nats: unexpected %q", line)
+		}
+		if len(buf) < off+size+2 {
+			return nil, 0, nil, nil
+		}
+		return buf[off : off+size], off + size + 2, nil, nil
+	case bytes.HasPrefix(line, []byte("PING")):
+		return nil, off, pong, nil
+	case bytes.HasPrefix(line, []byte("-ERR")):
+		return nil, 0, nil, errors.New("nats: " + string(line))
+	}
+	return nil, off, nil, nil
 }

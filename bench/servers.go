@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,10 +20,12 @@ import (
 // through it, measured together.
 type server struct {
 	kind  string
-	addr  string      // where clients connect: the first room
-	addrs []string    // every room's address, for clients spread over the processes
-	cmds  []*exec.Cmd // every process: CPU, writes and memory are summed over them
-	dir   string      // a temporary directory to remove when stopped, or ""
+	addr  string          // where clients connect: the first room
+	addrs []string        // every room's address, for clients spread over the processes
+	cmds  []*exec.Cmd     // every process: CPU, writes and memory are summed over them
+	ended []chan struct{} // closed when the process of the same index has exited and been waited for
+	logs  []*bytes.Buffer // each process's stderr, unless CHATBENCH_ROOM_LOG sends it to ours; read only once it has ended
+	dir   string          // a temporary directory to remove when stopped, or ""
 }
 
 // addrFor is the address client i connects to: the processes take turns.
@@ -49,10 +52,10 @@ type serverPaths struct {
 	nats         string   // nats-server
 	room         string   // the demo program, cmd/chatroom
 	baseline     string   // another build of it, or ""
-	baselineArgs []string // flags for the baseline beside -addr and -outbox
+	baselineArgs []string // flags for the baseline beside -addr, -outbox and -max-rooms
 }
 
-// roomArgs are the flags the room is run with beside -addr and -outbox:
+// roomArgs are the flags the room is run with beside -addr and opts.args:
 // flood control off, since every workload sends as fast as the window
 // allows, far past what a person types.
 var roomArgs = []string{"-rate", "0"}
@@ -99,12 +102,28 @@ func findBinary(name, flagValue string) string {
 // errMissing marks a peer that is not installed.
 var errMissing = errors.New("not installed")
 
+// serverOpts are the settings a workload runs the room with.
+type serverOpts struct {
+	outbox   int // -outbox
+	maxRooms int // -max-rooms, for the workloads that /join; 0: the demo's default, and the flag not given
+}
+
+// args are the room's flags beside -addr: -outbox and, if set,
+// -max-rooms.
+func (o serverOpts) args() []string {
+	args := []string{"-outbox", strconv.Itoa(o.outbox)}
+	if o.maxRooms > 0 {
+		args = append(args, "-max-rooms", strconv.Itoa(o.maxRooms))
+	}
+	return args
+}
+
 // startServer starts a fresh server of kind on a free loopback port and
 // waits until it accepts connections. A room is the demo program, run as
 // a user runs it, with its log on stderr.
-func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
+func startServer(kind string, paths serverPaths, opts serverOpts) (*server, error) {
 	if n := natsRooms(kind); n > 0 {
-		return startNATSRooms(kind, n, paths, outbox)
+		return startNATSRooms(kind, n, paths, opts)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -121,7 +140,7 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 		if bin == "" {
 			return nil, fmt.Errorf("%s: no binary given", kind)
 		}
-		cmd = exec.Command(bin, append([]string{"-addr", addr, "-outbox", strconv.Itoa(outbox)}, extra...)...)
+		cmd = exec.Command(bin, slices.Concat([]string{"-addr", addr}, opts.args(), extra)...)
 	case "room-ws":
 		// The same demo, its clients on the WebSocket: the load tool
 		// talks to the HTTP address, the TCP one is unused.
@@ -134,7 +153,7 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 		if paths.room == "" {
 			return nil, fmt.Errorf("%s: no binary given", kind)
 		}
-		cmd = exec.Command(paths.room, append([]string{"-addr", tcp, "-http", addr, "-outbox", strconv.Itoa(outbox)}, roomArgs...)...)
+		cmd = exec.Command(paths.room, slices.Concat([]string{"-addr", tcp, "-http", addr}, opts.args(), roomArgs)...)
 	case "redis":
 		if paths.redis == "" {
 			return nil, fmt.Errorf("redis-server: %w (apt-get install redis-server)", errMissing)
@@ -160,7 +179,7 @@ func startServer(kind string, paths serverPaths, outbox int) (*server, error) {
 // startNATSRooms starts a nats-server with JetStream and n rooms sharing
 // the room "bench" through it, each run as a user runs the demo with
 // -nats.
-func startNATSRooms(kind string, n int, paths serverPaths, outbox int) (*server, error) {
+func startNATSRooms(kind string, n int, paths serverPaths, opts serverOpts) (*server, error) {
 	switch {
 	case paths.nats == "":
 		return nil, fmt.Errorf("nats-server: %w (go install github.com/nats-io/nats-server/v2@v2.15.2)", errMissing)
@@ -189,7 +208,7 @@ func startNATSRooms(kind string, n int, paths serverPaths, outbox int) (*server,
 			return nil, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := append([]string{"-addr", addr, "-outbox", strconv.Itoa(outbox), "-nats", "nats://" + natsAddr, "-room", "bench"}, roomArgs...)
+		args := slices.Concat([]string{"-addr", addr, "-nats", "nats://" + natsAddr, "-room", "bench"}, opts.args(), roomArgs)
 		if err := s.launch(exec.Command(paths.room, args...), addr); err != nil {
 			s.stop()
 			return nil, err
@@ -203,21 +222,29 @@ func startNATSRooms(kind string, n int, paths serverPaths, outbox int) (*server,
 // launch starts cmd as one of s's processes and waits until it accepts
 // connections on addr.
 func (s *server) launch(cmd *exec.Cmd, addr string) error {
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
 	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", s.kind, err)
 	}
-	s.cmds = append(s.cmds, cmd)
+	ended := make(chan struct{})
+	go func() { cmd.Wait(); close(ended) }()
+	s.cmds, s.ended, s.logs = append(s.cmds, cmd), append(s.ended, ended), append(s.logs, stderr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			return nil
+		}
+		select {
+		case <-ended: // a flag it does not know, say: its stderr tells
+			s.stop()
+			return fmt.Errorf("%s exited at start (%v)\n%s", s.kind, cmd.ProcessState, stderr.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			s.stop()
@@ -230,18 +257,15 @@ func (s *server) launch(cmd *exec.Cmd, addr string) error {
 // stop stops every process of s, the last started first.
 func (s *server) stop() {
 	for i := len(s.cmds) - 1; i >= 0; i-- {
-		cmd := s.cmds[i]
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		s.cmds[i].Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-s.ended[i]:
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
+			s.cmds[i].Process.Kill()
+			<-s.ended[i]
 		}
 	}
-	s.cmds = nil
+	s.cmds, s.ended, s.logs = nil, nil, nil
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
@@ -251,14 +275,26 @@ func (s *server) stop() {
 // which Linux fixes at 100 for user space.
 const clockTick = 10 * time.Millisecond
 
+// exited wraps err, from reading process i's /proc files, with how the
+// process ended and what it said, if it has ended (its files go when it is
+// reaped, a moment before ended closes: it waits a second for that).
+func (s *server) exited(i int, err error) error {
+	select {
+	case <-s.ended[i]:
+		return fmt.Errorf("%s exited during the run (%v): %w\n%s", s.kind, s.cmds[i].ProcessState, err, s.logs[i].String())
+	case <-time.After(time.Second):
+		return err
+	}
+}
+
 // cpu returns the CPU time the server has used so far, user and system,
 // all threads of all its processes, from /proc/PID/stat.
 func (s *server) cpu() (time.Duration, error) {
 	var sum time.Duration
-	for _, cmd := range s.cmds {
+	for i, cmd := range s.cmds {
 		d, err := processCPU(cmd.Process.Pid)
 		if err != nil {
-			return 0, err
+			return 0, s.exited(i, err)
 		}
 		sum += d
 	}
@@ -298,10 +334,10 @@ func (s *server) rss() (int64, error) {
 // starts with name in /proc/PID/file, as parse reads it.
 func (s *server) sum(file, name string, parse func(string) (int64, error)) (int64, error) {
 	var total int64
-	for _, cmd := range s.cmds {
+	for i, cmd := range s.cmds {
 		v, err := procField(cmd.Process.Pid, file, name)
 		if err != nil {
-			return 0, err
+			return 0, s.exited(i, err)
 		}
 		n, err := parse(v)
 		if err != nil {

@@ -28,6 +28,16 @@ type result struct {
 	rssPerConn     float64       // idle workload: server RSS per client 10 s after the last join, bytes
 	rssLatePerConn float64       // idle workload: the same, -idle-late after the last join
 	throughput     float64       // deliveries per second
+	window         time.Duration // rooms workload: first send to the end of the drain, over which the CPU times were read
+	loadCPU        time.Duration // rooms workload: the load tool's own CPU time over window
+}
+
+// share is d as a share of one core over r.window.
+func (r result) share(d time.Duration) float64 {
+	if r.window <= 0 {
+		return 0
+	}
+	return float64(d) / float64(r.window)
 }
 
 // perWrite is how many deliveries the server made per write system call:
@@ -84,18 +94,23 @@ func decode(p []byte) (sender, seq int, sent int64, ok bool) {
 	return int(f[0]), int(f[1]), f[2], true
 }
 
-// connectAll joins n clients to srv, a few at a time, reporting progress,
-// and calls onJoin with each as soon as it is in. onJoin must start reading
-// at once: the room announces every arrival to everyone already there, and
-// a client that reads nothing while thousands arrive is rightly evicted as
-// too slow.
-func connectAll(p protocol, srv *server, n int, progress *progress, onJoin func(i int, c client)) ([]client, error) {
+// burstJoins is how many clients connectAll connects at once when they
+// arrive in a burst.
+const burstJoins = 16
+
+// connectAll connects n clients through join, workers at a time (1: one
+// after the other, each once the one before it is in), reporting
+// progress, and calls onJoin with each as soon as it is in. onJoin must
+// start reading at once: the room announces every arrival to everyone
+// already there, and a client that reads nothing while thousands arrive is
+// rightly evicted as too slow.
+func connectAll(n, workers int, progress *progress, join func(i int) (client, error), onJoin func(i int, c client)) ([]client, error) {
 	clients := make([]client, n)
 	var next atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for range 16 {
+	for range max(workers, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -104,7 +119,7 @@ func connectAll(p protocol, srv *server, n int, progress *progress, onJoin func(
 				if i >= n {
 					return
 				}
-				c, err := p.join(srv.addrFor(i))
+				c, err := join(i)
 				if err != nil {
 					mu.Lock()
 					firstErr = errors.Join(firstErr, fmt.Errorf("client %d: %w", i, err))
@@ -211,7 +226,8 @@ func runFanout(p protocol, srv *server, spec fanoutSpec, progress *progress) (re
 		}()
 	}
 	progress.start(fmt.Sprintf("%s: connecting %d clients", p.name(), spec.clients), int64(spec.clients))
-	clients, err := connectAll(p, srv, spec.clients, progress, startReader)
+	join := func(i int) (client, error) { return p.join(srv.addrFor(i), "") }
+	clients, err := connectAll(spec.clients, burstJoins, progress, join, startReader)
 	if err != nil {
 		return res, err
 	}
@@ -343,12 +359,21 @@ const quietWrites = 100
 // memory, counted from the last join.
 const idleFirstReading = 10 * time.Second
 
-// runIdle connects n clients that then stay silent, and reads how much
-// resident memory the server gained per client first after the last join,
-// once it has gone quiet, and again late after it (unless late is 0).
-// Nothing is done to the server in between: the figures are what its user
-// would see.
-func runIdle(p protocol, srv *server, n int, first, late time.Duration, progress *progress) (result, error) {
+// idleSpec describes an idle run: clients spread evenly over rooms (client
+// i in room i mod rooms; with 1 room, everyone in the default room, as
+// before rooms existed), arriving in a burst or one after the other.
+type idleSpec struct {
+	clients, rooms int
+	serial         bool // each client connects once the one before it is in
+}
+
+// runIdle connects spec's clients that then stay silent, and reads how
+// much resident memory the server gained per client first after the last
+// join, once it has gone quiet, and again late after it (unless late is
+// 0). Nothing is done to the server in between: the figures are what its
+// user would see.
+func runIdle(p protocol, srv *server, spec idleSpec, first, late time.Duration, progress *progress) (result, error) {
+	n := spec.clients
 	res := result{server: p.name(), clients: n}
 	base, err := srv.rss()
 	if err != nil {
@@ -370,7 +395,17 @@ func runIdle(p protocol, srv *server, n int, first, late time.Duration, progress
 			}
 		}()
 	}
-	clients, err := connectAll(p, srv, n, progress, drain)
+	join := func(i int) (client, error) {
+		if spec.rooms <= 1 {
+			return p.join(srv.addrFor(i), "")
+		}
+		return p.join(srv.addrFor(i), roomName(i%spec.rooms))
+	}
+	workers := burstJoins
+	if spec.serial {
+		workers = 1
+	}
+	clients, err := connectAll(n, workers, progress, join, drain)
 	if err != nil {
 		return res, err
 	}
