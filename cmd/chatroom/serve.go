@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -87,7 +88,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.httpAddr, "http", "", "also serve the web page at / and its WebSocket at /ws on this `address`, in the same room (HTTPS with -tls-cert)")
 	fs.Var(&c.httpHosts, "http-host", "with -http, also accept WebSockets for this host `name` (the name users type; a pattern like *.example.com works; repeat, or separate with commas); localhost and the address a request arrives on are always accepted, any other name is refused (421) to defeat DNS rebinding")
 	fs.Var(&c.trustedProxies, "trusted-proxy", "with -http, trust X-Forwarded-For from this `network` (a reverse proxy in front: CIDR, or one address; repeat, or separate with commas): the client is then the address the proxy forwarded, for its name and the per-address limits")
-	fs.StringVar(&c.metricsAddr, "metrics", "", "serve Prometheus metrics at /metrics on this `address`, in plain HTTP: the room's Stats and the Go runtime's and process's metrics (Go version, descriptors, network counters), so keep it on an operator's network; off unless given")
+	fs.StringVar(&c.metricsAddr, "metrics", "", "serve Prometheus metrics at /metrics on this `address`, in plain HTTP: the room's Stats and the Go runtime's and process's metrics (Go version, descriptors, network counters), and the runtime's profiles at /debug/pprof/, so keep it on an operator's network; off unless given")
 	fs.StringVar(&c.natsURL, "nats", "", "serve this process's share of a hub spread over every process with the same NATS server `URL` and -room (nats-server 2.11 or later with JetStream: nats-server -js; a user and password may be in the URL; see docs/nats.md for the permissions to set); exits 1 at start if the server cannot be reached")
 	fs.StringVar(&c.natsCreds, "nats-creds", "", "with -nats, authenticate with this NATS credentials `file` (a user JWT and its seed)")
 	fs.StringVar(&c.natsNkey, "nats-nkey", "", "with -nats, authenticate with the nkey whose seed is in this `file`")
@@ -306,6 +307,10 @@ func serve(args []string) error {
 	if c.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metricsHandler(room))
+		// The runtime's profiles, for an operator to see where the time and
+		// the memory go: as private as the metrics.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		s, err := startSite("metrics", c.metricsAddr, "/metrics", mux, nil, siteLimits, logger, siteFailed)
 		if err != nil {
 			closeSites()
