@@ -166,9 +166,9 @@ func (p pipeEnd) line() string {
 
 // joinPipe connects a client called name to room over net.Pipe and prints
 // its welcome.
-func joinPipe(room *chatroom.Room, name string) pipeEnd {
+func joinPipe(srv interface{ ServeConn(net.Conn) error }, name string) pipeEnd {
 	local, remote := net.Pipe()
-	go room.ServeConn(namedConn{remote, name})
+	go srv.ServeConn(namedConn{remote, name})
 	p := pipeEnd{local, bufio.NewReader(local)}
 	fmt.Print(p.line())
 	return p
@@ -222,6 +222,40 @@ func ExampleWithAuth() {
 	// Output:
 	// * welcome alice, 1 online
 	// * error: names are set by the server
+}
+
+// A hub of rooms: newcomers land in the default room, /join moves them
+// (opening the room if need be), /rooms lists the open rooms, and a name is
+// unique across all of them. A room that /join opened closes when its last
+// member leaves.
+func ExampleNewHub() {
+	hub := chatroom.NewHub(chatroom.WithClock(fixedClock), chatroom.WithHistory(10))
+	defer hub.Close()
+
+	alice := joinPipe(hub, "alice")
+	bob := joinPipe(hub, "bob")
+	alice.line() // bob joined
+
+	fmt.Fprintln(bob, "/join games")
+	fmt.Print(bob.line())   // bob's new room
+	fmt.Print(alice.line()) // bob left the lobby
+	fmt.Fprintln(bob, "anyone for chess?")
+	fmt.Fprintln(bob, "/rooms")
+	fmt.Print(bob.line())
+
+	fmt.Fprintln(alice, "/join games") // the room's history follows the welcome
+	fmt.Print(alice.line())
+	fmt.Print(alice.line())
+	fmt.Print(bob.line())
+	// Output:
+	// * welcome alice, 1 online
+	// * welcome bob, 2 online
+	// * you are in games, 1 online
+	// 2026-11-28 09:30:00 * bob left
+	// * 2 rooms: games (1), lobby (1)
+	// * you are in games, 2 online
+	// 2026-11-28 09:30:00 bob say: anyone for chess?
+	// 2026-11-28 09:30:00 * alice joined
 }
 
 // A word filter: it rewrites what it can and rejects what it cannot. The
