@@ -71,15 +71,19 @@ func (c *Client) startSession() {
 // write timeout passes or the hub begins to close: a connection that has
 // not joined is not a member, and Shutdown does not wait for it.
 func (c *Client) handshake() error {
-	hs, ok := c.conn.(interface {
-		HandshakeContext(context.Context) error
-	})
+	hs, ok := c.conn.(handshaker)
 	if !ok {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(c.hub.ctx, c.hookTimeout())
 	defer cancel()
 	return hs.HandshakeContext(ctx)
+}
+
+// A handshaker is a connection with a handshake to complete before any
+// byte is read or written: a *tls.Conn.
+type handshaker interface {
+	HandshakeContext(context.Context) error
 }
 
 // doneAdmitting gives up the client's place among those being admitted, if
@@ -103,8 +107,17 @@ func (c *Client) hookTimeout() time.Duration {
 
 // refuse writes the last line of a client refused for words before its
 // session started, in its face's form, within the write timeout, and
-// closes its connection.
+// closes its connection. A TLS connection is closed without a line: the
+// line would need the handshake first, which costs the server the
+// handshake's CPU and, with a client that never sends its ClientHello,
+// would hold one of the places of those being admitted for the whole
+// write timeout.
 func (c *Client) refuse(words string) {
+	if _, ok := c.conn.(handshaker); ok {
+		c.doneAdmitting()
+		c.shut(ReasonClosed, nil)
+		return
+	}
 	if b := c.hub.format(c.form, &Message{Kind: KindBye, Reason: ReasonRefused, Text: words}); b != nil {
 		if d := c.hub.opts.writeTimeout; d > 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(d))

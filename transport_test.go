@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"sync/atomic"
@@ -97,6 +98,50 @@ func TestShutdownDoesNotWaitForTLSHandshakes(t *testing.T) {
 		assert.ErrorIs(t, <-memberDone, chatroom.ErrRoomClosed)
 		assert.ErrorIs(t, <-silentDone, chatroom.ErrRoomClosed)
 		assert.Zero(t, room.Stats().Refused)
+	})
+}
+
+// TestTLSRefusedBeforeHandshake: a TLS connection that its address's
+// limits refuse is closed at once, with no handshake and no line, so that
+// connections that never send their ClientHello cannot hold the places of
+// those waiting to be admitted for the write timeout (an hour here): 300
+// of them from one IPv6 /64, more than there are places, and a client from
+// another address still joins at once.
+func TestTLSRefusedBeforeHandshake(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		serverCfg, clientCfg := selfSigned(t)
+		clientCfg.ServerName = "127.0.0.1"
+		room := chatroom.NewRoom(chatroom.WithClock(fixedClock), chatroom.WithWriteTimeout(time.Hour),
+			chatroom.WithMaxPerHost(1), chatroom.WithJoinRate(0, 0))
+		defer room.Close()
+		serve := func(addr string) (net.Conn, <-chan error) {
+			local, remote := net.Pipe()
+			done := make(chan error, 1)
+			go func() { done <- room.ServeConn(tls.Server(namedConn{remote, addr}, serverCfg)) }()
+			return local, done
+		}
+
+		silent, _ := serve("[2001:db8:1:2::1]:1") // its /64's one place, held
+		defer silent.Close()
+		synctest.Wait() // in its handshake
+		for i := range 300 {
+			conn, done := serve(fmt.Sprintf("[2001:db8:1:2::%x]:1", i+2))
+			start := time.Now()
+			require.ErrorIs(t, <-done, chatroom.ErrTooManyFromHost, "connection %d", i+2)
+			require.Zero(t, time.Since(start), "connection %d was held before it was refused", i+2)
+			n, err := conn.Read(make([]byte, 1))
+			assert.Zero(t, n, "a line without a handshake")
+			assert.ErrorIs(t, err, io.EOF)
+			conn.Close()
+		}
+
+		start := time.Now()
+		memberConn, _ := serve("[2001:db8:9::1]:1")
+		member := welcome(t, tls.Client(memberConn, clientCfg), "[2001:db8:9::1]:1", 1)
+		assert.Zero(t, time.Since(start), "the member waited")
+		assert.Equal(t, uint64(300), room.Stats().Refused)
+		member.Conn.Close()
 	})
 }
 

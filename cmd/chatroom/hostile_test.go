@@ -65,8 +65,8 @@ func TestHostileClientsAtOnce(t *testing.T) {
 		return
 	}
 	setUpNamespace(t)
-	hostileClientsAtOnce(t)
-	silentHandshakesFromOneNetwork(t)
+	t.Run("every attack", hostileClientsAtOnce)
+	t.Run("silent TLS handshakes", silentHandshakesFromOneNetwork)
 }
 
 // runInNamespace runs this test again in a network namespace of its own,
@@ -389,7 +389,7 @@ func (h *hostile) silentFromOneNetwork(n int) {
 // client joins.
 func silentHandshakesFromOneNetwork(t *testing.T) {
 	h := startHostileDemo(t, true)
-	h.silentFromOneNetwork(390)
+	h.silentFromOneNetwork(h.count("silent", 390))
 	start := time.Now()
 	h.join("10.77.6.1")
 	took := time.Since(start)
