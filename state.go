@@ -22,6 +22,7 @@ type state struct {
 	byName  map[string]*Client  // everyone registered, by foldName of their name
 	looks   map[string]*Client  // everyone registered, by the skeleton of their name
 	held    map[string]heldName // names given up lately, by skeleton (see nameGrace)
+	expiry  []heldLook          // held's keys in the order their grace ends
 	stats   Stats               // the hub's, all but what completeStats adds
 	slow    []*Client           // clients whose outbox filled, to evict once the request is done
 	dirty   []*Client           // clients with lines queued since the last flushAll
@@ -375,33 +376,51 @@ func (s *state) claim(c *Client) {
 	s.looks[skeleton(c.seat.name)] = c
 }
 
-// unclaim gives up c's name, holding it for c's address for nameGrace.
+// unclaim gives up c's name, holding it for c's address for nameGrace if
+// it is a name one could ask for: a name made of an address, or made
+// unique with a suffix, cannot be taken by anyone, and a storm of brief
+// connections holds nothing.
 func (s *state) unclaim(c *Client) {
 	delete(s.byName, c.seat.key)
 	look := skeleton(c.seat.name)
 	if s.looks[look] == c {
 		delete(s.looks, look)
 	}
-	if len(s.held) >= maxHeld {
-		s.sweepHeld()
+	if !validNick(c.seat.name) {
+		return
 	}
-	if len(s.held) < maxHeld {
-		s.held[look] = heldName{until: time.Now().Add(nameGrace), host: c.host}
+	now := time.Now()
+	s.expireHeld(now)
+	if _, ok := s.held[look]; !ok && len(s.held) >= maxHeld {
+		return
 	}
+	until := now.Add(nameGrace)
+	s.held[look] = heldName{until: until, host: c.host}
+	s.expiry = append(s.expiry, heldLook{look, until})
 }
 
 // maxHeld bounds the names held: a churn of names cannot grow the hub's
-// memory past it; past it, names are simply not held.
-const maxHeld = 1 << 16
+// memory past it; past it, names are simply not held. (Renames cool down,
+// so the names one client can give up in a grace are few.)
+const maxHeld = 1 << 14
 
-// sweepHeld forgets the held names whose grace is over.
-func (s *state) sweepHeld() {
-	now := time.Now()
-	for look, h := range s.held {
-		if now.After(h.until) {
-			delete(s.held, look)
+// heldLook is a held name's skeleton, and when the grace it was held for
+// ends.
+type heldLook struct {
+	look  string
+	until time.Time
+}
+
+// expireHeld forgets the held names whose grace is over, oldest first: each
+// name is forgotten once, so the hub's work is one step per name held.
+func (s *state) expireHeld(now time.Time) {
+	n := 0
+	for ; n < len(s.expiry) && now.After(s.expiry[n].until); n++ {
+		if h, ok := s.held[s.expiry[n].look]; ok && !now.Before(h.until) {
+			delete(s.held, s.expiry[n].look)
 		}
 	}
+	s.expiry = s.expiry[n:]
 }
 
 // registered reports whether c is in the hub: it may have been evicted
