@@ -87,14 +87,11 @@ func TestHostRateIsSharedByAnAddress(t *testing.T) {
 // connection from another /64 is not.
 func TestIPv6CountsByItsNetwork(t *testing.T) {
 	room := pipeRoom(t, chatroom.WithJoinRate(0, 0))
-	var clients []*client
 	for i := range chatroom.DefaultMaxPerHost {
 		name := fmt.Sprintf("[2001:db8:1:2::%x]:1", i+1)
 		local, remote := net.Pipe()
 		go room.ServeConn(namedConn{remote, name})
-		c := welcome(t, local, name, i+1)
-		discard(c, nil)
-		clients = append(clients, c)
+		discard(welcome(t, local, name, i+1), nil)
 	}
 	local, remote := net.Pipe()
 	defer local.Close()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -87,18 +86,6 @@ func TestMetricsMatchStats(t *testing.T) {
 	assert.Equal(t, 1.0, families["chatroom_refused_total"].GetMetric()[0].GetCounter().GetValue())
 	assert.Equal(t, 1.0, families["chatroom_messages_total"].GetMetric()[0].GetCounter().GetValue())
 	assert.Contains(t, families, "go_goroutines")
-}
-
-// joinRefused connects to addr and returns the line the room refuses it with.
-func joinRefused(t *testing.T, addr string) string {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(waitLimit))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	require.NoError(t, err)
-	return line
 }
 
 // countingGatherer counts its gatherings; when entered is not nil, each
