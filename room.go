@@ -241,16 +241,17 @@ func (h *history) add(m *Message) {
 // at returns the i-th oldest line kept.
 func (h *history) at(i int) *Message { return h.lines[(h.next+i)%len(h.lines)] }
 
-// after returns, oldest first, the lines said after the one numbered
-// since, at most most of them; or, for since 0, the last most lines. gap
+// after returns where, in the history (h.at), the lines said after the
+// one numbered since begin, at most most of them before its end; or, for
+// since 0, the last most lines. gap
 // reports that the lines after since are more than most, or may be more
 // than the history keeps (since is older than every line kept, and lines
 // have fallen out), or that since is not a line of this room's at all (it
-// was opened again): the lines returned are then the last most.
-func (h *history) after(since uint64, most int) (lines []*Message, gap bool) {
+// was opened again): the lines from first are then the last most.
+func (h *history) after(since uint64, most int) (first int, gap bool) {
 	n := len(h.lines)
 	most = max(0, min(most, h.size-1))
-	first := n - min(n, most) // the last most: never the extra line a full ring keeps
+	first = n - min(n, most) // the last most: never the extra line a full ring keeps
 	switch {
 	case n == 0 || since == 0:
 	case since > h.at(n-1).ID: // newer than anything said here: the room was opened again
@@ -268,8 +269,5 @@ func (h *history) after(since uint64, most int) (lines []*Message, gap bool) {
 			first = i
 		}
 	}
-	for i := first; i < n; i++ {
-		lines = append(lines, h.at(i))
-	}
-	return lines, gap
+	return first, gap
 }

@@ -29,6 +29,7 @@ type state struct {
 	used    []*sharedList       // the lists with lines since the last flushAll
 	out     *socketWriter       // the hub's non-blocking writes (see Client.flush)
 	mark    uint64              // counts deliveries, to know a list or a client already reached by one
+	scratch [][]byte            // a welcome and its history, on their way to an outbox
 	events  *eventSink          // nil without WithEvents
 	bus     Bus                 // nil without WithBus
 
@@ -553,12 +554,14 @@ func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 	if arrival {
 		own.Kind, form = KindWelcome, c.seat.form
 	}
-	lines := make([][]byte, 0, 2)
+	lines := s.scratch[:0]
 	if b := s.hub.format(form, &own); b != nil {
 		lines = append(lines, b)
 	}
 	lines = s.appendHistory(lines, c, r, since)
-	s.post(c, lines)
+	s.post(c, lines) // copies them
+	clear(lines)
+	s.scratch = lines[:0]
 	s.hub.log.Info("joined", "client", c.seat.name, "room", r.name, "addr", c.addr, "online", r.online())
 	s.publish(BusMessage{Kind: BusJoin, Room: r.name, Name: c.seat.name, Addr: c.addr, Time: now})
 	s.emit(Event{Kind: EventJoin, Time: now, Room: r.name, Name: c.seat.name, Addr: c.addr})
@@ -574,15 +577,16 @@ func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 // rest, rather than cut off as too slow.
 func (s *state) appendHistory(lines [][]byte, c *Client, r *Room, since uint64) [][]byte {
 	most := min(s.hub.opts.history, s.hub.opts.outboxSize/2-c.queuedLines()-len(lines))
-	msgs, gap := r.history.after(since, most)
+	first, gap := r.history.after(since, most)
+	lines = slices.Grow(lines, 1+len(r.history.lines)-first)
 	if gap {
 		g := &Message{Kind: KindGap, Time: s.now(), Room: r.name, Since: since}
 		if b := s.hub.format(c.seat.form, g); b != nil {
 			lines = append(lines, b)
 		}
 	}
-	for _, m := range msgs {
-		if b := m.bytesFor(c.seat.form, s.hub.format); b != nil {
+	for i := first; i < len(r.history.lines); i++ {
+		if b := r.history.at(i).bytesFor(c.seat.form, s.hub.format); b != nil {
 			lines = append(lines, b)
 		}
 	}
