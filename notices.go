@@ -37,7 +37,7 @@ type notices struct {
 	sent    int       // notices sent one by one in it
 	joined  int       // joins counted since the last summary
 	left    int       // leaves counted since the last summary
-	pending []*Client // members whose join was neither told nor counted yet, oldest first
+	pending []*Client // members whose join was neither told nor counted yet, oldest first, and those that left or were told since (the tick drops them)
 	storm   bool      // in state.storms: counted or pending notices wait for the next tick
 }
 
@@ -101,22 +101,11 @@ func (s *state) pend(c *Client, r *Room) {
 	s.storming(r)
 }
 
-// unpend takes c off r's pending joins, if it is there.
-func (r *Room) unpend(c *Client) {
-	for i, p := range r.notices.pending {
-		if p == c {
-			r.notices.pending = append(r.notices.pending[:i], r.notices.pending[i+1:]...)
-			return
-		}
-	}
-}
-
 // tellSpeaker tells r's members that c joined, one by one: c is about to
 // speak there, and they were not told yet.
 func (s *state) tellSpeaker(c *Client, r *Room) {
 	p := &c.seat.places[c.placeIn(r)]
-	p.told = true
-	r.unpend(c)
+	p.told = true // the tick drops it from r's pending joins
 	r.notices.sent++
 	m := &Message{Kind: KindJoin, Time: s.now(), Room: r.name, From: c.seat.name, Addr: c.addr}
 	mark := s.dedupe()
@@ -126,7 +115,8 @@ func (s *state) tellSpeaker(c *Client, r *Room) {
 
 // ticked is the once-a-second work of the storms: in each storming room,
 // the pending joins older than briefStay are counted, and the counts told
-// in one summary. A room with nothing pending and nothing counted is
+// in one summary; those of members that left, or were told since, are
+// dropped (so that leaving costs no search of the list). A room with nothing pending and nothing counted is
 // calm again; with no storm left, the ticks stop.
 func (s *state) ticked() {
 	now := time.Now()
@@ -135,10 +125,12 @@ func (s *state) ticked() {
 		n := &r.notices
 		keep := n.pending[:0]
 		for _, c := range n.pending {
-			if i := c.placeIn(r); i >= 0 && now.Sub(c.seat.places[i].since) >= briefStay {
+			switch i := c.placeIn(r); {
+			case i < 0 || c.seat.places[i].told: // left, or told: no longer pending
+			case now.Sub(c.seat.places[i].since) >= briefStay:
 				c.seat.places[i].told = true
 				n.joined++
-			} else if i >= 0 {
+			default:
 				keep = append(keep, c)
 			}
 		}

@@ -640,7 +640,6 @@ func (s *state) unseat(c *Client, r *Room) {
 	}
 	r.members[last] = nil
 	r.members = r.members[:last]
-	r.unpend(c)
 	r.sorted = nil
 	r.stats.Left++
 	r.stats.Clients = len(r.members)
