@@ -52,7 +52,7 @@ type Client struct {
 	reg         bool        // registered: the hub knows it
 	op          bool        // the auth hook made it an operator
 	roster      bool        // it is told who is in each room it enters (Registration.Roster)
-	single      bool        // it is always in one room: the text protocol\'s
+	single      bool        // it is always in one room: the text protocol's
 	user        string      // its user name (Registration.User), once registered
 	hostName    string      // its host, as messages carry it (see hostName)
 	realName    string      // its real name (Registration.RealName)

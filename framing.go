@@ -31,7 +31,7 @@ type lineReader struct {
 	part     []byte  // part of a line, kept while its buffer is back in the pool (see park)
 
 	// nonblocking: next returns errWouldBlock when it would wait for
-	// input (a polled client's turn, conn.go), or when it has read
+	// input (a polled client's turn, read.go), or when it has read
 	// turnReads times (its turn's share: the socket is polled again, behind
 	// the others); then, with part of a line unread, it keeps the part
 	// parked until the next call.

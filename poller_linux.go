@@ -17,7 +17,7 @@ import (
 // input of its quiet TCP and Unix-socket clients in one epoll loop, as the
 // select() server it descends from did, instead of with a parked goroutine
 // for each. A client has a goroutine only while it has input to deal with
-// (a turn, conn.go), and the loop also times out the idle ones.
+// (a turn, read.go), and the loop also times out the idle ones.
 //
 // Descriptor numbers are reused as soon as a connection closes, so the
 // loop never acts on a number alone:
@@ -96,7 +96,7 @@ const (
 // wakeToken marks the wake pipe's events.
 const wakeToken = -1
 
-// newPoller returns a poller for r, or nil if the system refuses one: the
+// newPoller returns a poller for h, or nil if the system refuses one: the
 // hub then reads every client with a goroutine of its own.
 func newPoller(h *Hub) *poller {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)

@@ -8,8 +8,8 @@ import (
 	"syscall"
 )
 
-// Off Unix the room neither waits for input without a buffer nor writes
-// from the room goroutine: rawSocket reports no socket, so readers keep
+// Off Unix the hub neither waits for input without a buffer nor writes
+// from the hub goroutine: rawSocket reports no socket, so readers keep
 // their buffer while idle and every write is a writer goroutine's.
 
 func rawSocket(net.Conn) syscall.RawConn { return nil }

@@ -9,10 +9,10 @@ import (
 	"syscall"
 )
 
-// On Unix the room uses a TCP or Unix-domain connection's socket directly
+// On Unix the hub uses a TCP or Unix-domain connection's socket directly
 // for two things the net package does not offer: waiting for input without
 // a read buffer, and reading and writing without ever blocking (a polled
-// client's turn, the room's flush). The calls themselves are sys_linux.go's
+// client's turn, the hub's flush). The calls themselves are sys_linux.go's
 // or sys_unix.go's.
 
 // rawSocket returns conn's socket if conn is a *net.TCPConn or a
@@ -133,7 +133,7 @@ func (in *socketInput) readOnce(fd uintptr) {
 	in.n, in.rerr = sysRead(fd, in.p)
 }
 
-// socketWriter makes single non-blocking writes to sockets. The room
+// socketWriter makes single non-blocking writes to sockets. The hub
 // goroutine owns one, so that its callback is bound once and a write
 // allocates nothing.
 type socketWriter struct {

@@ -233,9 +233,7 @@ func (s *state) handle(q request) {
 			}
 		}
 	case askPost:
-		if s.registered(q.client) || q.client.seat.index < 0 {
-			s.post(q.client, [][]byte{q.bytes})
-		}
+		s.post(q.client, [][]byte{q.bytes}) // registered or not; nothing for a closed client
 	case askKick:
 		a.err = s.kick(q.client, q.room, q.name, q.text)
 	case askAway:

@@ -7,12 +7,12 @@ import (
 	"unsafe"
 )
 
-// On Linux the room's non-blocking calls on its sockets are raw
+// On Linux the hub's non-blocking calls on its sockets are raw
 // (syscall.RawSyscall): they return at once, so there is no processor to
 // hand on while they run, and they skip the runtime's entersyscall, whose
 // first call after the process was idle wakes the runtime's monitor thread
 // (sysmon), which then naps and wakes again for a while. At a low message
-// rate that cost a sixth of the room's CPU (docs/performance.md). Each is
+// rate that cost a sixth of the hub's CPU (docs/performance.md). Each is
 // made on a descriptor the caller holds (inside RawConn.Control, Read or
 // Write), and only on non-blocking sockets. (linux/386 makes socket calls
 // through socketcall: it uses the runtime's calls, sys_unix.go.)

@@ -4,7 +4,7 @@ package chatroom
 
 import "syscall"
 
-// Elsewhere on Unix the room's non-blocking calls on its sockets are the
+// Elsewhere on Unix the hub's non-blocking calls on its sockets are the
 // runtime's own (see sys_linux.go).
 
 // sysWrite writes p to the socket fd without waiting.
