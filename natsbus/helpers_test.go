@@ -1,7 +1,6 @@
 package natsbus_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chatroom-go/chatroom/natsbus"
 )
 
@@ -26,19 +26,15 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// waitLimit bounds every wait of these tests: far longer than anything
-// takes, so that it is only reached when something is broken.
-const waitLimit = 15 * time.Second
-
 // heartbeat is the buses' heartbeat in these tests: a process that dies
 // is gone for the others after 5 to 6 of them. A second, as by default:
 // a machine busy with other tests can hold a process up for a good part
 // of a second, and a process must not be counted gone for that.
 const heartbeat = time.Second
 
-var testTime = time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
-
-const ts = "2026-11-29 09:30:00"
+// ts is how the room prints the tests' clock (chattest.Clock): every
+// notice and line said starts with it.
+const ts = chattest.TS
 
 // natsServer is a NATS server with JetStream inside the test process, on
 // 127.0.0.1, with its store in a temporary directory that outlives a
@@ -74,7 +70,7 @@ func (n *natsServer) start() {
 	srv, err := server.NewServer(&opts)
 	require.NoError(n.t, err)
 	srv.Start()
-	require.True(n.t, srv.ReadyForConnections(waitLimit), "the NATS server did not start")
+	require.True(n.t, srv.ReadyForConnections(chattest.WaitLimit), "the NATS server did not start")
 	n.srv = srv
 }
 
@@ -130,7 +126,7 @@ func startProcessWith(t testing.TB, url string, busOpts []natsbus.Option, opts .
 // ends.
 func serveHub(t testing.TB, bus *natsbus.Bus, opts ...chatroom.Option) *process {
 	t.Helper()
-	hub := chatroom.NewHub(append([]chatroom.Option{chatroom.WithBus(bus), chatroom.WithClock(func() time.Time { return testTime }),
+	hub := chatroom.NewHub(append([]chatroom.Option{chatroom.WithBus(bus), chatroom.WithClock(chattest.Clock),
 		chatroom.WithRateLimit(0, 0)}, opts...)...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -142,7 +138,7 @@ func serveHub(t testing.TB, bus *natsbus.Bus, opts ...chatroom.Option) *process 
 		select {
 		case err := <-served:
 			assert.ErrorIs(t, err, chatroom.ErrRoomClosed)
-		case <-time.After(waitLimit):
+		case <-time.After(chattest.WaitLimit):
 			t.Error("Serve did not return after Close")
 		}
 	})
@@ -171,113 +167,41 @@ func (p *process) rooms() string {
 	return strings.Join(parts, ", ")
 }
 
-// client is a test's end of one connection.
-type client struct {
-	t    testing.TB
-	conn net.Conn
-	in   *bufio.Reader
-	name string
-}
-
 // dial connects to p and reads the welcome.
-func dial(t testing.TB, p *process) *client {
+func dial(t testing.TB, p *process) *chattest.Client {
 	t.Helper()
-	c := rawDial(t, p)
-	require.Contains(t, c.line(), "* welcome "+c.name+", ")
+	c := chattest.Dial(t, p.addr)
+	require.Contains(t, c.Line(), "* welcome "+c.Name+", ")
 	return c
-}
-
-// rawDial connects to p.
-func rawDial(t testing.TB, p *process) *client {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", p.addr, waitLimit)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return &client{t: t, conn: conn, in: bufio.NewReader(conn), name: conn.LocalAddr().String()}
 }
 
 // join connects to p as nick.
-func join(t testing.TB, p *process, nick string) *client {
+func join(t testing.TB, p *process, nick string) *chattest.Client {
 	t.Helper()
 	c := dial(t, p)
-	c.send("/nick %s\n", nick)
-	require.Equal(t, "* you are now "+nick, c.reply())
-	c.name = nick
+	c.Sendf("/nick %s\n", nick)
+	require.Equal(t, "* you are now "+nick, reply(c))
+	c.Name = nick
 	return c
 }
 
-func (c *client) send(format string, args ...any) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(waitLimit))
-	_, err := fmt.Fprintf(c.conn, format, args...)
-	require.NoError(c.t, err)
+// reply reads c's lines until one that is not a notice (a notice starts
+// with the time), and returns it.
+func reply(c *chattest.Client) string {
+	c.T.Helper()
+	return c.WaitUntil(func(l string) bool { return !strings.HasPrefix(l, ts+" ") })
 }
 
-func (c *client) line() string {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(waitLimit))
-	s, err := c.in.ReadString('\n')
-	require.NoError(c.t, err, "%s reading a line; got %q so far", c.name, s)
-	return strings.TrimSuffix(s, "\n")
-}
-
-func (c *client) expect(format string, args ...any) {
-	c.t.Helper()
-	want := format
-	if len(args) > 0 {
-		want = fmt.Sprintf(format, args...)
-	}
-	assert.Equal(c.t, want, c.line(), "%s's next line", c.name)
-}
-
-// waitFor reads lines until want, and returns those before it.
-func (c *client) waitFor(want string) []string {
-	c.t.Helper()
-	var skipped []string
-	for {
-		l := c.line()
-		if l == want {
-			return skipped
-		}
-		skipped = append(skipped, l)
-	}
-}
-
-// waitUntil reads lines until one that ends in suffix.
-func (c *client) waitUntil(suffix string) {
-	c.t.Helper()
-	for !strings.HasSuffix(c.line(), suffix) {
-	}
-}
-
-// reply reads lines until one that is not a notice (a notice starts with
-// the time), and returns it.
-func (c *client) reply() string {
-	c.t.Helper()
-	for {
-		if l := c.line(); !strings.HasPrefix(l, ts+" ") {
-			return l
-		}
-	}
-}
-
-// eventually waits until cond holds, checking often, for at most limit.
-func eventually(t testing.TB, limit time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			require.FailNowf(t, "timed out", format, args...)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// endsWith matches, for Client.WaitUntil, a line that ends in suffix.
+func endsWith(suffix string) func(line string) bool {
+	return func(l string) bool { return strings.HasSuffix(l, suffix) }
 }
 
 // allSee waits until every process lists exactly names.
 func allSee(t testing.TB, names []string, ps ...*process) {
 	t.Helper()
 	for i, p := range ps {
-		eventually(t, waitLimit, func() bool { return slices.Equal(names, p.names()) },
+		chattest.Eventually(t, func() bool { return slices.Equal(names, p.names()) },
 			"process %d lists %v, not %v", i, p.names(), names)
 	}
 }
@@ -286,7 +210,7 @@ func allSee(t testing.TB, names []string, ps ...*process) {
 func allList(t testing.TB, rooms string, ps ...*process) {
 	t.Helper()
 	for i, p := range ps {
-		eventually(t, waitLimit, func() bool { return p.rooms() == rooms },
+		chattest.Eventually(t, func() bool { return p.rooms() == rooms },
 			"process %d lists rooms %q, not %q", i, p.rooms(), rooms)
 	}
 }
@@ -340,16 +264,13 @@ func (s recSession) Line(line []byte) {
 func (s recSession) TooLong() {}
 
 // recClient connects to p through recFace.
-func recClient(t testing.TB, p *process, f recFace) *client {
+func recClient(t testing.TB, p *process, f recFace) *chattest.Client {
 	t.Helper()
 	local, remote := net.Pipe()
 	var wg sync.WaitGroup
 	wg.Go(func() { p.hub.ServeConnFace(remote, f) })
-	t.Cleanup(func() {
-		local.Close()
-		wg.Wait()
-	})
-	return &client{t: t, conn: local, in: bufio.NewReader(local), name: f.name}
+	t.Cleanup(wg.Wait) // after the client's own cleanup closes local
+	return chattest.NewClient(t, local, f.name)
 }
 
 // testLogger logs to t.Log.

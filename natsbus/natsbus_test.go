@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chatroom-go/chatroom/natsbus"
 )
 
@@ -40,15 +41,15 @@ func threeProcessesWith(t *testing.T, busOpts []natsbus.Option, opts ...chatroom
 
 // trio joins alice, bob and carol, one on each process, and waits until
 // every process knows all three.
-func trio(t *testing.T, ps []*process) (alice, bob, carol *client) {
+func trio(t *testing.T, ps []*process) (alice, bob, carol *chattest.Client) {
 	alice = join(t, ps[0], "alice")
 	bob = join(t, ps[1], "bob")
 	allSee(t, []string{"alice", "bob"}, ps...)
 	carol = join(t, ps[2], "carol")
 	allSee(t, []string{"alice", "bob", "carol"}, ps...)
 	// The others saw each newcomer arrive under its address, then rename.
-	alice.waitUntil(" is now carol")
-	bob.waitUntil(" is now carol")
+	alice.WaitUntil(endsWith(" is now carol"))
+	bob.WaitUntil(endsWith(" is now carol"))
 	return alice, bob, carol
 }
 
@@ -90,41 +91,41 @@ func TestChatAcrossProcesses(t *testing.T) {
 	alice, bob, carol := trio(t, ps)
 	seen := spy(t, ns.url())
 
-	alice.send("hello from A\n")
-	bob.expect(ts + " alice say: hello from A")
-	carol.expect(ts + " alice say: hello from A")
+	alice.Send("hello from A\n")
+	bob.Expect(ts + " alice say: hello from A")
+	carol.Expect(ts + " alice say: hello from A")
 
-	bob.send("/me waves\n")
-	alice.expect(ts + " * bob waves")
-	carol.expect(ts + " * bob waves")
+	bob.Send("/me waves\n")
+	alice.Expect(ts + " * bob waves")
+	carol.Expect(ts + " * bob waves")
 
 	// A whisper reaches its one recipient, on another process, and goes
 	// over NATS to that process alone.
-	carol.send("/msg ALICE psst\n")
-	alice.expect(ts + " carol whispers: psst")
-	carol.send("after the whisper\n")
-	assert.Empty(t, bob.waitFor(ts+" carol say: after the whisper"), "bob heard the whisper")
-	alice.expect(ts + " carol say: after the whisper")
+	carol.Send("/msg ALICE psst\n")
+	alice.Expect(ts + " carol whispers: psst")
+	carol.Send("after the whisper\n")
+	assert.Empty(t, bob.WaitFor(ts+" carol say: after the whisper"), "bob heard the whisper")
+	alice.Expect(ts + " carol say: after the whisper")
 	// The spy's connection may hear it after alice's process did.
-	eventually(t, waitLimit, func() bool { return len(carrying(seen(), "psst")) > 0 }, "the spy hears the whisper")
+	chattest.Eventually(t, func() bool { return len(carrying(seen(), "psst")) > 0 }, "the spy hears the whisper")
 	assert.Equal(t, []string{"chatroom.lobby.to." + ps[0].bus.ID()}, carrying(seen(), "psst"))
 
-	for _, c := range []*client{alice, bob, carol} {
-		c.send("/who\n")
-		c.expect("* 3 online: alice, bob, carol")
+	for _, c := range []*chattest.Client{alice, bob, carol} {
+		c.Send("/who\n")
+		c.Expect("* 3 online: alice, bob, carol")
 	}
 
 	// A rename is seen everywhere, stamped with its time, and the new name
 	// is found everywhere.
-	bob.send("/nick bobby\n")
-	bob.expect("* you are now bobby")
-	alice.expect(ts + " * bob is now bobby")
-	carol.expect(ts + " * bob is now bobby")
+	bob.Send("/nick bobby\n")
+	bob.Expect("* you are now bobby")
+	alice.Expect(ts + " * bob is now bobby")
+	carol.Expect(ts + " * bob is now bobby")
 	allSee(t, []string{"alice", "bobby", "carol"}, ps...)
-	alice.send("/msg bobby hi bobby\n")
-	bob.expect(ts + " alice whispers: hi bobby")
-	alice.send("/msg bob hi bob\n")
-	alice.expect("* error: no such client bob")
+	alice.Send("/msg bobby hi bobby\n")
+	bob.Expect(ts + " alice whispers: hi bobby")
+	alice.Send("/msg bob hi bob\n")
+	alice.Expect("* error: no such client bob")
 
 	// Clients says where each client is, and the rooms it is in.
 	infos := ps[0].hub.Clients()
@@ -137,21 +138,21 @@ func TestChatAcrossProcesses(t *testing.T) {
 	// Kick reaches a client on another process, through that process
 	// alone.
 	require.NoError(t, ps[0].hub.Kick("BOBBY", "enough"))
-	bob.expect("* kicked: enough")
-	alice.expect(ts + " * bobby left (kicked: enough)")
-	carol.expect(ts + " * bobby left (kicked: enough)")
+	bob.Expect("* kicked: enough")
+	alice.Expect(ts + " * bobby left (kicked: enough)")
+	carol.Expect(ts + " * bobby left (kicked: enough)")
 	allSee(t, []string{"alice", "carol"}, ps...)
 	// The kick went to B alone; the notice of bob's leaving, from B, to
 	// everyone.
-	eventually(t, waitLimit, func() bool { return len(carrying(seen(), "enough")) >= 2 }, "the spy hears the kick and the notice")
+	chattest.Eventually(t, func() bool { return len(carrying(seen(), "enough")) >= 2 }, "the spy hears the kick and the notice")
 	assert.ElementsMatch(t, []string{"chatroom.lobby.to." + ps[1].bus.ID(), "chatroom.lobby.ev"}, carrying(seen(), "enough"))
 
 	// A name is unique across processes: bob's old name is free again,
 	// alice's is not.
-	carol.send("/nick alice\n")
-	carol.expect("* error: nickname taken")
-	carol.send("/nick Bob\n")
-	carol.expect("* you are now Bob")
+	carol.Send("/nick alice\n")
+	carol.Expect("* error: nickname taken")
+	carol.Send("/nick Bob\n")
+	carol.Expect("* you are now Bob")
 }
 
 // TestRoomsAcrossProcesses: /join on two processes makes one room; /rooms
@@ -162,36 +163,36 @@ func TestRoomsAcrossProcesses(t *testing.T) {
 	alice, bob, carol := trio(t, ps)
 	allList(t, "lobby (3)", ps...)
 
-	alice.send("/join games\n")
-	alice.expect("* you are in games, 1 online")
-	bob.waitUntil(" * alice left")
-	bob.send("/join GAMES\n")
-	bob.expect("* you are in games, 2 online") // the room is one, named as it was first opened
-	alice.expect(ts + " * bob joined")
+	alice.Send("/join games\n")
+	alice.Expect("* you are in games, 1 online")
+	bob.WaitUntil(endsWith(" * alice left"))
+	bob.Send("/join GAMES\n")
+	bob.Expect("* you are in games, 2 online") // the room is one, named as it was first opened
+	alice.Expect(ts + " * bob joined")
 	allList(t, "games (2), lobby (1)", ps...)
-	carol.send("/rooms\n")
-	carol.waitFor("* 2 rooms: games (2), lobby (1)")
+	carol.Send("/rooms\n")
+	carol.WaitFor("* 2 rooms: games (2), lobby (1)")
 
-	bob.send("/who\n")
-	bob.expect("* 2 online: alice, bob")
-	carol.send("/who\n")
-	carol.expect("* 1 online: carol")
+	bob.Send("/who\n")
+	bob.Expect("* 2 online: alice, bob")
+	carol.Send("/who\n")
+	carol.Expect("* 1 online: carol")
 
-	alice.send("in games\n")
-	bob.expect(ts + " alice say: in games")
-	carol.send("in the lobby\n")
-	alice.send("still in games\n")
-	bob.expect(ts + " alice say: still in games")
-	carol.send("/who\n")
-	assert.Equal(t, []string{"* 1 online: carol"}, []string{carol.reply()}, "carol heard nothing of games")
+	alice.Send("in games\n")
+	bob.Expect(ts + " alice say: in games")
+	carol.Send("in the lobby\n")
+	alice.Send("still in games\n")
+	bob.Expect(ts + " alice say: still in games")
+	carol.Send("/who\n")
+	assert.Equal(t, []string{"* 1 online: carol"}, []string{reply(carol)}, "carol heard nothing of games")
 
 	// The room's members on the peers count: games stays open on A while
 	// bob, on B, is in it, and closes everywhere when both have left.
-	alice.send("/join lobby\n")
-	alice.expect("* you are in lobby, 2 online")
+	alice.Send("/join lobby\n")
+	alice.Expect("* you are in lobby, 2 online")
 	allList(t, "games (1), lobby (2)", ps...)
-	bob.send("/join lobby\n")
-	assert.Equal(t, "* you are in lobby, 3 online", bob.reply())
+	bob.Send("/join lobby\n")
+	assert.Equal(t, "* you are in lobby, 3 online", reply(bob))
 	allList(t, "lobby (3)", ps...)
 }
 
@@ -201,43 +202,43 @@ func TestRoomsAcrossProcesses(t *testing.T) {
 func TestRoomTrafficOnlyWhereWanted(t *testing.T) {
 	ns, ps := threeProcesses(t, chatroom.WithHistory(5))
 	alice, bob, carol := trio(t, ps)
-	for _, c := range []*client{alice, bob} {
-		c.send("/join games\n")
-		c.waitUntil(" online")
+	for _, c := range []*chattest.Client{alice, bob} {
+		c.Send("/join games\n")
+		c.WaitUntil(endsWith(" online"))
 	}
 	allList(t, "games (2), lobby (1)", ps...)
 
 	before := ps[2].bus.Stats().Lines
 	const lines = 100
 	for i := range lines {
-		alice.send("line %d\n", i)
+		alice.Sendf("line %d\n", i)
 	}
-	bob.waitFor(fmt.Sprintf("%s alice say: line %d", ts, lines-1))
+	bob.WaitFor(fmt.Sprintf("%s alice say: line %d", ts, lines-1))
 	assert.Equal(t, before, ps[2].bus.Stats().Lines, "process C received lines of games, where it has nobody")
-	eventually(t, waitLimit, func() bool { return ps[0].bus.Stats().Lines >= lines }, "process A's own lines come back to it")
+	chattest.Eventually(t, func() bool { return ps[0].bus.Stats().Lines >= lines }, "process A's own lines come back to it")
 	assert.GreaterOrEqual(t, ps[1].bus.Stats().Lines, uint64(lines))
 	assert.False(t, subscribed(t, ns, ps[2], "chatroom.lobby.live.games"))
 
 	// Carol enters: her process subscribes, and she gets the history.
-	carol.send("/join games\n")
-	require.Equal(t, "* you are in games, 3 online", carol.reply())
+	carol.Send("/join games\n")
+	require.Equal(t, "* you are in games, 3 online", reply(carol))
 	for i := lines - 5; i < lines; i++ {
-		carol.expect("%s alice say: line %d", ts, i)
+		carol.Expect("%s alice say: line %d", ts, i)
 	}
-	alice.send("for carol too\n")
-	carol.expect(ts + " alice say: for carol too")
+	alice.Send("for carol too\n")
+	carol.Expect(ts + " alice say: for carol too")
 	assert.Greater(t, ps[2].bus.Stats().Lines, before)
 
 	// Carol leaves: her process unsubscribes, and gets nothing more.
-	carol.send("/join lobby\n")
-	carol.waitFor("* you are in lobby, 1 online")
-	eventually(t, waitLimit, func() bool { return !subscribed(t, ns, ps[2], "chatroom.lobby.live.games") },
+	carol.Send("/join lobby\n")
+	carol.WaitFor("* you are in lobby, 1 online")
+	chattest.Eventually(t, func() bool { return !subscribed(t, ns, ps[2], "chatroom.lobby.live.games") },
 		"process C still subscribed to games")
 	before = ps[2].bus.Stats().Lines
 	for i := range lines {
-		alice.send("again %d\n", i)
+		alice.Sendf("again %d\n", i)
 	}
-	bob.waitFor(fmt.Sprintf("%s alice say: again %d", ts, lines-1))
+	bob.WaitFor(fmt.Sprintf("%s alice say: again %d", ts, lines-1))
 	assert.Equal(t, before, ps[2].bus.Stats().Lines, "process C received lines of games after its last member left")
 }
 
@@ -257,40 +258,40 @@ func subscribed(t *testing.T, ns *natsServer, p *process, subject string) bool {
 // gets it.
 func TestNameRaceAcrossRooms(t *testing.T) {
 	_, ps := threeProcesses(t)
-	var all []*client // every client of every round, staying
+	var all []*chattest.Client // every client of every round, staying
 	for round := range 50 {
 		// Fresh clients each round: renames cool down (5 in a row, then one
 		// per 10 s), and this races a name, not one client's renames.
 		a, b := dial(t, ps[0]), dial(t, ps[1])
 		all = append(all, a, b)
-		b.send("/join games\n")
-		require.Equal(t, fmt.Sprintf("* you are in games, %d online", round+1), b.reply())
+		b.Send("/join games\n")
+		require.Equal(t, fmt.Sprintf("* you are in games, %d online", round+1), reply(b))
 		name := fmt.Sprintf("racer%d", round)
 		var start, sent sync.WaitGroup
 		start.Add(1)
-		for _, c := range []*client{a, b} {
+		for _, c := range []*chattest.Client{a, b} {
 			sent.Go(func() {
 				start.Wait()
-				fmt.Fprintf(c.conn, "/nick %s\n", name)
+				fmt.Fprintf(c.Conn, "/nick %s\n", name)
 			})
 		}
 		start.Done()
 		sent.Wait()
-		var winners []*client
-		for _, c := range []*client{a, b} {
-			switch reply := c.reply(); reply {
+		var winners []*chattest.Client
+		for _, c := range []*chattest.Client{a, b} {
+			switch got := reply(c); got {
 			case "* you are now " + name:
 				winners = append(winners, c)
 			default:
-				require.Equal(t, "* error: nickname taken", reply, "round %d", round)
+				require.Equal(t, "* error: nickname taken", got, "round %d", round)
 			}
 		}
 		require.Len(t, winners, 1, "round %d: more or less than one client got %s", round, name)
-		winners[0].name = name
+		winners[0].Name = name
 	}
 	want := make([]string, 0, len(all))
 	for _, c := range all {
-		want = append(want, c.name)
+		want = append(want, c.Name)
 	}
 	slices.SortFunc(want, func(x, y string) int { return strings.Compare(strings.ToLower(x), strings.ToLower(y)) })
 	allSee(t, want, ps...)
@@ -307,12 +308,12 @@ func TestHistoryPerRoomAcrossRestarts(t *testing.T) {
 	}
 	ps := start()
 	alice, bob, carol := trio(t, ps)
-	bob.send("/join games\n")
-	bob.waitFor("* you are in games, 1 online")
+	bob.Send("/join games\n")
+	bob.WaitFor("* you are in games, 1 online")
 	for i := range 4 {
-		alice.send("lobby %d\n", i)
-		carol.waitFor(fmt.Sprintf("%s alice say: lobby %d", ts, i))
-		bob.send("/me games %d\n", i)
+		alice.Sendf("lobby %d\n", i)
+		carol.WaitFor(fmt.Sprintf("%s alice say: lobby %d", ts, i))
+		bob.Sendf("/me games %d\n", i)
 	}
 	// Once carol's process has the last line of the lobby, and a newcomer
 	// of games on A the last of games, the stream has them all.
@@ -323,21 +324,21 @@ func TestHistoryPerRoomAcrossRestarts(t *testing.T) {
 		for i, p := range ps {
 			c := dial(t, p)
 			for _, want := range lobby {
-				assert.Equal(t, want, c.line(), "the lobby's history on process %d", i)
+				assert.Equal(t, want, c.Line(), "the lobby's history on process %d", i)
 			}
-			c.send("/join games\n")
-			require.Contains(t, c.reply(), "* you are in games, ")
-			got := c.waitFor(games[2])
+			c.Send("/join games\n")
+			require.Contains(t, reply(c), "* you are in games, ")
+			got := c.WaitFor(games[2])
 			assert.Equal(t, games[:2], got, "the history of games on process %d", i)
-			c.conn.Close()
+			c.Conn.Close()
 		}
 	}
-	eventually(t, waitLimit, func() bool {
+	chattest.Eventually(t, func() bool {
 		c := dial(t, ps[0])
-		defer c.conn.Close()
-		c.send("/join games\n")
-		c.reply()
-		return c.line() == games[0] && c.line() == games[1] && c.line() == games[2]
+		defer c.Conn.Close()
+		c.Send("/join games\n")
+		reply(c)
+		return c.Line() == games[0] && c.Line() == games[1] && c.Line() == games[2]
 	}, "games' last lines never reached the stream")
 	newcomers(ps)
 
@@ -362,17 +363,17 @@ func TestSameOrderEverywhere(t *testing.T) {
 	_, ps := threeProcesses(t)
 	alice := join(t, ps[0], "alice")
 	bob := join(t, ps[1], "bob")
-	var receivers []*client
+	var receivers []*chattest.Client
 	for i, p := range ps {
 		receivers = append(receivers, join(t, p, fmt.Sprintf("reader%d", i)))
 	}
 	allSee(t, []string{"alice", "bob", "reader0", "reader1", "reader2"}, ps...)
 	const lines = 500
 	var wg sync.WaitGroup
-	for _, c := range []*client{alice, bob} {
+	for _, c := range []*chattest.Client{alice, bob} {
 		wg.Go(func() {
 			for i := range lines {
-				fmt.Fprintf(c.conn, "%s %d\n", c.name, i)
+				fmt.Fprintf(c.Conn, "%s %d\n", c.Name, i)
 			}
 		})
 	}
@@ -381,7 +382,7 @@ func TestSameOrderEverywhere(t *testing.T) {
 		var got []string
 		next := map[string]int{}
 		for len(got) < 2*lines {
-			l := r.line()
+			l := r.Line()
 			if !strings.Contains(l, " say: ") {
 				continue
 			}
@@ -389,7 +390,7 @@ func TestSameOrderEverywhere(t *testing.T) {
 			var n int
 			_, err := fmt.Sscanf(strings.TrimPrefix(l, ts+" "), "%s say: %s %d", &who, &again, &n)
 			require.NoError(t, err, l)
-			require.Equal(t, next[who], n, "%s: %s's lines out of order or lost", r.name, who)
+			require.Equal(t, next[who], n, "%s: %s's lines out of order or lost", r.Name, who)
 			next[who]++
 			got = append(got, l)
 		}
@@ -407,11 +408,11 @@ type recLine struct {
 }
 
 // recLines reads n say lines from c.
-func recLines(t *testing.T, c *client, n int) []recLine {
+func recLines(t *testing.T, c *chattest.Client, n int) []recLine {
 	t.Helper()
 	var got []recLine
 	for len(got) < n {
-		f := strings.Fields(c.line())
+		f := strings.Fields(c.Line())
 		if f[0] != "say" {
 			continue
 		}
@@ -429,31 +430,31 @@ func recLines(t *testing.T, c *client, n int) []recLine {
 func TestRecoveryOnAnotherProcess(t *testing.T) {
 	_, ps := threeProcesses(t, chatroom.WithHistory(500))
 	witness := recClient(t, ps[1], recFace{name: "witness", room: "games"})
-	require.Equal(t, "join games witness", witness.line())
+	require.Equal(t, "join games witness", witness.Line())
 	x := recClient(t, ps[0], recFace{name: "xavier", room: "games"})
-	require.Equal(t, "join games xavier", x.line())
+	require.Equal(t, "join games xavier", x.Line())
 	talker := recClient(t, ps[1], recFace{name: "talker", room: "games"})
-	require.Equal(t, "join games talker", talker.line())
+	require.Equal(t, "join games talker", talker.Line())
 
-	talker.send("games before0\ngames before1\ngames before2\n")
+	talker.Send("games before0\ngames before1\ngames before2\n")
 	seen := recLines(t, x, 3)
 	require.Equal(t, []string{"before0", "before1", "before2"}, []string{seen[0].text, seen[1].text, seen[2].text})
 	since := seen[2].id
-	x.conn.Close()
+	x.Conn.Close()
 	allSee(t, []string{"talker", "witness"}, ps...)
 
 	// The room talks while xavier is away, and goes on while he comes
 	// back on C: his history is read while lines are being stored.
 	const lines = 200
 	for i := range lines / 4 {
-		talker.send("games during%d\n", i)
+		talker.Sendf("games during%d\n", i)
 	}
 	back := recClient(t, ps[2], recFace{name: "xavier", room: "games", since: since})
 	for i := lines / 4; i < lines; i++ {
-		talker.send("games during%d\n", i)
+		talker.Sendf("games during%d\n", i)
 	}
 	all := recLines(t, witness, 3+lines)
-	require.Equal(t, "join games xavier", back.line())
+	require.Equal(t, "join games xavier", back.Line())
 	var want []recLine
 	for _, l := range all {
 		if l.id > since {
@@ -463,7 +464,7 @@ func TestRecoveryOnAnotherProcess(t *testing.T) {
 	require.Len(t, want, lines)
 	got := recLines(t, back, lines)
 	assert.Equal(t, want, got, "xavier on C: what he missed, once, in order, with the IDs the witness on B saw")
-	talker.send("games after\n")
+	talker.Send("games after\n")
 	assert.Equal(t, "after", recLines(t, back, 1)[0].text)
 }
 
@@ -472,22 +473,22 @@ func TestRecoveryOnAnotherProcess(t *testing.T) {
 func TestRecoveryWithAGap(t *testing.T) {
 	_, ps := threeProcesses(t, chatroom.WithHistory(5))
 	x := recClient(t, ps[0], recFace{name: "xavier", room: "games"})
-	require.Equal(t, "join games xavier", x.line())
+	require.Equal(t, "join games xavier", x.Line())
 	talker := recClient(t, ps[1], recFace{name: "talker", room: "games"})
-	require.Equal(t, "join games talker", talker.line())
-	talker.send("games first\n")
+	require.Equal(t, "join games talker", talker.Line())
+	talker.Send("games first\n")
 	since := recLines(t, x, 1)[0].id
-	x.conn.Close()
+	x.Conn.Close()
 	allSee(t, []string{"talker"}, ps...)
 	for i := range 10 {
-		talker.send("games missed%d\n", i)
+		talker.Sendf("games missed%d\n", i)
 	}
 	witness := recClient(t, ps[1], recFace{name: "witness", room: "games"})
-	require.Equal(t, "join games witness", witness.line())
+	require.Equal(t, "join games witness", witness.Line())
 	recLines(t, witness, 5) // the history: once the witness has it, the stream has every line
 	back := recClient(t, ps[2], recFace{name: "xavier", room: "games", since: since})
-	require.Equal(t, "join games xavier", back.line())
-	require.Equal(t, fmt.Sprintf("gap games %d", since), back.line())
+	require.Equal(t, "join games xavier", back.Line())
+	require.Equal(t, fmt.Sprintf("gap games %d", since), back.Line())
 	var texts []string
 	for _, l := range recLines(t, back, 5) {
 		texts = append(texts, l.text)
@@ -507,7 +508,7 @@ func TestKilledProcess(t *testing.T) {
 	const lines = 500
 	go func() {
 		for i := range lines {
-			if _, err := fmt.Fprintf(bob.conn, "line %d\n", i); err != nil {
+			if _, err := fmt.Fprintf(bob.Conn, "line %d\n", i); err != nil {
 				return
 			}
 			if i == lines/2 {
@@ -518,26 +519,26 @@ func TestKilledProcess(t *testing.T) {
 	cut := time.Now()
 	var notices []string
 	for i := range lines {
-		notices = append(notices, carol.waitFor(fmt.Sprintf("%s bob say: line %d", ts, i))...)
+		notices = append(notices, carol.WaitFor(fmt.Sprintf("%s bob say: line %d", ts, i))...)
 	}
-	eventually(t, 6*heartbeat+2*time.Second, func() bool {
+	chattest.EventuallyWithin(t, 6*heartbeat+2*time.Second, func() bool {
 		return slices.Equal(ps[1].names(), []string{"bob", "carol"}) && slices.Equal(ps[2].names(), []string{"bob", "carol"})
 	}, "alice still listed")
 	t.Logf("alice gone for the others %v after process A was cut off (heartbeat %v)", time.Since(cut).Round(time.Millisecond), heartbeat)
 	if !slices.Contains(notices, ts+" * alice left") {
 		assert.Empty(t, notices, "carol heard only bob's lines")
-		carol.expect(ts + " * alice left")
+		carol.Expect(ts + " * alice left")
 	}
-	bob.send("/who\n")
-	bob.waitFor("* 2 online: bob, carol")
-	alice.send("still here\n") // process A goes on serving its own clients, but nothing it says is ordered
-	alice.waitFor(notDelivered)
+	bob.Send("/who\n")
+	bob.WaitFor("* 2 online: bob, carol")
+	alice.Send("still here\n") // process A goes on serving its own clients, but nothing it says is ordered
+	alice.WaitFor(notDelivered)
 
 	// The name of a client of a gone process is free for the others, once
 	// they have listened long enough to know it is gone (6 heartbeats).
-	eventually(t, waitLimit, func() bool {
-		bob.send("/nick Alice\n")
-		return bob.reply() == "* you are now Alice"
+	chattest.Eventually(t, func() bool {
+		bob.Send("/nick Alice\n")
+		return reply(bob) == "* you are now Alice"
 	}, "alice's name was not freed")
 }
 
@@ -550,45 +551,47 @@ func TestNATSRestart(t *testing.T) {
 	// counted gone; this test is about those that do not.
 	ns, ps := threeProcesses(t, chatroom.WithHistory(2))
 	alice, bob, carol := trio(t, ps)
-	alice.send("before\n")
-	bob.waitFor(ts + " alice say: before")
-	carol.waitFor(ts + " alice say: before")
+	alice.Send("before\n")
+	bob.WaitFor(ts + " alice say: before")
+	carol.WaitFor(ts + " alice say: before")
 
 	ns.stop()
-	eventually(t, waitLimit, func() bool { return !ps[0].nc.IsConnected() && !ps[1].nc.IsConnected() }, "still connected")
+	chattest.Eventually(t, func() bool { return !ps[0].nc.IsConnected() && !ps[1].nc.IsConnected() }, "still connected")
 	// Nobody can take a name during the gap: a newcomer is told to come
 	// back.
-	refused := rawDial(t, ps[0])
-	assert.Equal(t, "* error: names cannot be checked now, try again later", refused.line())
-	alice.send("during the gap\n")
-	alice.waitFor(notDelivered)
+	refused := chattest.Dial(t, ps[0].addr)
+	assert.Equal(t, "* error: names cannot be checked now, try again later", refused.Line())
+	alice.Send("during the gap\n")
+	alice.WaitFor(notDelivered)
 	ns.start()
 
 	// Probe until bob hears alice again: the probes said before her
 	// process reconnected were not delivered, as alice is told.
-	eventually(t, waitLimit, func() bool {
+	chattest.Eventually(t, func() bool {
 		return ps[0].nc.IsConnected() && ps[1].nc.IsConnected() && ps[2].nc.IsConnected()
 	}, "the processes did not reconnect")
 	var heard string
-	deadline := time.Now().Add(waitLimit)
-	for i := 0; heard == ""; i++ {
-		require.True(t, time.Now().Before(deadline), "alice's lines were never delivered again")
-		alice.send("probe %d\n", i)
-		bob.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		if l, err := bob.in.ReadString('\n'); err == nil {
-			heard = strings.TrimSuffix(l, "\n")
-		} else {
+	probes := 0
+	chattest.Eventually(t, func() bool {
+		alice.Sendf("probe %d\n", probes)
+		probes++
+		bob.Conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		l, err := bob.In.ReadString('\n')
+		if err != nil {
 			require.ErrorIs(t, err, os.ErrDeadlineExceeded, "bob")
+			return false
 		}
-	}
+		heard = strings.TrimSuffix(l, "\n")
+		return true
+	}, "alice's lines were never delivered again")
 	assert.Regexp(t, `^`+ts+` alice say: probe \d+$`, heard, "the first line bob hears after the gap")
 	// Nobody was counted gone; names can be taken again.
 	allSee(t, []string{"alice", "bob", "carol"}, ps...)
 	dave := join(t, ps[0], "dave")
-	alice.send("after\n")
-	dave.waitUntil(ts + " alice say: after")
+	alice.Send("after\n")
+	dave.WaitUntil(endsWith(ts + " alice say: after"))
 	last := heard // the line before "after", as the stream has them
-	for _, l := range bob.waitFor(ts + " alice say: after") {
+	for _, l := range bob.WaitFor(ts + " alice say: after") {
 		assert.NotContains(t, l, "during the gap")
 		assert.NotContains(t, l, " left")
 		if strings.Contains(l, " alice say: probe ") { // a probe delivered later than bob waited for it
@@ -597,8 +600,8 @@ func TestNATSRestart(t *testing.T) {
 	}
 	// The history is the stream's, kept across the restart.
 	newcomer := dial(t, ps[2])
-	newcomer.expect("%s", last)
-	newcomer.expect(ts + " alice say: after")
+	newcomer.Expect("%s", last)
+	newcomer.Expect(ts + " alice say: after")
 }
 
 // TestMissedLinesReadFromTheStream: a process cut off from NATS for a
@@ -611,24 +614,24 @@ func TestMissedLinesReadFromTheStream(t *testing.T) {
 	history := chatroom.WithHistory(50)
 	ps := []*process{startProcess(t, px.url(), history), startProcess(t, ns.url(), history), startProcess(t, ns.url(), history)}
 	alice, bob, carol := trio(t, ps)
-	bob.send("before\n")
-	alice.waitFor(ts + " bob say: before")
+	bob.Send("before\n")
+	alice.WaitFor(ts + " bob say: before")
 
 	px.cut()
-	eventually(t, waitLimit, func() bool { return !ps[0].nc.IsConnected() }, "process A still connected")
-	alice.send("in the dark\n")
-	alice.waitFor(notDelivered)
+	chattest.Eventually(t, func() bool { return !ps[0].nc.IsConnected() }, "process A still connected")
+	alice.Send("in the dark\n")
+	alice.WaitFor(notDelivered)
 	for i := range 10 {
-		bob.send("missed %d\n", i)
+		bob.Sendf("missed %d\n", i)
 	}
-	carol.waitFor(ts + " bob say: missed 9")
+	carol.WaitFor(ts + " bob say: missed 9")
 	px.mend()
-	eventually(t, waitLimit, ps[0].nc.IsConnected, "process A did not reconnect")
+	chattest.Eventually(t, ps[0].nc.IsConnected, "process A did not reconnect")
 	for i := range 10 {
-		alice.expect("%s bob say: missed %d", ts, i)
+		alice.Expect("%s bob say: missed %d", ts, i)
 	}
-	bob.send("after\n")
-	alice.expect(ts + " bob say: after")
+	bob.Send("after\n")
+	alice.Expect(ts + " bob say: after")
 	assert.GreaterOrEqual(t, ps[0].bus.Stats().Recovered, uint64(10))
 }
 
@@ -640,7 +643,7 @@ func TestStreamMadeByTheOperator(t *testing.T) {
 	ns := startNATS(t)
 	js, err := jetstream.New(connect(t, ns.url()))
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.WaitLimit)
 	defer cancel()
 	cfg := jetstream.StreamConfig{
 		Name:              "chatroom_lobby_lines",
@@ -654,8 +657,8 @@ func TestStreamMadeByTheOperator(t *testing.T) {
 	require.NoError(t, err)
 	p := startProcess(t, ns.url(), chatroom.WithHistory(5))
 	alice := join(t, p, "alice")
-	alice.send("hello\n")
-	eventually(t, waitLimit, func() bool {
+	alice.Send("hello\n")
+	chattest.Eventually(t, func() bool {
 		s, err := js.Stream(ctx, "chatroom_lobby_lines")
 		return err == nil && s.CachedInfo().State.Msgs == 1
 	}, "the line is not in the operator's stream")

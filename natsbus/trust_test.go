@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chatroom-go/chatroom/natsbus"
 )
 
@@ -54,13 +55,13 @@ func TestPermissions(t *testing.T) {
 	alice := join(t, a, "alice")
 	bob := join(t, b, "bob")
 	allSee(t, []string{"alice", "bob"}, a, b)
-	alice.send("secret line\n")
-	bob.waitFor(ts + " alice say: secret line")
-	bob.send("/msg alice secret whisper\n")
-	alice.waitFor(ts + " bob whispers: secret whisper")
+	alice.Send("secret line\n")
+	bob.WaitFor(ts + " alice say: secret line")
+	bob.Send("/msg alice secret whisper\n")
+	alice.WaitFor(ts + " bob whispers: secret whisper")
 	newcomer := dial(t, b) // reads the history from the stream
-	newcomer.expect(ts + " alice say: secret line")
-	newcomer.conn.Close()
+	newcomer.Expect(ts + " alice say: secret line")
+	newcomer.Conn.Close()
 	allSee(t, []string{"alice", "bob"}, a, b)
 
 	// It injects: a line into the stream, a join of mallory, a whisper to
@@ -71,10 +72,10 @@ func TestPermissions(t *testing.T) {
 	}
 	payloads := map[string][]byte{
 		"chatroom.lobby.line.lobby": natsbus.Forge(intruder, 0, chatroom.BusMessage{Kind: chatroom.BusLine, Room: "lobby",
-			Line: &chatroom.Message{Kind: chatroom.KindSay, From: "alice", Text: "forged line", Time: testTime}}),
+			Line: &chatroom.Message{Kind: chatroom.KindSay, From: "alice", Text: "forged line", Time: chattest.Time}}),
 		"chatroom.lobby.ev": natsbus.Forge(intruder, 1, chatroom.BusMessage{Kind: chatroom.BusJoin, Room: "lobby", Name: "mallory"}),
 		"chatroom.lobby.to." + a.bus.ID(): natsbus.Forge(intruder, 0, chatroom.BusMessage{Kind: chatroom.BusWhisper,
-			Line: &chatroom.Message{Kind: chatroom.KindWhisper, From: "bob", To: "alice", Text: "forged whisper", Time: testTime}}),
+			Line: &chatroom.Message{Kind: chatroom.KindWhisper, From: "bob", To: "alice", Text: "forged whisper", Time: chattest.Time}}),
 	}
 	for _, f := range forged {
 		msg := nats.NewMsg(f.subject)
@@ -100,23 +101,23 @@ func TestPermissions(t *testing.T) {
 	select {
 	case err := <-violations:
 		assert.ErrorContains(t, err, "Permissions Violation for Publish to \"chatroom.lobby.live.lobby\"")
-	case <-time.After(waitLimit):
+	case <-time.After(chattest.WaitLimit):
 		t.Fatal("the chat user published on a live subject")
 	}
 
 	// Nothing of it reached the hub: a last line of alice's comes next,
 	// and the stream's history has the real lines only.
-	alice.send("last line\n")
-	for _, l := range bob.waitFor(ts + " alice say: last line") {
+	alice.Send("last line\n")
+	for _, l := range bob.WaitFor(ts + " alice say: last line") {
 		assert.NotContains(t, l, "forged")
 		assert.NotContains(t, l, "mallory")
 	}
-	alice.send("/who\n")
-	alice.waitFor("* 2 online: alice, bob")
+	alice.Send("/who\n")
+	alice.WaitFor("* 2 online: alice, bob")
 	allSee(t, []string{"alice", "bob"}, a, b)
 	late := dial(t, a)
-	late.expect(ts + " alice say: secret line")
-	late.expect(ts + " alice say: last line")
+	late.Expect(ts + " alice say: secret line")
+	late.Expect(ts + " alice say: last line")
 
 	// And the bare client heard none of it: its own forgeries only.
 	for {
@@ -168,8 +169,8 @@ func TestUntrustedTraffic(t *testing.T) {
 	alice := join(t, a, "alice")
 	bob := join(t, b, "bob")
 	allSee(t, []string{"alice", "bob"}, a, b)
-	alice.send("first\n")
-	bob.waitFor(ts + " alice say: first")
+	alice.Send("first\n")
+	bob.WaitFor(ts + " alice say: first")
 
 	// A flood of junk, on every subject A listens to.
 	bare := connect(t, ns.url())
@@ -180,12 +181,12 @@ func TestUntrustedTraffic(t *testing.T) {
 		require.NoError(t, bare.Publish(subject, []byte(fmt.Sprintf("junk %d", i))))
 	}
 	require.NoError(t, bare.Flush())
-	eventually(t, waitLimit, func() bool { return a.bus.Stats().Malformed >= junk }, "A counted %d malformed of %d",
+	chattest.Eventually(t, func() bool { return a.bus.Stats().Malformed >= junk }, "A counted %d malformed of %d",
 		a.bus.Stats().Malformed, junk)
 	elapsed := time.Since(start)
 	assert.LessOrEqual(t, logged.Load(), int64(elapsed/time.Second)+2, "log lines for %d malformed messages in %v", junk, elapsed)
-	alice.send("through the flood\n")
-	bob.expect(ts + " alice say: through the flood")
+	alice.Send("through the flood\n")
+	bob.Expect(ts + " alice say: through the flood")
 
 	// A forged line on A's live subject, far ahead of the stream: A reads
 	// the stream, finds no such line, and drops it; the real lines go on.
@@ -195,12 +196,12 @@ func TestUntrustedTraffic(t *testing.T) {
 	forged.Header.Set("Nats-Sequence", "1000000000000")
 	forged.Header.Set("Nats-Last-Sequence", "999999999999")
 	forged.Data = natsbus.Forge(intruder, 0, chatroom.BusMessage{Kind: chatroom.BusLine, Room: "lobby",
-		Line: &chatroom.Message{Kind: chatroom.KindSay, From: "bob", Text: "you are hacked", Time: testTime}})
+		Line: &chatroom.Message{Kind: chatroom.KindSay, From: "bob", Text: "you are hacked", Time: chattest.Time}})
 	require.NoError(t, bare.PublishMsg(forged))
 	require.NoError(t, bare.Flush())
-	eventually(t, waitLimit, func() bool { return a.bus.Stats().Refused >= 1 }, "the forged line was not refused")
-	bob.send("real\n")
-	for _, l := range alice.waitFor(ts + " bob say: real") {
+	chattest.Eventually(t, func() bool { return a.bus.Stats().Refused >= 1 }, "the forged line was not refused")
+	bob.Send("real\n")
+	for _, l := range alice.WaitFor(ts + " bob say: real") {
 		assert.NotContains(t, l, "hacked")
 	}
 
@@ -211,7 +212,7 @@ func TestUntrustedTraffic(t *testing.T) {
 	}
 	refused := a.bus.Stats().Refused
 	require.NoError(t, bare.Publish("chatroom.lobby.to."+a.bus.ID(), natsbus.ForgeState(intruder, 0, members)))
-	eventually(t, waitLimit, func() bool { return a.bus.Stats().Refused > refused }, "the state was not refused")
+	chattest.Eventually(t, func() bool { return a.bus.Stats().Refused > refused }, "the state was not refused")
 	for i := range 110 {
 		require.NoError(t, bare.Publish("chatroom.lobby.ev", natsbus.Forge(intruder, uint64(i+1),
 			chatroom.BusMessage{Kind: chatroom.BusJoin, Room: "lobby", Name: fmt.Sprintf("fake%d", i)})))
@@ -220,11 +221,11 @@ func TestUntrustedTraffic(t *testing.T) {
 	// reaches alice's terminal.
 	require.NoError(t, bare.Publish("chatroom.lobby.to."+a.bus.ID(), natsbus.Forge(intruder, 0, chatroom.BusMessage{
 		Kind: chatroom.BusWhisper, Line: &chatroom.Message{Kind: chatroom.KindWhisper, From: "mallory", To: "alice",
-			Text: "\x1b]0;pwned\x07hi\nforged second line", Time: testTime}})))
-	alice.waitFor(ts + " mallory whispers: ]0;pwnedhiforged second line")
-	eventually(t, waitLimit, func() bool { return len(a.hub.Clients()) == 2+100 }, "A lists %d clients, not 102", len(a.hub.Clients()))
+			Text: "\x1b]0;pwned\x07hi\nforged second line", Time: chattest.Time}})))
+	alice.WaitFor(ts + " mallory whispers: ]0;pwnedhiforged second line")
+	chattest.Eventually(t, func() bool { return len(a.hub.Clients()) == 2+100 }, "A lists %d clients, not 102", len(a.hub.Clients()))
 	assert.GreaterOrEqual(t, a.bus.Stats().Refused, refused+10, "the joins over the limit")
 
 	// The intruder is no process: it goes silent, and its clients go.
-	eventually(t, waitLimit, func() bool { return len(a.hub.Clients()) == 2 }, "the intruder's clients stayed")
+	chattest.Eventually(t, func() bool { return len(a.hub.Clients()) == 2 }, "the intruder's clients stayed")
 }
