@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // TestSlowConsumerRecovers: a hub that holds the bus up while a room's
@@ -29,7 +30,7 @@ func TestSlowConsumerRecovers(t *testing.T) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	}()
-	require.True(t, srv.ReadyForConnections(10*time.Second))
+	require.True(t, srv.ReadyForConnections(chattest.WaitLimit))
 	url := "nats://" + srv.Addr().(*net.TCPAddr).String()
 	nc, err := nats.Connect(url, nats.NoEcho())
 	require.NoError(t, err)
@@ -55,7 +56,7 @@ func TestSlowConsumerRecovers(t *testing.T) {
 		}
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.WaitLimit)
 	defer cancel()
 	require.NoError(t, b.Open(ctx, deliver))
 	defer b.Close()
@@ -76,16 +77,11 @@ func TestSlowConsumerRecovers(t *testing.T) {
 		want = append(want, ack.Sequence)
 	}
 	close(gate)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	chattest.Eventually(t, func() bool {
 		mu.Lock()
-		n := len(ids)
-		mu.Unlock()
-		if n >= lines || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(ids) >= lines
+	}, "the hub got %d lines", lines)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, want, ids, "every line once, in order")
