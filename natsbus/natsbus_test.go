@@ -598,7 +598,10 @@ func TestNATSRestart(t *testing.T) {
 			last = l
 		}
 	}
-	// The history is the stream's, kept across the restart.
+	// The history is the stream's, kept across the restart. Process C
+	// keeps it from the lines it is handed, which may reach it after bob's
+	// process: once carol, on C, has "after", C's history has it too.
+	carol.WaitFor(ts + " alice say: after")
 	newcomer := dial(t, ps[2])
 	newcomer.Expect("%s", last)
 	newcomer.Expect(ts + " alice say: after")
