@@ -37,7 +37,7 @@ type notices struct {
 	sent    int       // notices sent one by one in it
 	joined  int       // joins counted since the last summary
 	left    int       // leaves counted since the last summary
-	pending []*Client // members whose join was neither told nor counted yet, oldest first, and those that left or were told since (the tick drops them)
+	pending []*Client // members whose join was neither told nor counted yet (place.pend says where each is)
 	storm   bool      // in state.storms: counted or pending notices wait for the next tick
 }
 
@@ -98,14 +98,33 @@ func (s *state) tellLeave(r *Room, m *Message, told bool, dedupe uint64) {
 // pend records that c, now a member of r, was not told to have joined.
 func (s *state) pend(c *Client, r *Room) {
 	r.notices.pending = append(r.notices.pending, c)
+	c.seat.places[c.placeIn(r)].pend = len(r.notices.pending)
 	s.storming(r)
+}
+
+// unpend takes c, whose place in r is c.seat.places[i], off r's pending
+// joins, if it is there: the last one takes its slot, so that leaving
+// costs no search, and holds nothing of c.
+func (r *Room) unpend(c *Client, i int) {
+	p := &c.seat.places[i]
+	if p.pend == 0 {
+		return
+	}
+	list := r.notices.pending
+	last := list[len(list)-1]
+	list[p.pend-1] = last
+	last.seat.places[last.placeIn(r)].pend = p.pend
+	list[len(list)-1] = nil
+	r.notices.pending = list[:len(list)-1]
+	p.pend = 0
 }
 
 // tellSpeaker tells r's members that c joined, one by one: c is about to
 // speak there, and they were not told yet.
 func (s *state) tellSpeaker(c *Client, r *Room) {
-	p := &c.seat.places[c.placeIn(r)]
-	p.told = true // the tick drops it from r's pending joins
+	i := c.placeIn(r)
+	c.seat.places[i].told = true
+	r.unpend(c, i)
 	r.notices.sent++
 	m := &Message{Kind: KindJoin, Time: s.now(), Room: r.name, From: c.seat.name, Addr: c.addr}
 	mark := s.dedupe()
@@ -115,8 +134,7 @@ func (s *state) tellSpeaker(c *Client, r *Room) {
 
 // ticked is the once-a-second work of the storms: in each storming room,
 // the pending joins older than briefStay are counted, and the counts told
-// in one summary; those of members that left, or were told since, are
-// dropped (so that leaving costs no search of the list). A room with nothing pending and nothing counted is
+// in one summary. A room with nothing pending and nothing counted is
 // calm again; with no storm left, the ticks stop.
 func (s *state) ticked() {
 	now := time.Now()
@@ -125,13 +143,13 @@ func (s *state) ticked() {
 		n := &r.notices
 		keep := n.pending[:0]
 		for _, c := range n.pending {
-			switch i := c.placeIn(r); {
-			case i < 0 || c.seat.places[i].told: // left, or told: no longer pending
-			case now.Sub(c.seat.places[i].since) >= briefStay:
-				c.seat.places[i].told = true
+			p := &c.seat.places[c.placeIn(r)]
+			if now.Sub(p.since) >= briefStay {
+				p.told, p.pend = true, 0
 				n.joined++
-			default:
+			} else {
 				keep = append(keep, c)
+				p.pend = len(keep)
 			}
 		}
 		clear(n.pending[len(keep):])

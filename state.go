@@ -72,6 +72,7 @@ type place struct {
 	op    bool      // an operator of the room
 	voice bool      // mode +v
 	told  bool      // the room's members were told it joined, or counted it (notices.go)
+	pend  int       // 1 + where it is in the room's pending joins, or 0 (notices.go)
 	since time.Time // when it entered, by the real clock
 }
 
@@ -629,6 +630,7 @@ func (s *state) leaveRoom(c *Client, r *Room, m *Message, reason LeaveReason) {
 // word to anyone.
 func (s *state) unseat(c *Client, r *Room) {
 	i := c.placeIn(r)
+	r.unpend(c, i)
 	at := c.seat.places[i].at
 	c.seat.places = slices.Delete(c.seat.places, i, i+1)
 	last := len(r.members) - 1
