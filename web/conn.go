@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -48,7 +50,8 @@ import (
 // all messageConn supports; Close and the deadlines may come from any.
 type messageConn struct {
 	ws     *websocket.Conn
-	stream bool // the text protocol: messages' bytes are a stream, not one line each
+	raw    *corkConn // the connection under ws, which gathers a Write's messages into one system call; nil in tests
+	stream bool      // the text protocol: messages' bytes are a stream, not one line each
 
 	// The reader's own, under rmu.
 	rmu       sync.Mutex
@@ -77,8 +80,8 @@ type messageConn struct {
 // newMessageConn wraps ws, reading at most rate messages a second after
 // burst (0 and 0: no limit), its messages a stream of bytes if stream; ctx
 // bounds the connection's life (the request's).
-func newMessageConn(ctx context.Context, ws *websocket.Conn, stream bool, rate float64, burst int) *messageConn {
-	c := &messageConn{ws: ws, stream: stream, rate: rate, burst: float64(burst), tokens: float64(burst)}
+func newMessageConn(ctx context.Context, ws *websocket.Conn, raw *corkConn, stream bool, rate float64, burst int) *messageConn {
+	c := &messageConn{ws: ws, raw: raw, stream: stream, rate: rate, burst: float64(burst), tokens: float64(burst)}
 	c.readCtx, c.readStop = context.WithCancel(ctx)
 	c.writeCtx, c.writeStop = context.WithCancel(ctx)
 	c.readTimer = stoppedTimer(func() { expire(&c.rmu, &c.readLate, &c.readCut, c.readStop) })
@@ -223,13 +226,33 @@ func (c *messageConn) readError(err error) error {
 
 // Write sends each line of p that ends in "\n" as one text message, and
 // keeps the rest for the next Write to end; in stream mode, it sends p as
-// one message, as it is.
+// one message, as it is. Whatever it sends goes to the socket in one
+// system call, however many messages: the hub hands a writer a batch of
+// lines at once.
 func (c *messageConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.writeLate.Load() {
 		return 0, deadlineError("write")
 	}
+	if c.raw != nil {
+		c.raw.cork()
+		n, err := c.write(p)
+		if werr := c.raw.uncork(); err == nil && werr != nil {
+			if errors.Is(werr, os.ErrDeadlineExceeded) {
+				werr = deadlineError("write")
+			}
+			// What was gathered is lost with the connection: none of it
+			// counts as written.
+			return 0, werr
+		}
+		return n, err
+	}
+	return c.write(p)
+}
+
+// write is Write, with wmu held.
+func (c *messageConn) write(p []byte) (int, error) {
 	if c.stream {
 		if err := c.ws.Write(c.writeCtx, websocket.MessageText, p); err != nil {
 			if c.writeCut.Load() {
@@ -301,7 +324,79 @@ func (c *messageConn) SetReadDeadline(t time.Time) error {
 func (c *messageConn) SetWriteDeadline(t time.Time) error {
 	c.writeLate.Store(false)
 	arm(c.writeTimer, t)
+	if c.raw != nil {
+		c.raw.SetWriteDeadline(t) // for what a Write gathered, written after ws is done with it
+	}
 	return nil
+}
+
+// corkConn is the connection under a server's WebSocket. While corked, what
+// the WebSocket writes (coder/websocket flushes every message, and a pong
+// or a close frame may come between them) is gathered; uncork writes it
+// all in one system call. Uncorked, it writes through.
+type corkConn struct {
+	net.Conn
+	mu     sync.Mutex
+	corked bool
+	buf    []byte
+}
+
+// maxCorkBuffer is the largest gathering buffer a corkConn keeps between
+// writes; a larger one, from a long batch, goes back to the heap.
+const maxCorkBuffer = 64 << 10
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// uncork writes what was gathered since cork, and writes through again.
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	if cap(c.buf) > maxCorkBuffer {
+		c.buf = nil
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+// corkingWriter hands websocket.Accept the request's connection as a
+// corkConn when it hijacks it.
+type corkingWriter struct {
+	http.ResponseWriter
+	conn *corkConn
+}
+
+func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("web: the ResponseWriter cannot be hijacked")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &corkConn{Conn: conn}
+	brw.Writer.Reset(w.conn) // empty: the response's headers are flushed before a hijack
+	return w.conn, brw, nil
 }
 
 // arm sets timer to run out at t, or stops it for the zero time.

@@ -1,13 +1,23 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // TestMessagesArePaced: a WebSocket's messages are read at its rate after
@@ -28,4 +38,74 @@ func TestMessagesArePaced(t *testing.T) {
 		cancel() // the connection ends while a message waits for its token
 		assert.Error(t, c.pace())
 	})
+}
+
+// countingConn counts the writes made to a connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestABatchIsOneWrite: a Write of many lines sends each as its own
+// message, all in one write to the socket, in both modes (coder/websocket
+// flushes every message; the corkConn under it gathers them).
+func TestABatchIsOneWrite(t *testing.T) {
+	t.Parallel()
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			t.Parallel()
+			counted := make(chan *countingConn, 1)
+			conns := make(chan *messageConn, 1)
+			done := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				cw := &corkingWriter{ResponseWriter: w}
+				ws, err := websocket.Accept(cw, r, nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				cc := &countingConn{Conn: cw.conn.Conn}
+				cw.conn.Conn = cc
+				counted <- cc
+				c := newMessageConn(context.Background(), ws, cw.conn, stream, 0, 0)
+				conns <- c
+				<-done
+				c.Close()
+			}))
+			defer srv.Close()
+			defer close(done)
+			ctx, cancel := context.WithTimeout(context.Background(), chattest.WaitLimit)
+			defer cancel()
+			client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+			require.NoError(t, err)
+			defer client.CloseNow()
+			cc, c := <-counted, <-conns
+
+			var batch bytes.Buffer
+			for i := range 50 {
+				fmt.Fprintf(&batch, "line %d\n", i)
+			}
+			n, err := c.Write(batch.Bytes())
+			require.NoError(t, err)
+			assert.Equal(t, batch.Len(), n)
+			assert.Equal(t, int64(1), cc.writes.Load(), "one write for the batch")
+
+			want := []string{batch.String()} // stream: the batch as one message
+			if !stream {
+				want = strings.SplitAfter(strings.TrimSuffix(batch.String(), "\n"), "\n")
+				for i := range want {
+					want[i] = strings.TrimSuffix(want[i], "\n")
+				}
+			}
+			for i, w := range want {
+				_, got, err := client.Read(ctx)
+				require.NoError(t, err, "message %d", i)
+				assert.Equal(t, w, string(got))
+			}
+		})
+	}
 }

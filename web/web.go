@@ -192,17 +192,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins, Subprotocols: []string{Subprotocol}})
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: h.origins, Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		h.log.Debug("websocket refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered the request
 	}
 	c := &Conn{remote: remote, req: r}
 	if ws.Subprotocol() == Subprotocol {
-		c.Conn = newMessageConn(r.Context(), ws, false, h.msgRate, h.msgBurst)
+		c.Conn = newMessageConn(r.Context(), ws, cw.conn, false, h.msgRate, h.msgBurst)
 		err = h.srv.ServeConnFace(c, JSONFace{})
 	} else {
-		c.Conn = newMessageConn(r.Context(), ws, true, h.msgRate, h.msgBurst)
+		c.Conn = newMessageConn(r.Context(), ws, cw.conn, true, h.msgRate, h.msgBurst)
 		err = h.srv.ServeConn(c)
 	}
 	if err != nil {
