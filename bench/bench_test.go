@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,22 +45,9 @@ var paths = serverPaths{redis: findBinary("redis-server", ""), nats: findBinary(
 
 // startPeer starts a server of kind as a process, or skips the test with
 // the reason if it is not installed.
-//
-// startServer picks the server's ports by listening on port 0 and closing
-// the listener (freePort), so that another process, or its own second pick
-// for room-ws, can take a port before the server binds it: it then fails
-// with "address already in use". startPeer tries new ports, at most three
-// times.
 func startPeer(t *testing.T, kind string) *server {
 	t.Helper()
 	srv, err := startServer(kind, paths, serverOpts{outbox: 1024})
-	for range 2 {
-		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
-			break
-		}
-		t.Logf("starting %s again: %v", kind, err)
-		srv, err = startServer(kind, paths, serverOpts{outbox: 1024})
-	}
 	if errors.Is(err, errMissing) {
 		t.Skipf("skipping: %v", err)
 	}
@@ -717,18 +705,34 @@ func TestServerThatExitsAtStart(t *testing.T) {
 	assert.Regexp(t, `args: -addr 127\.0\.0\.1:\d+ -outbox 7 -max-rooms 1001 -rate 0`, err.Error())
 }
 
-// TestServerThatExitsDuringARun: reading a server that has gone says so,
-// with how it ended and what it said, instead of a missing /proc file.
-func TestServerThatExitsDuringARun(t *testing.T) {
+// pythonServer writes a script that stands for a server, run by python3 with
+// the script's arguments after -c's program: it listens on the port of its
+// second argument (-addr's value), and runs program. It skips the test
+// without python3.
+func pythonServer(t *testing.T, program string) string {
+	t.Helper()
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("skipping: needs python3 to stand for a server")
 	}
-	script := filepath.Join(t.TempDir(), "short-lived")
-	// It listens until its first connection (launch's probe), says a word, and exits.
-	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec python3 -c \"import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); h,p=sys.argv[2].rsplit(':',1); s.bind((h,int(p))); s.listen(); s.accept(); sys.stderr.write('gone for good\\\\n'); sys.exit(3)\" \"$@\"\n"), 0o755))
+	listen := "import socket,sys,os; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); " +
+		"h,p=sys.argv[2].rsplit(':',1); s.bind((h,int(p))); s.listen(); "
+	script := filepath.Join(t.TempDir(), "server")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec python3 -c \""+listen+program+"\" \"$@\"\n"), 0o755))
+	return script
+}
+
+// TestServerThatExitsDuringARun: reading a server that has gone says so,
+// with how it ended and what it said, instead of a missing /proc file.
+func TestServerThatExitsDuringARun(t *testing.T) {
+	t.Parallel()
+	// It listens until its first connection, says a word, and exits.
+	script := pythonServer(t, "s.accept(); sys.stderr.write('gone for good\\\\n'); sys.exit(3)")
 	srv, err := startServer("baseline", serverPaths{baseline: script}, serverOpts{outbox: 1})
 	require.NoError(t, err)
 	defer srv.stop()
+	c, err := net.Dial("tcp", srv.addr)
+	require.NoError(t, err)
+	defer c.Close()
 	require.Eventually(t, func() bool {
 		_, err := srv.rss()
 		return err != nil && strings.Contains(err.Error(), "baseline exited during the run (exit status 3)")
@@ -736,4 +740,66 @@ func TestServerThatExitsDuringARun(t *testing.T) {
 	_, err = srv.cpu()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "gone for good")
+}
+
+// TestServerWhosePortWasTaken: a server that exits at start saying its
+// port was taken is started again, on another port; one that says
+// anything else is not.
+func TestServerWhosePortWasTaken(t *testing.T) {
+	t.Parallel()
+	tries := filepath.Join(t.TempDir(), "tries")
+	// The first two starts find their port taken, as the demo says it; the
+	// third listens until its first connection.
+	script := pythonServer(t, "s.accept()")
+	wrapper := filepath.Join(t.TempDir(), "wrapper")
+	require.NoError(t, os.WriteFile(wrapper, []byte(`#!/bin/sh
+echo "$2" >> `+tries+`
+if [ "$(wc -l < `+tries+`)" -le 2 ]; then
+	echo "listen tcp $2: bind: address already in use" >&2
+	exit 1
+fi
+exec `+script+` "$@"
+`), 0o755))
+	srv, err := startServer("baseline", serverPaths{baseline: wrapper}, serverOpts{outbox: 1})
+	require.NoError(t, err)
+	defer srv.stop()
+	b, err := os.ReadFile(tries)
+	require.NoError(t, err)
+	addrs := strings.Fields(string(b))
+	require.Len(t, addrs, 3, "started three times")
+	assert.Equal(t, srv.addr, addrs[2])
+	c, err := net.Dial("tcp", srv.addr)
+	require.NoError(t, err, "the third listens")
+	c.Close()
+
+	// Exiting for any other reason is not retried.
+	_, err = startServer("baseline", serverPaths{baseline: "/bin/false"}, serverOpts{outbox: 1})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, errPortTaken)
+}
+
+// TestListeningIsTheServersOwn: a server is up once its own process
+// listens on its port, not when anything does.
+func TestListeningIsTheServersOwn(t *testing.T) {
+	t.Parallel()
+	srv := startPeer(t, "room")
+	pid := srv.cmds[0].Process.Pid
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	mine := ln.Addr().(*net.TCPAddr).Port
+	_, p, err := net.SplitHostPort(srv.addr)
+	require.NoError(t, err)
+	theirs, err := strconv.Atoi(p)
+	require.NoError(t, err)
+
+	up, err := listening(pid, []int{theirs})
+	assert.True(t, up)
+	assert.NoError(t, err)
+	up, _ = listening(pid, []int{theirs, mine})
+	assert.False(t, up, "the room does not hold the test's listener")
+	up, _ = listening(os.Getpid(), []int{theirs})
+	assert.False(t, up, "the test does not hold the room's")
+	up, _ = listening(os.Getpid(), []int{mine})
+	assert.True(t, up)
 }
