@@ -76,7 +76,7 @@ func inProcessRoom(t *testing.T) string {
 // protocol says it does.
 func TestParsersAgainstRealServers(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-ws", "room-json", "room-irc", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			var addr string
 			if kind == "room" {
@@ -102,6 +102,7 @@ func TestParsersAgainstRealServers(t *testing.T) {
 				[]byte("first"),
 				bytes.Repeat([]byte("x"), 200),
 				[]byte("with spaces and $ * : - signs"),
+				[]byte(`"quoted", \back\slashed, \u00e9, a tab\t`),
 				encode(nil, 7, 42, 64),
 			}
 			for _, pl := range payloads {
@@ -127,7 +128,7 @@ func TestParsersAgainstRealServers(t *testing.T) {
 				_, err := clients[0].next()
 				assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
 			}
-			s, seq, _, ok := decode(payloads[3])
+			s, seq, _, ok := decode(payloads[4])
 			assert.True(t, ok)
 			assert.Equal(t, [2]int{7, 42}, [2]int{s, seq})
 		})
@@ -138,15 +139,16 @@ func TestParsersAgainstRealServers(t *testing.T) {
 // process: nothing lost or repeated, and the server's CPU time read.
 func TestFanoutCountsEveryDelivery(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-ws", "room-json", "room-irc", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			srv := startPeer(t, kind)
 			spec := fanoutSpec{clients: 6, senders: 2, messages: 300, size: 64, window: 16}
-			res, err := runFanout(protocolFor(kind), srv, spec, &progress{w: io.Discard, quiet: true})
+			p := protocolFor(kind)
+			res, err := runFanout(p, srv, spec, &progress{w: io.Discard, quiet: true})
 			require.NoError(t, err)
 			per := int64(spec.clients - 1)
-			if kind == "redis" {
-				per = int64(spec.clients) // subscribers include the sender's own
+			if p.selfDelivery() {
+				per = int64(spec.clients) // Redis's subscribers, the JSON protocol's echo: the sender's own too
 			}
 			assert.Equal(t, int64(spec.senders*spec.messages)*per, res.deliveries)
 			assert.Zero(t, res.lost)
@@ -222,19 +224,6 @@ func TestCommandLineMistakes(t *testing.T) {
 			assert.Error(t, run(args, io.Discard, io.Discard))
 		})
 	}
-}
-
-// TestFanoutOverWebSocket runs a small fan-out through the demo's
-// WebSocket, as browsers connect, with exact delivery counts.
-func TestFanoutOverWebSocket(t *testing.T) {
-	t.Parallel()
-	srv := startPeer(t, "room-ws")
-	spec := fanoutSpec{clients: 10, senders: 2, messages: 50, size: 64, window: 16}
-	res, err := runFanout(roomWSProto{}, srv, spec, &progress{w: io.Discard, quiet: true})
-	require.NoError(t, err)
-	assert.Equal(t, int64(2*50*9), res.deliveries)
-	assert.Zero(t, res.lost)
-	assert.Zero(t, res.dups)
 }
 
 // fakeHub speaks the lines of a hub (SPEC, Rooms) that chatbench uses, and
@@ -494,12 +483,13 @@ func TestNoJoinForTheDefaultRoom(t *testing.T) {
 }
 
 // TestMembersAgainstRealServers puts members in two rooms of each server
-// (the room: the fake hub) and checks that a line said in one room
+// (the room: the fake hub; its JSON and IRC faces: the demo) and checks
+// that a line said in one room
 // reaches exactly that room's other members (and, on Redis, the sender's
 // own subscription), that the other room hears nothing of it, and that a
 // receiving-only client joined to a room (the idle workload's) hears it.
 func TestMembersAgainstRealServers(t *testing.T) {
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-json", "room-irc", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			var addr string
 			if kind == "room" {
@@ -559,12 +549,16 @@ func TestMembersAgainstRealServers(t *testing.T) {
 }
 
 // TestRoomsCountsEveryDelivery runs a few quiet rooms, quickly, against
-// the fake hub, Redis and NATS, read by the load tool's poller and by a
+// the fake hub, the demo's JSON and IRC faces, Redis and NATS, read by the
+// load tool's poller (where it knows the protocol's framing) and by a
 // goroutine per client: each line reaches the other members of its room
 // once, and nobody else.
 func TestRoomsCountsEveryDelivery(t *testing.T) {
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-json", "room-irc", "redis", "nats"} {
 		for _, goroutines := range []bool{false, true} {
+			if _, raw := protocolFor(kind).(rawProtocol); !raw && !goroutines {
+				continue // it has goroutines either way
+			}
 			t.Run(fmt.Sprintf("%s/goroutines=%v", kind, goroutines), func(t *testing.T) {
 				spec := roomsSpec{rooms: 4, members: 3, lines: 5, size: 64, interval: 20 * time.Millisecond, goroutines: goroutines}
 				var srv *server
@@ -613,6 +607,11 @@ func TestFramersSplitAnywhere(t *testing.T) {
 			":1\r\n>3\r\n$7\r\nmessage\r\n$6\r\nroom-1\r\n$5\r\nhello\r\n>3\r\n$9\r\nsubscribe\r\n$6\r\nroom-1\r\n:1\r\n" +
 				"+OK\r\n*3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n$7\r\na\r\nb c \r\n:10\r\n",
 			[]string{"hello", "a\r\nb c "}, nil},
+		{"irc", &ircConn{},
+			":bench2!bench2@127.0.0.1 JOIN #room-1\r\n:chatroom 353 bench1 = #room-1 :bench1 bench2\r\n" +
+				":bench2!bench2@127.0.0.1 PRIVMSG #room-1 :hello\r\n@time=2026-11-30T10:00:00.000Z :x!x@h PRIVMSG #room-1 :a :b\r\n" +
+				":bench3!bench3@127.0.0.1 PRIVMSG #room-1 one\r\n:bench3!bench3@h NOTICE #room-1 :not a line\r\n",
+			[]string{"hello", "a :b", "one"}, nil},
 		{"nats", &natsConn{},
 			"INFO {\"max_payload\":1048576}\r\n+OK\r\nPING\r\nMSG room-1 1 5\r\nhello\r\nPONG\r\nMSG room-1 1 reply.x 3\r\na\r\n\r\n",
 			[]string{"hello", "a\r\n"}, []string{"PONG\r\n"}},
@@ -643,6 +642,23 @@ func TestFramersSplitAnywhere(t *testing.T) {
 				assert.Equal(t, tt.replies, replies, "cut at %d", cut)
 				assert.Equal(t, len(buf), start, "cut at %d: every byte taken", cut)
 			}
+		})
+	}
+}
+
+// TestFaceHandshakesRefuse: a client of the demo's JSON or IRC face that
+// the demo refuses a room fails to join, with the demo's words.
+func TestFaceHandshakesRefuse(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"room-json", "room-irc"} {
+		t.Run(kind, func(t *testing.T) {
+			srv := startPeer(t, kind)
+			_, err := protocolFor(kind).member(srv.addr, "no!such")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "refused")
+			c, err := protocolFor(kind).member(srv.addr, "such")
+			require.NoError(t, err, "the demo still serves")
+			c.conn().Close()
 		})
 	}
 }

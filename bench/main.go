@@ -32,9 +32,12 @@ const usage = `Usage: chatbench [flags] WORKLOAD...
 
 Runs workloads against a chat room (the demo program, cmd/chatroom, built
 from this workspace and run as a user runs it, with its flood control off:
--rate 0), redis-server
-(SUBSCRIBE/PUBLISH) and nats-server (SUB/PUB, echo off), each started
-fresh on a free 127.0.0.1 port for every run. A peer that is not installed
+-rate 0), redis-server (SUBSCRIBE/PUBLISH) and nats-server (SUB/PUB, echo
+off), each started fresh on free 127.0.0.1 ports for every run. The room's
+clients speak its text protocol over TCP (server room), or over its
+WebSocket (room-ws), the JSON protocol over its WebSocket (room-json: a
+say per message, the sender's own lines echoed back and counted), or IRC
+(room-irc: NICK, USER, JOIN #lobby, PRIVMSG). A peer that is not installed
 is skipped with a note. With -baseline-bin, "baseline" is another build of
 the demo (an older commit, say) run the same way, for side-by-side figures.
 
@@ -120,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	var cfg config
-	servers := fs.String("servers", "room,redis,nats", "comma-separated `list` of servers to run against: room, room-ws (the room's WebSocket, as browsers use it), room-nats1, room-nats2, room-nats3 (one room over 1, 2 or 3 processes and a nats-server with JetStream, clients spread over them), baseline, redis, nats")
+	servers := fs.String("servers", "room,redis,nats", "comma-separated `list` of servers to run against: room, room-ws (the room's text protocol on its WebSocket, as the page used it), room-json (the JSON protocol on its WebSocket, chatroom.v1.json, as the page and web/client use it), room-irc (IRC, on the demo's -irc listener), room-nats1, room-nats2, room-nats3 (one room over 1, 2 or 3 processes and a nats-server with JetStream, clients spread over them), baseline, redis, nats")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs per figure; the median is reported")
 	fs.IntVar(&cfg.clients, "clients", 100, "fanout and latency: connected clients")
 	fs.IntVar(&cfg.senders, "senders", 10, "fanout: how many of the clients send")
@@ -197,7 +200,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.paths = serverPaths{redis: findBinary("redis-server", *redisPath), nats: findBinary("nats-server", *natsPath),
 		room: *roomBin, baseline: *baselineBin, baselineArgs: strings.Fields(*baselineArgs)}
-	if cfg.paths.room == "" && slices.ContainsFunc(cfg.servers, func(s string) bool { return s == "room" || s == "room-ws" || natsRooms(s) > 0 }) {
+	if cfg.paths.room == "" && slices.ContainsFunc(cfg.servers, func(s string) bool { return strings.HasPrefix(s, "room") }) {
 		bin, cleanup, err := buildRoom()
 		if err != nil {
 			return err
@@ -265,6 +268,10 @@ func protocolFor(name string) protocol {
 		return roomProto{label: name}
 	case "room-ws":
 		return roomWSProto{}
+	case "room-json":
+		return jsonProto{}
+	case "room-irc":
+		return ircProto{}
 	case "redis":
 		return redisProto{}
 	case "nats":

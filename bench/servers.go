@@ -160,7 +160,7 @@ func startOnce(kind string, paths serverPaths, opts serverOpts) (*server, error)
 	ports := []string{addr} // every address the server must listen on
 	var cmd *exec.Cmd
 	switch kind {
-	case "room", "room-ws", "baseline":
+	case "room", "room-ws", "room-json", "room-irc", "baseline":
 		bin, extra := paths.room, roomArgs
 		if kind == "baseline" {
 			bin, extra = paths.baseline, paths.baselineArgs
@@ -204,11 +204,14 @@ func startOnce(kind string, paths serverPaths, opts serverOpts) (*server, error)
 }
 
 // faceFlag is the demo's flag for the listener that clients of kind use
-// beside its TCP one: -http for the WebSocket (room-ws); "" for a room
-// whose clients use the TCP one.
+// beside its TCP one: -http for the WebSocket (room-ws, room-json), -irc
+// for IRC (room-irc); "" for a room whose clients use the TCP one.
 func faceFlag(kind string) string {
-	if kind == "room-ws" {
+	switch kind {
+	case "room-ws", "room-json":
 		return "-http"
+	case "room-irc":
+		return "-irc"
 	}
 	return ""
 }
