@@ -217,6 +217,8 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"-rooms", "0", "rooms"},
 		{"-room-clients", "1", "rooms"},
 		{"-duration", "500ms", "rooms"},
+		{"-recover-lines", "0", "recover"},
+		{"-recover-rounds", "0", "recover"},
 		{"nonsense"},
 		{},
 	} {
@@ -818,4 +820,22 @@ func TestListeningIsTheServersOwn(t *testing.T) {
 	assert.False(t, up, "the test does not hold the room's")
 	up, _ = listening(os.Getpid(), []int{mine})
 	assert.True(t, up)
+}
+
+// TestRecoverGetsEveryLine: against the demo (its history 100 lines by
+// default), a JSON client that missed 60 lines gets each once, in order,
+// three times over; one that missed more than the history keeps is told
+// of the gap, which fails the run.
+func TestRecoverGetsEveryLine(t *testing.T) {
+	t.Parallel()
+	srv := startPeer(t, "room-json")
+	res, err := runRecover(srv, recoverSpec{lines: 60, rounds: 3}, &progress{w: io.Discard, quiet: true})
+	require.NoError(t, err)
+	assert.Len(t, res.took, 3)
+	assert.Zero(t, res.lost)
+	assert.Zero(t, res.dups)
+
+	_, err = runRecover(startPeer(t, "room-json"), recoverSpec{lines: 150, rounds: 1}, &progress{w: io.Discard, quiet: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"type":"gap"`)
 }

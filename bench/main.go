@@ -68,6 +68,14 @@ Workloads:
            load tool's CPU as a share of a core, latency, lost, duplicated
   ramp     fan-out at each of -ramp client counts (-ramp-senders,
            -ramp-messages); writes -csv and plots -plot
+  recover  room-json only: a client of the JSON protocol leaves having seen
+           a line, another says -recover-lines lines, and the first
+           reconnects asking for what came after its line; every line
+           must come back once, in order, before "synced". The demo runs
+           with -history -recover-lines+1 and an -outbox of twice that at
+           least (the hub gives a recovering client at most half its
+           outbox). -recover-rounds times in each run; reports the time
+           from the dial to "synced", over every reconnection of every run
   all      every workload above, then the ramp
 
 Every figure is the median of -runs runs. Install the peers with
@@ -88,31 +96,33 @@ func main() {
 
 // config is the command line.
 type config struct {
-	servers      []string
-	runs         int
-	clients      int
-	senders      int
-	messages     int
-	size         int
-	window       int
-	rate         int
-	latencyMsgs  int
-	idleClients  []int
-	idleLate     time.Duration
-	idleRooms    []int
-	arrivals     []string
-	rooms        int
-	roomClients  int
-	duration     time.Duration
-	goroutines   bool
-	ramp         []int
-	rampSenders  int
-	rampMessages int
-	outbox       int
-	csvPath      string
-	plotPath     string
-	quiet        bool
-	paths        serverPaths
+	servers       []string
+	runs          int
+	clients       int
+	senders       int
+	messages      int
+	size          int
+	window        int
+	rate          int
+	latencyMsgs   int
+	idleClients   []int
+	idleLate      time.Duration
+	idleRooms     []int
+	arrivals      []string
+	rooms         int
+	roomClients   int
+	duration      time.Duration
+	goroutines    bool
+	recoverLines  int
+	recoverRounds int
+	ramp          []int
+	rampSenders   int
+	rampMessages  int
+	outbox        int
+	csvPath       string
+	plotPath      string
+	quiet         bool
+	paths         serverPaths
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -143,6 +153,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ramp := fs.String("ramp", "100,1000,5000,10000", "ramp: comma-separated client `counts`")
 	fs.IntVar(&cfg.rampSenders, "ramp-senders", 4, "ramp: senders at each count")
 	fs.IntVar(&cfg.rampMessages, "ramp-messages", 500, "ramp: messages per sender at each count")
+	fs.IntVar(&cfg.recoverLines, "recover-lines", 1000, "recover: lines missed before each reconnection")
+	fs.IntVar(&cfg.recoverRounds, "recover-rounds", 5, "recover: reconnections in each run")
 	fs.IntVar(&cfg.outbox, "outbox", 1024, "the room's outbox size (chatroom.WithOutboxSize)")
 	fs.StringVar(&cfg.csvPath, "csv", "ramp.csv", "ramp: write the figures to this CSV `file`")
 	fs.StringVar(&cfg.plotPath, "plot", "ramp.png", "ramp: plot deliveries/s and CPU per delivery to this PNG `file`")
@@ -186,6 +198,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return errors.New("-room-clients must be at least 2: a line needs someone to hear it")
 	case cfg.duration < roomInterval:
 		return errors.New("-duration must be at least 1s")
+	case cfg.recoverLines < 1 || cfg.recoverRounds < 1:
+		return errors.New("-recover-lines and -recover-rounds must be at least 1")
 	case fs.NArg() == 0:
 		fs.Usage()
 		return errors.New("name a workload")
@@ -238,8 +252,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			err = b.rooms()
 		case "ramp":
 			err = b.ramp()
+		case "recover":
+			err = b.recoverTable()
 		case "all":
-			err = errors.Join(b.fanout(), b.latency(), b.idle(), b.rooms(), b.ramp())
+			err = errors.Join(b.fanout(), b.latency(), b.idle(), b.rooms(), b.recoverTable(), b.ramp())
 		default:
 			return fmt.Errorf("unknown workload %q", w)
 		}

@@ -387,17 +387,33 @@ func (jsonProto) member(addr, room string) (client, error) {
 
 func (jsonProto) publisher(_ string, self client) (client, error) { return self, nil }
 
-// dial connects a client that enters room as it connects (room=ROOM in the
-// URL), or lands in the default room for room "", and returns once its
-// histories are sent ("synced"): what follows is live. A refusal or an
-// error before that fails it.
+// dial connects a client to room as dialJSON does, with nothing to
+// recover.
 func (jsonProto) dial(addr, room string, size int) (client, error) {
+	return dialJSON(addr, room, 0, size, nil)
+}
+
+// dialJSON connects a client that enters room as it connects (room=ROOM in
+// the URL; with since, room=ROOM:SINCE, recovering what was said there
+// after the line numbered since), or lands in the default room for room
+// "", and returns once its histories are sent ("synced"): what follows is
+// live. Each say before that (the history) goes to onSay, if not nil. A
+// refusal, a gap (more was said since than the history keeps), or an
+// error from onSay before synced fails it.
+func dialJSON(addr, room string, since uint64, size int, onSay func(id uint64, text []byte) error) (*jsonConn, error) {
 	query := ""
 	if room != "" {
 		query = "room=" + room
+		if since > 0 {
+			query += ":" + strconv.FormatUint(since, 10)
+		}
 	}
 	c, err := dialWS(addr, query, jsonSubprotocol)
 	if err != nil {
+		return nil, fmt.Errorf("room-json: %w", err)
+	}
+	fail := func(err error) (*jsonConn, error) {
+		c.Close()
 		return nil, fmt.Errorf("room-json: %w", err)
 	}
 	jc := &jsonConn{c: c, r: bufio.NewReaderSize(c, size)}
@@ -409,43 +425,78 @@ func (jsonProto) dial(addr, room string, size int) (client, error) {
 	for {
 		line, err := jc.r.ReadSlice('\n')
 		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("room-json: no synced: %w", err)
+			return fail(fmt.Errorf("no synced: %w", err))
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte(`{"type":"synced"`)):
 			return jc, nil
-		case bytes.HasPrefix(line, []byte(`{"type":"error"`)), bytes.HasPrefix(line, []byte(`{"type":"bye"`)):
-			c.Close()
-			return nil, fmt.Errorf("room-json: refused: %s", trimCRLF(line))
+		case bytes.HasPrefix(line, []byte(`{"type":"error"`)), bytes.HasPrefix(line, []byte(`{"type":"bye"`)),
+			bytes.HasPrefix(line, []byte(`{"type":"gap"`)):
+			return fail(fmt.Errorf("refused: %s", trimCRLF(line)))
+		case onSay != nil:
+			id, text, ok, err := jc.say(line)
+			if err == nil && ok {
+				err = onSay(id, text)
+			}
+			if err != nil {
+				return fail(err)
+			}
 		}
 	}
 }
 
 var (
-	jsonSay  = []byte(`{"type":"say",`)
+	jsonSay  = []byte(`{"type":"say","id":`)
 	jsonText = []byte(`,"text":"`)
 )
 
 // next returns the text of the next say, skipping every other message.
-// The fields come in the documented order, and every value before text is
-// a number or a string whose quotes are escaped, so the first ,"text":"
-// is the text's.
 func (jc *jsonConn) next() ([]byte, error) {
 	for {
 		line, err := jc.r.ReadSlice('\n')
 		if err != nil {
 			return nil, err
 		}
-		if !bytes.HasPrefix(line, jsonSay) {
-			continue
+		if _, text, ok, err := jc.say(line); ok || err != nil {
+			return text, err
 		}
-		i := bytes.Index(line, jsonText)
-		if i < 0 {
-			return nil, fmt.Errorf("room-json: a say without text: %s", trimCRLF(line))
-		}
-		return jc.unquote(line[i+len(jsonText)-1:])
 	}
+}
+
+// say returns the ID and the text of line if it is a say (ok), valid until
+// the next read. The fields come in the documented order, and every value
+// before text is a number or a string whose quotes are escaped, so the
+// first ,"text":" is the text's.
+func (jc *jsonConn) say(line []byte) (id uint64, text []byte, ok bool, err error) {
+	rest, ok := bytes.CutPrefix(line, jsonSay)
+	if !ok {
+		return 0, nil, false, nil
+	}
+	digits, _, _ := bytes.Cut(rest, []byte(","))
+	if id, ok = parseID(digits); !ok {
+		return 0, nil, true, fmt.Errorf("room-json: a say's id: %q", digits)
+	}
+	i := bytes.Index(rest, jsonText)
+	if i < 0 {
+		return 0, nil, true, fmt.Errorf("room-json: a say without text: %s", trimCRLF(line))
+	}
+	text, err = jc.unquote(rest[i+len(jsonText)-1:])
+	return id, text, true, err
+}
+
+// parseID reads a line's ID, decimal digits, without allocating.
+func parseID(digits []byte) (uint64, bool) {
+	if len(digits) == 0 || len(digits) > 19 {
+		return 0, false
+	}
+	var id uint64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		id = id*10 + uint64(d-'0')
+	}
+	return id, true
 }
 
 // unquote returns the JSON string at the start of b, its opening quote

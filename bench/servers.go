@@ -107,14 +107,18 @@ var errMissing = errors.New("not installed")
 type serverOpts struct {
 	outbox   int // -outbox
 	maxRooms int // -max-rooms, for the workloads that /join; 0: the demo's default, and the flag not given
+	history  int // -history, for the recover workload; 0: the demo's default, and the flag not given
 }
 
 // args are the room's flags beside -addr: -outbox and, if set,
-// -max-rooms.
+// -max-rooms and -history.
 func (o serverOpts) args() []string {
 	args := []string{"-outbox", strconv.Itoa(o.outbox)}
 	if o.maxRooms > 0 {
 		args = append(args, "-max-rooms", strconv.Itoa(o.maxRooms))
+	}
+	if o.history > 0 {
+		args = append(args, "-history", strconv.Itoa(o.history))
 	}
 	return args
 }
