@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -166,6 +167,23 @@ func TestIdleMeasuresMemory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, res.rssPerConn)
 	assert.Positive(t, res.rssLatePerConn)
+}
+
+// TestDecode: what encode wrote reads back; anything else is refused.
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	p := encode(nil, 12, 3456, 64)
+	s, seq, sent, ok := decode(p)
+	require.True(t, ok)
+	assert.Equal(t, [2]int{12, 3456}, [2]int{s, seq})
+	assert.InDelta(t, time.Now().UnixNano(), sent, float64(time.Minute))
+	for _, bad := range []string{"", "1 2", "1 2 3", "1  2 3 x", "a 2 3 x", "1 -2 3 x", "1 2 12345678901234567890 x", "1 2 9300000000000000000 x", "hello"} {
+		_, _, _, ok := decode([]byte(bad))
+		assert.False(t, ok, "%q", bad)
+	}
+	_, _, sent, ok = decode([]byte("0 0 9223372036854775807 "))
+	assert.True(t, ok, "19 digits")
+	assert.Equal(t, int64(math.MaxInt64), sent)
 }
 
 func TestHistogramQuantiles(t *testing.T) {
