@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,22 +46,9 @@ var paths = serverPaths{redis: findBinary("redis-server", ""), nats: findBinary(
 
 // startPeer starts a server of kind as a process, or skips the test with
 // the reason if it is not installed.
-//
-// startServer picks the server's ports by listening on port 0 and closing
-// the listener (freePort), so that another process, or its own second pick
-// for room-ws, can take a port before the server binds it: it then fails
-// with "address already in use". startPeer tries new ports, at most three
-// times.
 func startPeer(t *testing.T, kind string) *server {
 	t.Helper()
 	srv, err := startServer(kind, paths, serverOpts{outbox: 1024})
-	for range 2 {
-		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
-			break
-		}
-		t.Logf("starting %s again: %v", kind, err)
-		srv, err = startServer(kind, paths, serverOpts{outbox: 1024})
-	}
 	if errors.Is(err, errMissing) {
 		t.Skipf("skipping: %v", err)
 	}
@@ -88,7 +77,7 @@ func inProcessRoom(t *testing.T) string {
 // protocol says it does.
 func TestParsersAgainstRealServers(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-ws", "room-json", "room-irc", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			var addr string
 			if kind == "room" {
@@ -114,6 +103,7 @@ func TestParsersAgainstRealServers(t *testing.T) {
 				[]byte("first"),
 				bytes.Repeat([]byte("x"), 200),
 				[]byte("with spaces and $ * : - signs"),
+				[]byte(`"quoted", \back\slashed, \u00e9, a tab\t`),
 				encode(nil, 7, 42, 64),
 			}
 			for _, pl := range payloads {
@@ -139,7 +129,7 @@ func TestParsersAgainstRealServers(t *testing.T) {
 				_, err := clients[0].next()
 				assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
 			}
-			s, seq, _, ok := decode(payloads[3])
+			s, seq, _, ok := decode(payloads[4])
 			assert.True(t, ok)
 			assert.Equal(t, [2]int{7, 42}, [2]int{s, seq})
 		})
@@ -150,15 +140,16 @@ func TestParsersAgainstRealServers(t *testing.T) {
 // process: nothing lost or repeated, and the server's CPU time read.
 func TestFanoutCountsEveryDelivery(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-ws", "room-json", "room-irc", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			srv := startPeer(t, kind)
 			spec := fanoutSpec{clients: 6, senders: 2, messages: 300, size: 64, window: 16}
-			res, err := runFanout(protocolFor(kind), srv, spec, &progress{w: io.Discard, quiet: true})
+			p := protocolFor(kind)
+			res, err := runFanout(p, srv, spec, &progress{w: io.Discard, quiet: true})
 			require.NoError(t, err)
 			per := int64(spec.clients - 1)
-			if kind == "redis" {
-				per = int64(spec.clients) // subscribers include the sender's own
+			if p.selfDelivery() {
+				per = int64(spec.clients) // Redis's subscribers, the JSON protocol's echo: the sender's own too
 			}
 			assert.Equal(t, int64(spec.senders*spec.messages)*per, res.deliveries)
 			assert.Zero(t, res.lost)
@@ -176,6 +167,23 @@ func TestIdleMeasuresMemory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, res.rssPerConn)
 	assert.Positive(t, res.rssLatePerConn)
+}
+
+// TestDecode: what encode wrote reads back; anything else is refused.
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	p := encode(nil, 12, 3456, 64)
+	s, seq, sent, ok := decode(p)
+	require.True(t, ok)
+	assert.Equal(t, [2]int{12, 3456}, [2]int{s, seq})
+	assert.InDelta(t, time.Now().UnixNano(), sent, float64(time.Minute))
+	for _, bad := range []string{"", "1 2", "1 2 3", "1  2 3 x", "a 2 3 x", "1 -2 3 x", "1 2 12345678901234567890 x", "1 2 9300000000000000000 x", "hello"} {
+		_, _, _, ok := decode([]byte(bad))
+		assert.False(t, ok, "%q", bad)
+	}
+	_, _, sent, ok = decode([]byte("0 0 9223372036854775807 "))
+	assert.True(t, ok, "19 digits")
+	assert.Equal(t, int64(math.MaxInt64), sent)
 }
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -227,6 +235,8 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"-rooms", "0", "rooms"},
 		{"-room-clients", "1", "rooms"},
 		{"-duration", "500ms", "rooms"},
+		{"-recover-lines", "0", "recover"},
+		{"-recover-rounds", "0", "recover"},
 		{"nonsense"},
 		{},
 	} {
@@ -234,19 +244,6 @@ func TestCommandLineMistakes(t *testing.T) {
 			assert.Error(t, run(args, io.Discard, io.Discard))
 		})
 	}
-}
-
-// TestFanoutOverWebSocket runs a small fan-out through the demo's
-// WebSocket, as browsers connect, with exact delivery counts.
-func TestFanoutOverWebSocket(t *testing.T) {
-	t.Parallel()
-	srv := startPeer(t, "room-ws")
-	spec := fanoutSpec{clients: 10, senders: 2, messages: 50, size: 64, window: 16}
-	res, err := runFanout(roomWSProto{}, srv, spec, &progress{w: io.Discard, quiet: true})
-	require.NoError(t, err)
-	assert.Equal(t, int64(2*50*9), res.deliveries)
-	assert.Zero(t, res.lost)
-	assert.Zero(t, res.dups)
 }
 
 // fakeHub speaks the lines of a hub (SPEC, Rooms) that chatbench uses, and
@@ -506,12 +503,13 @@ func TestNoJoinForTheDefaultRoom(t *testing.T) {
 }
 
 // TestMembersAgainstRealServers puts members in two rooms of each server
-// (the room: the fake hub) and checks that a line said in one room
+// (the room: the fake hub; its JSON and IRC faces: the demo) and checks
+// that a line said in one room
 // reaches exactly that room's other members (and, on Redis, the sender's
 // own subscription), that the other room hears nothing of it, and that a
 // receiving-only client joined to a room (the idle workload's) hears it.
 func TestMembersAgainstRealServers(t *testing.T) {
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-json", "room-irc", "redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			var addr string
 			if kind == "room" {
@@ -571,12 +569,16 @@ func TestMembersAgainstRealServers(t *testing.T) {
 }
 
 // TestRoomsCountsEveryDelivery runs a few quiet rooms, quickly, against
-// the fake hub, Redis and NATS, read by the load tool's poller and by a
+// the fake hub, the demo's JSON and IRC faces, Redis and NATS, read by the
+// load tool's poller (where it knows the protocol's framing) and by a
 // goroutine per client: each line reaches the other members of its room
 // once, and nobody else.
 func TestRoomsCountsEveryDelivery(t *testing.T) {
-	for _, kind := range []string{"room", "redis", "nats"} {
+	for _, kind := range []string{"room", "room-json", "room-irc", "redis", "nats"} {
 		for _, goroutines := range []bool{false, true} {
+			if _, raw := protocolFor(kind).(rawProtocol); !raw && !goroutines {
+				continue // it has goroutines either way
+			}
 			t.Run(fmt.Sprintf("%s/goroutines=%v", kind, goroutines), func(t *testing.T) {
 				spec := roomsSpec{rooms: 4, members: 3, lines: 5, size: 64, interval: 20 * time.Millisecond, goroutines: goroutines}
 				var srv *server
@@ -625,6 +627,11 @@ func TestFramersSplitAnywhere(t *testing.T) {
 			":1\r\n>3\r\n$7\r\nmessage\r\n$6\r\nroom-1\r\n$5\r\nhello\r\n>3\r\n$9\r\nsubscribe\r\n$6\r\nroom-1\r\n:1\r\n" +
 				"+OK\r\n*3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n$7\r\na\r\nb c \r\n:10\r\n",
 			[]string{"hello", "a\r\nb c "}, nil},
+		{"irc", &ircConn{},
+			":bench2!bench2@127.0.0.1 JOIN #room-1\r\n:chatroom 353 bench1 = #room-1 :bench1 bench2\r\n" +
+				":bench2!bench2@127.0.0.1 PRIVMSG #room-1 :hello\r\n@time=2026-11-30T10:00:00.000Z :x!x@h PRIVMSG #room-1 :a :b\r\n" +
+				":bench3!bench3@127.0.0.1 PRIVMSG #room-1 one\r\n:bench3!bench3@h NOTICE #room-1 :not a line\r\n",
+			[]string{"hello", "a :b", "one"}, nil},
 		{"nats", &natsConn{},
 			"INFO {\"max_payload\":1048576}\r\n+OK\r\nPING\r\nMSG room-1 1 5\r\nhello\r\nPONG\r\nMSG room-1 1 reply.x 3\r\na\r\n\r\n",
 			[]string{"hello", "a\r\n"}, []string{"PONG\r\n"}},
@@ -655,6 +662,23 @@ func TestFramersSplitAnywhere(t *testing.T) {
 				assert.Equal(t, tt.replies, replies, "cut at %d", cut)
 				assert.Equal(t, len(buf), start, "cut at %d: every byte taken", cut)
 			}
+		})
+	}
+}
+
+// TestFaceHandshakesRefuse: a client of the demo's JSON or IRC face that
+// the demo refuses a room fails to join, with the demo's words.
+func TestFaceHandshakesRefuse(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"room-json", "room-irc"} {
+		t.Run(kind, func(t *testing.T) {
+			srv := startPeer(t, kind)
+			_, err := protocolFor(kind).member(srv.addr, "no!such")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "refused")
+			c, err := protocolFor(kind).member(srv.addr, "such")
+			require.NoError(t, err, "the demo still serves")
+			c.conn().Close()
 		})
 	}
 }
@@ -717,18 +741,34 @@ func TestServerThatExitsAtStart(t *testing.T) {
 	assert.Regexp(t, `args: -addr 127\.0\.0\.1:\d+ -outbox 7 -max-rooms 1001 -rate 0`, err.Error())
 }
 
-// TestServerThatExitsDuringARun: reading a server that has gone says so,
-// with how it ended and what it said, instead of a missing /proc file.
-func TestServerThatExitsDuringARun(t *testing.T) {
+// pythonServer writes a script that stands for a server, run by python3 with
+// the script's arguments after -c's program: it listens on the port of its
+// second argument (-addr's value), and runs program. It skips the test
+// without python3.
+func pythonServer(t *testing.T, program string) string {
+	t.Helper()
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("skipping: needs python3 to stand for a server")
 	}
-	script := filepath.Join(t.TempDir(), "short-lived")
-	// It listens until its first connection (launch's probe), says a word, and exits.
-	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec python3 -c \"import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); h,p=sys.argv[2].rsplit(':',1); s.bind((h,int(p))); s.listen(); s.accept(); sys.stderr.write('gone for good\\\\n'); sys.exit(3)\" \"$@\"\n"), 0o755))
+	listen := "import socket,sys,os; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); " +
+		"h,p=sys.argv[2].rsplit(':',1); s.bind((h,int(p))); s.listen(); "
+	script := filepath.Join(t.TempDir(), "server")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec python3 -c \""+listen+program+"\" \"$@\"\n"), 0o755))
+	return script
+}
+
+// TestServerThatExitsDuringARun: reading a server that has gone says so,
+// with how it ended and what it said, instead of a missing /proc file.
+func TestServerThatExitsDuringARun(t *testing.T) {
+	t.Parallel()
+	// It listens until its first connection, says a word, and exits.
+	script := pythonServer(t, "s.accept(); sys.stderr.write('gone for good\\\\n'); sys.exit(3)")
 	srv, err := startServer("baseline", serverPaths{baseline: script}, serverOpts{outbox: 1})
 	require.NoError(t, err)
 	defer srv.stop()
+	c, err := net.Dial("tcp", srv.addr)
+	require.NoError(t, err)
+	defer c.Close()
 	require.Eventually(t, func() bool {
 		_, err := srv.rss()
 		return err != nil && strings.Contains(err.Error(), "baseline exited during the run (exit status 3)")
@@ -736,4 +776,84 @@ func TestServerThatExitsDuringARun(t *testing.T) {
 	_, err = srv.cpu()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "gone for good")
+}
+
+// TestServerWhosePortWasTaken: a server that exits at start saying its
+// port was taken is started again, on another port; one that says
+// anything else is not.
+func TestServerWhosePortWasTaken(t *testing.T) {
+	t.Parallel()
+	tries := filepath.Join(t.TempDir(), "tries")
+	// The first two starts find their port taken, as the demo says it; the
+	// third listens until its first connection.
+	script := pythonServer(t, "s.accept()")
+	wrapper := filepath.Join(t.TempDir(), "wrapper")
+	require.NoError(t, os.WriteFile(wrapper, []byte(`#!/bin/sh
+echo "$2" >> `+tries+`
+if [ "$(wc -l < `+tries+`)" -le 2 ]; then
+	echo "listen tcp $2: bind: address already in use" >&2
+	exit 1
+fi
+exec `+script+` "$@"
+`), 0o755))
+	srv, err := startServer("baseline", serverPaths{baseline: wrapper}, serverOpts{outbox: 1})
+	require.NoError(t, err)
+	defer srv.stop()
+	b, err := os.ReadFile(tries)
+	require.NoError(t, err)
+	addrs := strings.Fields(string(b))
+	require.Len(t, addrs, 3, "started three times")
+	assert.Equal(t, srv.addr, addrs[2])
+	c, err := net.Dial("tcp", srv.addr)
+	require.NoError(t, err, "the third listens")
+	c.Close()
+
+	// Exiting for any other reason is not retried.
+	_, err = startServer("baseline", serverPaths{baseline: "/bin/false"}, serverOpts{outbox: 1})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, errPortTaken)
+}
+
+// TestListeningIsTheServersOwn: a server is up once its own process
+// listens on its port, not when anything does.
+func TestListeningIsTheServersOwn(t *testing.T) {
+	t.Parallel()
+	srv := startPeer(t, "room")
+	pid := srv.cmds[0].Process.Pid
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	mine := ln.Addr().(*net.TCPAddr).Port
+	_, p, err := net.SplitHostPort(srv.addr)
+	require.NoError(t, err)
+	theirs, err := strconv.Atoi(p)
+	require.NoError(t, err)
+
+	up, err := listening(pid, []int{theirs})
+	assert.True(t, up)
+	assert.NoError(t, err)
+	up, _ = listening(pid, []int{theirs, mine})
+	assert.False(t, up, "the room does not hold the test's listener")
+	up, _ = listening(os.Getpid(), []int{theirs})
+	assert.False(t, up, "the test does not hold the room's")
+	up, _ = listening(os.Getpid(), []int{mine})
+	assert.True(t, up)
+}
+
+// TestRecoverGetsEveryLine: against the demo (its history 100 lines by
+// default), a JSON client that missed 60 lines gets each once, in order,
+// three times over; one that missed more than the history keeps is told
+// of the gap, which fails the run.
+func TestRecoverGetsEveryLine(t *testing.T) {
+	t.Parallel()
+	srv := startPeer(t, "room-json")
+	res, err := runRecover(srv, recoverSpec{lines: 60, rounds: 3}, &progress{w: io.Discard, quiet: true})
+	require.NoError(t, err)
+	assert.Len(t, res.took, 3)
+	assert.Zero(t, res.lost)
+	assert.Zero(t, res.dups)
+
+	_, err = runRecover(startPeer(t, "room-json"), recoverSpec{lines: 150, rounds: 1}, &progress{w: io.Discard, quiet: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"type":"gap"`)
 }

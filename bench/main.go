@@ -32,9 +32,12 @@ const usage = `Usage: chatbench [flags] WORKLOAD...
 
 Runs workloads against a chat room (the demo program, cmd/chatroom, built
 from this workspace and run as a user runs it, with its flood control off:
--rate 0), redis-server
-(SUBSCRIBE/PUBLISH) and nats-server (SUB/PUB, echo off), each started
-fresh on a free 127.0.0.1 port for every run. A peer that is not installed
+-rate 0), redis-server (SUBSCRIBE/PUBLISH) and nats-server (SUB/PUB, echo
+off), each started fresh on free 127.0.0.1 ports for every run. The room's
+clients speak its text protocol over TCP (server room), or over its
+WebSocket (room-ws), the JSON protocol over its WebSocket (room-json: a
+say per message, the sender's own lines echoed back and counted), or IRC
+(room-irc: NICK, USER, JOIN #lobby, PRIVMSG). A peer that is not installed
 is skipped with a note. With -baseline-bin, "baseline" is another build of
 the demo (an older commit, say) run the same way, for side-by-side figures.
 
@@ -65,6 +68,14 @@ Workloads:
            load tool's CPU as a share of a core, latency, lost, duplicated
   ramp     fan-out at each of -ramp client counts (-ramp-senders,
            -ramp-messages); writes -csv and plots -plot
+  recover  room-json only: a client of the JSON protocol leaves having seen
+           a line, another says -recover-lines lines, and the first
+           reconnects asking for what came after its line; every line
+           must come back once, in order, before "synced". The demo runs
+           with -history -recover-lines+1 and an -outbox of twice that at
+           least (the hub gives a recovering client at most half its
+           outbox). -recover-rounds times in each run; reports the time
+           from the dial to "synced", over every reconnection of every run
   all      every workload above, then the ramp
 
 Every figure is the median of -runs runs. Install the peers with
@@ -85,31 +96,33 @@ func main() {
 
 // config is the command line.
 type config struct {
-	servers      []string
-	runs         int
-	clients      int
-	senders      int
-	messages     int
-	size         int
-	window       int
-	rate         int
-	latencyMsgs  int
-	idleClients  []int
-	idleLate     time.Duration
-	idleRooms    []int
-	arrivals     []string
-	rooms        int
-	roomClients  int
-	duration     time.Duration
-	goroutines   bool
-	ramp         []int
-	rampSenders  int
-	rampMessages int
-	outbox       int
-	csvPath      string
-	plotPath     string
-	quiet        bool
-	paths        serverPaths
+	servers       []string
+	runs          int
+	clients       int
+	senders       int
+	messages      int
+	size          int
+	window        int
+	rate          int
+	latencyMsgs   int
+	idleClients   []int
+	idleLate      time.Duration
+	idleRooms     []int
+	arrivals      []string
+	rooms         int
+	roomClients   int
+	duration      time.Duration
+	goroutines    bool
+	recoverLines  int
+	recoverRounds int
+	ramp          []int
+	rampSenders   int
+	rampMessages  int
+	outbox        int
+	csvPath       string
+	plotPath      string
+	quiet         bool
+	paths         serverPaths
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -120,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	var cfg config
-	servers := fs.String("servers", "room,redis,nats", "comma-separated `list` of servers to run against: room, room-ws (the room's WebSocket, as browsers use it), room-nats1, room-nats2, room-nats3 (one room over 1, 2 or 3 processes and a nats-server with JetStream, clients spread over them), baseline, redis, nats")
+	servers := fs.String("servers", "room,redis,nats", "comma-separated `list` of servers to run against: room, room-ws (the room's text protocol on its WebSocket, as the page used it), room-json (the JSON protocol on its WebSocket, chatroom.v1.json, as the page and web/client use it), room-irc (IRC, on the demo's -irc listener), room-nats1, room-nats2, room-nats3 (one room over 1, 2 or 3 processes and a nats-server with JetStream, clients spread over them), baseline, redis, nats")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs per figure; the median is reported")
 	fs.IntVar(&cfg.clients, "clients", 100, "fanout and latency: connected clients")
 	fs.IntVar(&cfg.senders, "senders", 10, "fanout: how many of the clients send")
@@ -140,6 +153,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ramp := fs.String("ramp", "100,1000,5000,10000", "ramp: comma-separated client `counts`")
 	fs.IntVar(&cfg.rampSenders, "ramp-senders", 4, "ramp: senders at each count")
 	fs.IntVar(&cfg.rampMessages, "ramp-messages", 500, "ramp: messages per sender at each count")
+	fs.IntVar(&cfg.recoverLines, "recover-lines", 1000, "recover: lines missed before each reconnection")
+	fs.IntVar(&cfg.recoverRounds, "recover-rounds", 5, "recover: reconnections in each run")
 	fs.IntVar(&cfg.outbox, "outbox", 1024, "the room's outbox size (chatroom.WithOutboxSize)")
 	fs.StringVar(&cfg.csvPath, "csv", "ramp.csv", "ramp: write the figures to this CSV `file`")
 	fs.StringVar(&cfg.plotPath, "plot", "ramp.png", "ramp: plot deliveries/s and CPU per delivery to this PNG `file`")
@@ -183,6 +198,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return errors.New("-room-clients must be at least 2: a line needs someone to hear it")
 	case cfg.duration < roomInterval:
 		return errors.New("-duration must be at least 1s")
+	case cfg.recoverLines < 1 || cfg.recoverRounds < 1:
+		return errors.New("-recover-lines and -recover-rounds must be at least 1")
 	case fs.NArg() == 0:
 		fs.Usage()
 		return errors.New("name a workload")
@@ -197,7 +214,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.paths = serverPaths{redis: findBinary("redis-server", *redisPath), nats: findBinary("nats-server", *natsPath),
 		room: *roomBin, baseline: *baselineBin, baselineArgs: strings.Fields(*baselineArgs)}
-	if cfg.paths.room == "" && slices.ContainsFunc(cfg.servers, func(s string) bool { return s == "room" || s == "room-ws" || natsRooms(s) > 0 }) {
+	if cfg.paths.room == "" && slices.ContainsFunc(cfg.servers, func(s string) bool { return strings.HasPrefix(s, "room") }) {
 		bin, cleanup, err := buildRoom()
 		if err != nil {
 			return err
@@ -235,8 +252,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			err = b.rooms()
 		case "ramp":
 			err = b.ramp()
+		case "recover":
+			err = b.recoverTable()
 		case "all":
-			err = errors.Join(b.fanout(), b.latency(), b.idle(), b.rooms(), b.ramp())
+			err = errors.Join(b.fanout(), b.latency(), b.idle(), b.rooms(), b.recoverTable(), b.ramp())
 		default:
 			return fmt.Errorf("unknown workload %q", w)
 		}
@@ -265,6 +284,10 @@ func protocolFor(name string) protocol {
 		return roomProto{label: name}
 	case "room-ws":
 		return roomWSProto{}
+	case "room-json":
+		return jsonProto{}
+	case "room-irc":
+		return ircProto{}
 	case "redis":
 		return redisProto{}
 	case "nats":

@@ -3,20 +3,30 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/chatroom-go/chatroom"
 )
 
-// The three protocols the load tool speaks. Each is a few lines of framing,
-// written here rather than taken from a client library: the tool must
-// control every byte and allocate nothing per message, so that what it
+// The protocols the load tool speaks: the room's own, over TCP and over
+// the demo's WebSocket; the JSON protocol over that WebSocket; IRC; Redis
+// pub/sub; NATS. Each is a few lines of framing and parsing, written here
+// rather than taken from a client library (the WebSocket's framing is
+// coder/websocket's, as the demo's): the tool must control every byte and
+// allocate nothing per message, so that what it
 // measures is the server, and a library's reconnects, pings and buffering
 // would hide exactly the behaviour under test.
 
@@ -114,6 +124,10 @@ func (roomProto) member(addr, room string) (client, error) {
 	return enterRoom(&roomConn{c, r, w}, room)
 }
 
+// handshakeLimit bounds how long a client waits for the server to let it
+// in: its welcome, and its room's.
+const handshakeLimit = 10 * time.Second
+
 // enterRoom reads rc's welcome, then, unless room is "", says "/join
 // ROOM" and waits for the hub's answer, "* you are in ROOM, <N> online"
 // (SPEC, Rooms). Lines of the room it leaves (notices and chat, which start
@@ -126,6 +140,8 @@ func enterRoom(rc *roomConn, room string) (*roomConn, error) {
 		rc.c.Close()
 		return nil, err
 	}
+	rc.c.SetDeadline(time.Now().Add(handshakeLimit))
+	defer rc.c.SetDeadline(time.Time{})
 	line, err := rc.r.ReadSlice('\n')
 	if err != nil {
 		return fail(fmt.Errorf("room: no welcome: %w", err))
@@ -194,7 +210,117 @@ func (rc *roomConn) publish(payload []byte) error {
 
 func (rc *roomConn) flush() error { return rc.w.Flush() }
 
-// ---- the room's protocol over a WebSocket, as a browser speaks it ----
+// ---- the demo's WebSocket, as a browser connects ----
+
+// wsConn is a WebSocket to the demo's /ws as the load tool's clients use
+// it: a net.Conn whose reads give each message's bytes as lines (a "\n"
+// after a message that does not end in one: the JSON protocol sends an
+// object per message, the text protocol whole lines), and each of whose
+// writes is one text message (websocket.NetConn's).
+type wsConn struct {
+	net.Conn // websocket.NetConn: writes, Close, the write deadline
+	ws       *websocket.Conn
+	timer    *time.Timer // the read deadline: it closes the connection
+	expired  atomic.Bool // the read deadline has passed
+	msg      io.Reader   // the message being read, or nil
+	last     byte        // the last byte read of msg
+	eol      bool        // msg is read and ended without "\n": one is owed
+}
+
+// dialWS opens a WebSocket to the demo's /ws at addr, with the query
+// (room=..., or ""), asking for subprotocol (none: the text protocol).
+func dialWS(addr, query, subprotocol string) (*wsConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var opts websocket.DialOptions
+	if subprotocol != "" {
+		opts.Subprotocols = []string{subprotocol}
+	}
+	url := "ws://" + addr + "/ws"
+	if query != "" {
+		url += "?" + query
+	}
+	ws, _, err := websocket.Dial(ctx, url, &opts)
+	if err != nil {
+		return nil, err
+	}
+	if ws.Subprotocol() != subprotocol {
+		ws.CloseNow()
+		return nil, fmt.Errorf("websocket: the server speaks %q, not %q", ws.Subprotocol(), subprotocol)
+	}
+	w := &wsConn{Conn: websocket.NetConn(context.Background(), ws, websocket.MessageText), ws: ws}
+	// Reads wait with a context that never ends, which costs the
+	// WebSocket no timer per message; the deadline closes the connection.
+	w.timer = time.AfterFunc(time.Hour, func() {
+		w.expired.Store(true)
+		ws.CloseNow()
+	})
+	w.timer.Stop()
+	return w, nil
+}
+
+func (w *wsConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		if w.eol {
+			w.eol = false
+			p[0] = '\n'
+			return 1, nil
+		}
+		if w.msg == nil {
+			typ, r, err := w.ws.Reader(context.Background())
+			switch {
+			case w.expired.Load():
+				return 0, os.ErrDeadlineExceeded
+			case websocket.CloseStatus(err) == websocket.StatusNormalClosure || websocket.CloseStatus(err) == websocket.StatusGoingAway:
+				return 0, io.EOF
+			case err != nil:
+				return 0, err
+			case typ != websocket.MessageText:
+				w.ws.Close(websocket.StatusUnsupportedData, "text messages only")
+				return 0, errors.New("websocket: a binary message")
+			}
+			w.msg, w.last = r, '\n'
+		}
+		n, err := w.msg.Read(p)
+		if n > 0 {
+			w.last = p[n-1]
+		}
+		if err == io.EOF {
+			w.msg, w.eol, err = nil, w.last != '\n', nil
+		}
+		if err != nil && w.expired.Load() {
+			return n, os.ErrDeadlineExceeded
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+}
+
+// SetReadDeadline closes the connection when t passes; reads then fail
+// with os.ErrDeadlineExceeded. A deadline cannot be moved once it has
+// passed.
+func (w *wsConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		w.timer.Stop()
+		return nil
+	}
+	w.timer.Reset(max(time.Until(t), 1))
+	return nil
+}
+
+func (w *wsConn) SetDeadline(t time.Time) error {
+	w.SetReadDeadline(t)
+	return w.Conn.SetWriteDeadline(t)
+}
+
+func (w *wsConn) Close() error {
+	w.timer.Stop()
+	return w.Conn.Close()
+}
 
 // roomWSProto speaks the room's protocol over the demo's WebSocket at /ws:
 // the same lines, in text messages, one message per flush.
@@ -212,13 +338,10 @@ func (roomWSProto) member(addr, room string) (client, error) {
 }
 
 func (roomWSProto) dial(addr, room string, size int) (client, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	c, err := dialWS(addr, "", "")
 	if err != nil {
 		return nil, err
 	}
-	c := websocket.NetConn(context.Background(), ws, websocket.MessageText)
 	rc, err := enterRoom(&roomConn{c, bufio.NewReaderSize(c, size), bufio.NewWriterSize(c, size)}, room)
 	if err != nil {
 		return nil, fmt.Errorf("room-ws: %w", err)
@@ -227,6 +350,327 @@ func (roomWSProto) dial(addr, room string, size int) (client, error) {
 }
 
 func (roomWSProto) publisher(_ string, self client) (client, error) { return self, nil }
+
+// ---- the JSON protocol over the demo's WebSocket ----
+
+// jsonProto speaks the JSON protocol (docs/protocol.md), subprotocol
+// chatroom.v1.json, over the demo's WebSocket at /ws: a command per
+// message, a say per publish (flush has nothing left to send). The hub
+// echoes a client's own lines ("own":true): they count as its deliveries,
+// as Redis's to a subscriber that publishes.
+type jsonProto struct{}
+
+// jsonSubprotocol is the JSON protocol's WebSocket subprotocol
+// (web.Subprotocol, a module the load tool does not depend on).
+const jsonSubprotocol = "chatroom.v1.json"
+
+func (jsonProto) name() string       { return "room-json" }
+func (jsonProto) selfDelivery() bool { return true }
+
+type jsonConn struct {
+	c    net.Conn
+	r    *bufio.Reader
+	head []byte // the say command up to its text
+	cmd  []byte // the command being written; the publisher's alone
+	text []byte // an unescaped text; the reader's alone
+}
+
+func (jc *jsonConn) conn() net.Conn { return jc.c }
+
+func (jsonProto) join(addr, room string) (client, error) {
+	return jsonProto{}.dial(addr, room, 32<<10)
+}
+
+func (jsonProto) member(addr, room string) (client, error) {
+	return jsonProto{}.dial(addr, room, memberBuffer)
+}
+
+func (jsonProto) publisher(_ string, self client) (client, error) { return self, nil }
+
+// dial connects a client to room as dialJSON does, with nothing to
+// recover.
+func (jsonProto) dial(addr, room string, size int) (client, error) {
+	return dialJSON(addr, room, 0, size, nil)
+}
+
+// dialJSON connects a client that enters room as it connects (room=ROOM in
+// the URL; with since, room=ROOM:SINCE, recovering what was said there
+// after the line numbered since), or lands in the default room for room
+// "", and returns once its histories are sent ("synced"): what follows is
+// live. Each say before that (the history) goes to onSay, if not nil. A
+// refusal, a gap (more was said since than the history keeps), or an
+// error from onSay before synced fails it.
+func dialJSON(addr, room string, since uint64, size int, onSay func(id uint64, text []byte) error) (*jsonConn, error) {
+	query := ""
+	if room != "" {
+		query = "room=" + room
+		if since > 0 {
+			query += ":" + strconv.FormatUint(since, 10)
+		}
+	}
+	c, err := dialWS(addr, query, jsonSubprotocol)
+	if err != nil {
+		return nil, fmt.Errorf("room-json: %w", err)
+	}
+	fail := func(err error) (*jsonConn, error) {
+		c.Close()
+		return nil, fmt.Errorf("room-json: %w", err)
+	}
+	jc := &jsonConn{c: c, r: bufio.NewReaderSize(c, size)}
+	c.SetDeadline(time.Now().Add(handshakeLimit))
+	defer c.SetDeadline(time.Time{})
+	// A room's name is letters, digits and _.- (the hub's rule): nothing
+	// to escape.
+	jc.head = []byte(`{"type":"say","room":"` + cmp.Or(room, chatroom.DefaultRoomName) + `","text":"`)
+	for {
+		line, err := jc.r.ReadSlice('\n')
+		if err != nil {
+			return fail(fmt.Errorf("no synced: %w", err))
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte(`{"type":"synced"`)):
+			return jc, nil
+		case bytes.HasPrefix(line, []byte(`{"type":"error"`)), bytes.HasPrefix(line, []byte(`{"type":"bye"`)),
+			bytes.HasPrefix(line, []byte(`{"type":"gap"`)):
+			return fail(fmt.Errorf("refused: %s", trimCRLF(line)))
+		case onSay != nil:
+			id, text, ok, err := jc.say(line)
+			if err == nil && ok {
+				err = onSay(id, text)
+			}
+			if err != nil {
+				return fail(err)
+			}
+		}
+	}
+}
+
+var (
+	jsonSay  = []byte(`{"type":"say","id":`)
+	jsonText = []byte(`,"text":"`)
+)
+
+// next returns the text of the next say, skipping every other message.
+func (jc *jsonConn) next() ([]byte, error) {
+	for {
+		line, err := jc.r.ReadSlice('\n')
+		if err != nil {
+			return nil, err
+		}
+		if _, text, ok, err := jc.say(line); ok || err != nil {
+			return text, err
+		}
+	}
+}
+
+// say returns the ID and the text of line if it is a say (ok), valid until
+// the next read. The fields come in the documented order, and every value
+// before text is a number or a string whose quotes are escaped, so the
+// first ,"text":" is the text's.
+func (jc *jsonConn) say(line []byte) (id uint64, text []byte, ok bool, err error) {
+	rest, ok := bytes.CutPrefix(line, jsonSay)
+	if !ok {
+		return 0, nil, false, nil
+	}
+	digits, _, _ := bytes.Cut(rest, []byte(","))
+	if id, ok = parseID(digits); !ok {
+		return 0, nil, true, fmt.Errorf("room-json: a say's id: %q", digits)
+	}
+	i := bytes.Index(rest, jsonText)
+	if i < 0 {
+		return 0, nil, true, fmt.Errorf("room-json: a say without text: %s", trimCRLF(line))
+	}
+	text, err = jc.unquote(rest[i+len(jsonText)-1:])
+	return id, text, true, err
+}
+
+// parseID reads a line's ID, decimal digits, without allocating.
+func parseID(digits []byte) (uint64, bool) {
+	if len(digits) == 0 || len(digits) > 19 {
+		return 0, false
+	}
+	var id uint64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		id = id*10 + uint64(d-'0')
+	}
+	return id, true
+}
+
+// unquote returns the JSON string at the start of b, its opening quote
+// included: a slice of b if nothing in it is escaped.
+func (jc *jsonConn) unquote(b []byte) ([]byte, error) {
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return b[1:i], nil
+		case '\\':
+			var s string
+			if err := json.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
+				return nil, fmt.Errorf("room-json: a text: %w", err)
+			}
+			jc.text = append(jc.text[:0], s...)
+			return jc.text, nil
+		}
+	}
+	return nil, fmt.Errorf("room-json: an unterminated string: %s", trimCRLF(b))
+}
+
+// publish sends a say of payload at once, a message of its own.
+func (jc *jsonConn) publish(payload []byte) error {
+	cmd := append(jc.cmd[:0], jc.head...)
+	if i := slices.IndexFunc(payload, func(c byte) bool { return c < ' ' || c == '"' || c == '\\' }); i < 0 {
+		cmd = append(cmd, payload...)
+		cmd = append(cmd, `"}`...)
+	} else {
+		quoted, err := json.Marshal(string(payload))
+		if err != nil {
+			return err
+		}
+		cmd = append(cmd[:len(cmd)-1], quoted...)
+		cmd = append(cmd, '}')
+	}
+	jc.cmd = cmd
+	_, err := jc.c.Write(cmd)
+	return err
+}
+
+func (jc *jsonConn) flush() error { return nil }
+
+// ---- IRC ----
+
+// ircProto speaks IRC to the demo's -irc listener: NICK and USER, JOIN of
+// the room's channel, PRIVMSG to it. The server sends no PING of its own,
+// and no echo of a client's own PRIVMSG (no echo-message asked for).
+type ircProto struct{}
+
+func (ircProto) name() string       { return "room-irc" }
+func (ircProto) selfDelivery() bool { return false }
+
+type ircConn struct {
+	c    net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	head []byte // "PRIVMSG #ROOM :"
+}
+
+func (ic *ircConn) conn() net.Conn { return ic.c }
+
+// ircNicks numbers the nicks of the load tool's IRC clients: a nick is
+// unique in the hub.
+var ircNicks atomic.Int64
+
+func (ircProto) join(addr, room string) (client, error) {
+	return ircProto{}.dial(addr, room, 32<<10)
+}
+
+func (ircProto) member(addr, room string) (client, error) {
+	return ircProto{}.dial(addr, room, memberBuffer)
+}
+
+func (ircProto) publisher(_ string, self client) (client, error) { return self, nil }
+
+// dial registers a client and joins it to room's channel (the default
+// room's for ""), and returns once the server has sent the channel's
+// names (366), which come after the JOIN and the history. A refusal
+// (ircRefusal) before that fails it.
+func (ircProto) dial(addr, room string, size int) (*ircConn, error) {
+	c, r, w, err := dialSized(addr, size, size)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*ircConn, error) {
+		c.Close()
+		return nil, fmt.Errorf("room-irc: %w", err)
+	}
+	c.SetDeadline(time.Now().Add(handshakeLimit))
+	defer c.SetDeadline(time.Time{})
+	nick := "bench" + strconv.FormatInt(ircNicks.Add(1), 10)
+	channel := "#" + cmp.Or(room, chatroom.DefaultRoomName)
+	fmt.Fprintf(w, "NICK %s\r\nUSER %s 0 * :chatbench\r\nJOIN %s\r\n", nick, nick, channel)
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	endOfNames := []byte(" 366 " + nick + " " + channel + " ")
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return fail(fmt.Errorf("JOIN %s: no names: %w", channel, err))
+		}
+		if bytes.Contains(line, endOfNames) {
+			return &ircConn{c: c, r: r, w: w, head: []byte("PRIVMSG " + channel + " :")}, nil
+		}
+		if cmd, _, _ := ircCommand(line); ircRefusal(cmd) {
+			return fail(fmt.Errorf("refused: %s", trimCRLF(line)))
+		}
+	}
+}
+
+// ircRefusal reports whether a line whose command is cmd refuses the
+// client: ERROR, or an error numeric (4xx, 5xx) other than 422, which
+// says only that there is no MOTD.
+func ircRefusal(cmd []byte) bool {
+	if string(cmd) == "ERROR" {
+		return true
+	}
+	return len(cmd) == 3 && (cmd[0] == '4' || cmd[0] == '5') && string(cmd) != "422"
+}
+
+var privmsg = []byte("PRIVMSG")
+
+// ircCommand splits a line from the server, "[@tags] [:source] COMMAND
+// params", into its command and what follows it; ok is false for a line
+// with no command.
+func ircCommand(line []byte) (cmd, params []byte, ok bool) {
+	line = trimCRLF(line)
+	for len(line) > 0 && (line[0] == '@' || line[0] == ':') {
+		i := bytes.IndexByte(line, ' ')
+		if i < 0 {
+			return nil, nil, false
+		}
+		line = line[i+1:]
+	}
+	cmd, params, _ = bytes.Cut(line, []byte(" "))
+	return cmd, params, len(cmd) > 0
+}
+
+// privmsgText returns the text of line if it is a PRIVMSG, or nil.
+func privmsgText(line []byte) []byte {
+	cmd, params, ok := ircCommand(line)
+	if !ok || !bytes.Equal(cmd, privmsg) {
+		return nil
+	}
+	// "<target> :<text>": the text is the last parameter.
+	_, text, found := bytes.Cut(params, []byte(" :"))
+	if !found {
+		_, text, _ = bytes.Cut(params, []byte(" "))
+	}
+	return text
+}
+
+// next returns the text of the next PRIVMSG, skipping everything else.
+func (ic *ircConn) next() ([]byte, error) {
+	for {
+		line, err := ic.r.ReadSlice('\n')
+		if err != nil {
+			return nil, err
+		}
+		if text := privmsgText(line); text != nil {
+			return text, nil
+		}
+	}
+}
+
+func (ic *ircConn) publish(payload []byte) error {
+	ic.w.Write(ic.head)
+	ic.w.Write(payload)
+	_, err := ic.w.WriteString("\r\n")
+	return err
+}
+
+func (ic *ircConn) flush() error { return ic.w.Flush() }
 
 // ---- Redis pub/sub (RESP) ----
 
@@ -604,6 +1048,7 @@ type rawClient interface {
 type rawProtocol interface{ rawMembers() }
 
 func (roomProto) rawMembers()  {}
+func (ircProto) rawMembers()   {}
 func (redisProto) rawMembers() {}
 func (natsProto) rawMembers()  {}
 
@@ -628,6 +1073,23 @@ func (rc *roomConn) frame(buf []byte) ([]byte, int, []byte, error) {
 		return buf[j+len(say) : i], i + 1, nil, nil
 	}
 	return nil, i + 1, nil, nil
+}
+
+func (ic *ircConn) buffered() []byte { return peekAll(ic.r) }
+
+func (ic *ircConn) appendPublish(dst, payload []byte) []byte {
+	dst = append(dst, ic.head...)
+	dst = append(dst, payload...)
+	return append(dst, "\r\n"...)
+}
+
+// frame: a line; the text of a PRIVMSG is the payload.
+func (ic *ircConn) frame(buf []byte) ([]byte, int, []byte, error) {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return nil, 0, nil, nil
+	}
+	return privmsgText(buf[:i+1]), i + 1, nil, nil
 }
 
 func (rc *redisConn) buffered() []byte { return peekAll(rc.r) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -24,7 +25,7 @@ type server struct {
 	addrs []string        // every room's address, for clients spread over the processes
 	cmds  []*exec.Cmd     // every process: CPU, writes and memory are summed over them
 	ended []chan struct{} // closed when the process of the same index has exited and been waited for
-	logs  []*bytes.Buffer // each process's stderr, unless CHATBENCH_ROOM_LOG sends it to ours; read only once it has ended
+	logs  []*bytes.Buffer // each process's output, stdout and stderr (and ours too with CHATBENCH_ROOM_LOG); read only once it has ended
 	dir   string          // a temporary directory to remove when stopped, or ""
 }
 
@@ -106,33 +107,64 @@ var errMissing = errors.New("not installed")
 type serverOpts struct {
 	outbox   int // -outbox
 	maxRooms int // -max-rooms, for the workloads that /join; 0: the demo's default, and the flag not given
+	history  int // -history, for the recover workload; 0: the demo's default, and the flag not given
 }
 
 // args are the room's flags beside -addr: -outbox and, if set,
-// -max-rooms.
+// -max-rooms and -history.
 func (o serverOpts) args() []string {
 	args := []string{"-outbox", strconv.Itoa(o.outbox)}
 	if o.maxRooms > 0 {
 		args = append(args, "-max-rooms", strconv.Itoa(o.maxRooms))
 	}
+	if o.history > 0 {
+		args = append(args, "-history", strconv.Itoa(o.history))
+	}
 	return args
 }
 
-// startServer starts a fresh server of kind on a free loopback port and
-// waits until it accepts connections. A room is the demo program, run as
-// a user runs it, with its log on stderr.
+// startTries is how many times startServer starts a server whose port was
+// taken before it could bind it.
+const startTries = 5
+
+// errPortTaken marks a server that exited at start because a port it was
+// given was taken ("address already in use").
+var errPortTaken = errors.New("a port was taken before the server bound it")
+
+// startServer starts a fresh server of kind on free loopback ports and
+// waits until it listens on them. A room is the demo program, run as a user
+// runs it, with its log on stderr.
+//
+// The ports come from freePort, which listens on port 0 and closes the
+// listener: another socket (a client's outgoing connection, another
+// program's listener) can take one before the server binds it. The server
+// then exits at start saying "address already in use", and startServer
+// starts it again on new ports, at most startTries times in all. A server
+// counts as up only once its own process listens on every port it was
+// given (launch): a listener of another process on one of them does not
+// pass for it.
 func startServer(kind string, paths serverPaths, opts serverOpts) (*server, error) {
+	for try := 1; ; try++ {
+		s, err := startOnce(kind, paths, opts)
+		if !errors.Is(err, errPortTaken) || try == startTries {
+			return s, err
+		}
+	}
+}
+
+// startOnce starts a server of kind on ports picked once.
+func startOnce(kind string, paths serverPaths, opts serverOpts) (*server, error) {
 	if n := natsRooms(kind); n > 0 {
 		return startNATSRooms(kind, n, paths, opts)
 	}
-	port, err := freePort()
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ports := []string{addr} // every address the server must listen on
 	var cmd *exec.Cmd
 	switch kind {
-	case "room", "baseline":
+	case "room", "room-ws", "room-json", "room-irc", "baseline":
 		bin, extra := paths.room, roomArgs
 		if kind == "baseline" {
 			bin, extra = paths.baseline, paths.baselineArgs
@@ -140,40 +172,52 @@ func startServer(kind string, paths serverPaths, opts serverOpts) (*server, erro
 		if bin == "" {
 			return nil, fmt.Errorf("%s: no binary given", kind)
 		}
-		cmd = exec.Command(bin, slices.Concat([]string{"-addr", addr}, opts.args(), extra)...)
-	case "room-ws":
-		// The same demo, its clients on the WebSocket: the load tool
-		// talks to the HTTP address, the TCP one is unused.
-		web, err := freePort()
-		if err != nil {
-			return nil, err
+		args := []string{"-addr", addr}
+		if face := faceFlag(kind); face != "" {
+			// The same demo, its clients on another listener beside its
+			// TCP one, which stays unused: the load tool talks to that.
+			if addr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			args = append(args, face, addr)
+			ports = append(ports, addr)
 		}
-		tcp := addr
-		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(web))
-		if paths.room == "" {
-			return nil, fmt.Errorf("%s: no binary given", kind)
-		}
-		cmd = exec.Command(paths.room, slices.Concat([]string{"-addr", tcp, "-http", addr}, opts.args(), roomArgs)...)
+		cmd = exec.Command(bin, slices.Concat(args, opts.args(), extra)...)
 	case "redis":
 		if paths.redis == "" {
 			return nil, fmt.Errorf("redis-server: %w (apt-get install redis-server)", errMissing)
 		}
-		cmd = exec.Command(paths.redis, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		_, port, _ := net.SplitHostPort(addr)
+		cmd = exec.Command(paths.redis, "--port", port, "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--maxclients", "20000", "--protected-mode", "no",
 			"--logfile", "")
 	case "nats":
 		if paths.nats == "" {
 			return nil, fmt.Errorf("nats-server: %w (go install github.com/nats-io/nats-server/v2@v2.15.2)", errMissing)
 		}
-		cmd = exec.Command(paths.nats, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+		_, port, _ := net.SplitHostPort(addr)
+		cmd = exec.Command(paths.nats, "-a", "127.0.0.1", "-p", port)
 	default:
 		return nil, fmt.Errorf("unknown server %q", kind)
 	}
 	s := &server{kind: kind, addr: addr}
-	if err := s.launch(cmd, addr); err != nil {
+	if err := s.launch(cmd, ports...); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// faceFlag is the demo's flag for the listener that clients of kind use
+// beside its TCP one: -http for the WebSocket (room-ws, room-json), -irc
+// for IRC (room-irc); "" for a room whose clients use the TCP one.
+func faceFlag(kind string) string {
+	switch kind {
+	case "room-ws", "room-json":
+		return "-http"
+	case "room-irc":
+		return "-irc"
+	}
+	return ""
 }
 
 // startNATSRooms starts a nats-server with JetStream and n rooms sharing
@@ -191,23 +235,22 @@ func startNATSRooms(kind string, n int, paths serverPaths, opts serverOpts) (*se
 		return nil, err
 	}
 	s := &server{kind: kind, dir: dir}
-	port, err := freePort()
+	natsAddr, err := freeAddr()
 	if err != nil {
 		s.stop()
 		return nil, err
 	}
-	natsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if err := s.launch(exec.Command(paths.nats, "-js", "-sd", dir, "-a", "127.0.0.1", "-p", strconv.Itoa(port)), natsAddr); err != nil {
+	_, natsPort, _ := net.SplitHostPort(natsAddr)
+	if err := s.launch(exec.Command(paths.nats, "-js", "-sd", dir, "-a", "127.0.0.1", "-p", natsPort), natsAddr); err != nil {
 		s.stop()
 		return nil, err
 	}
 	for range n {
-		port, err := freePort()
+		addr, err := freeAddr()
 		if err != nil {
 			s.stop()
 			return nil, err
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		args := slices.Concat([]string{"-addr", addr, "-nats", "nats://" + natsAddr, "-room", "bench"}, opts.args(), roomArgs)
 		if err := s.launch(exec.Command(paths.room, args...), addr); err != nil {
 			s.stop()
@@ -219,39 +262,102 @@ func startNATSRooms(kind string, n int, paths serverPaths, opts serverOpts) (*se
 	return s, nil
 }
 
-// launch starts cmd as one of s's processes and waits until it accepts
-// connections on addr.
-func (s *server) launch(cmd *exec.Cmd, addr string) error {
-	stderr := new(bytes.Buffer)
-	cmd.Stderr = stderr
-	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
-		cmd.Stderr = os.Stderr
+// launch starts cmd as one of s's processes and waits until it listens on
+// every one of addrs, as /proc tells (listening). A process that exits
+// first stops s; if it said "address already in use", the error wraps
+// errPortTaken.
+func (s *server) launch(cmd *exec.Cmd, addrs ...string) error {
+	var ports []int
+	for _, a := range addrs {
+		_, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return err
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("%s: port %q: %w", a, p, err)
+		}
+		ports = append(ports, port)
 	}
+	// Its output, stdout and stderr (Redis logs to stdout), both through
+	// one writer: exec then calls its Write from one goroutine at a time.
+	output := new(bytes.Buffer)
+	var w io.Writer = output
+	if os.Getenv("CHATBENCH_ROOM_LOG") != "" {
+		w = io.MultiWriter(output, os.Stderr)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", s.kind, err)
 	}
 	ended := make(chan struct{})
 	go func() { cmd.Wait(); close(ended) }()
-	s.cmds, s.ended, s.logs = append(s.cmds, cmd), append(s.ended, ended), append(s.logs, stderr)
+	s.cmds, s.ended, s.logs = append(s.cmds, cmd), append(s.ended, ended), append(s.logs, output)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
+		up, err := listening(cmd.Process.Pid, ports)
+		if up {
 			return nil
 		}
 		select {
-		case <-ended: // a flag it does not know, say: its stderr tells
+		case <-ended: // a flag it does not know, a port taken: its output tells
 			s.stop()
-			return fmt.Errorf("%s exited at start (%v)\n%s", s.kind, cmd.ProcessState, stderr.String())
+			said := output.String()
+			if strings.Contains(strings.ToLower(said), "address already in use") {
+				return fmt.Errorf("%s exited at start (%v): %w\n%s", s.kind, cmd.ProcessState, errPortTaken, said)
+			}
+			return fmt.Errorf("%s exited at start (%v)\n%s", s.kind, cmd.ProcessState, said)
 		default:
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return fmt.Errorf("%s did not come up on %s: %v\n%s", s.kind, addr, err, stderr.String())
+			return fmt.Errorf("%s did not come up on %s (%v)\n%s", s.kind, strings.Join(addrs, " and "), err, output.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// listening reports whether process pid listens on TCP on each of ports:
+// whether, among the sockets it holds open (/proc/PID/fd), there is for
+// each port one in the state LISTEN on it (/proc/net/tcp and tcp6). An
+// error says what could not be read, as the process may have just ended.
+func listening(pid int, ports []int) (bool, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false, err
+	}
+	held := make(map[string]bool) // socket inodes
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
+			held[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	found := make(map[int]bool)
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			return false, err
+		}
+		// sl local_address rem_address st ... inode: the local address as
+		// hex IP:PORT, the state 0A for LISTEN, the inode tenth.
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !held[f[9]] {
+				continue
+			}
+			_, hex, _ := strings.Cut(f[1], ":")
+			if port, err := strconv.ParseUint(hex, 16, 16); err == nil {
+				found[int(port)] = true
+			}
+		}
+	}
+	for _, p := range ports {
+		if !found[p] {
+			return false, fmt.Errorf("nothing of its listens on port %d", p)
+		}
+	}
+	return true, nil
 }
 
 // stop stops every process of s, the last started first.
@@ -363,11 +469,14 @@ func procField(pid int, file, name string) (string, error) {
 	return "", fmt.Errorf("no %s in /proc/%d/%s", name, pid, file)
 }
 
-func freePort() (int, error) {
+// freeAddr returns a loopback address whose port was free a moment ago:
+// the kernel's pick for port 0, its listener closed. Nothing holds it
+// after that: see startServer.
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ln.Addr().String(), nil
 }

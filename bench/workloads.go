@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
 	"net"
 	"os"
@@ -78,18 +78,25 @@ func encode(buf []byte, sender, seq int, size int) []byte {
 	return buf
 }
 
+// decode reads what encode wrote at the start of p: three numbers, each
+// of decimal digits followed by a space. It allocates nothing, and takes
+// a few nanoseconds: the load tool decodes every delivery.
 func decode(p []byte) (sender, seq int, sent int64, ok bool) {
-	f := [3]int64{}
+	var f [3]int64
 	for i := range f {
-		sp := bytes.IndexByte(p, ' ')
-		if sp < 0 {
+		var n uint64
+		j := 0
+		for ; j < len(p) && p[j] != ' '; j++ {
+			d := p[j] - '0'
+			if d > 9 || j == 19 { // 19 digits fit in a uint64
+				return 0, 0, 0, false
+			}
+			n = n*10 + uint64(d)
+		}
+		if j == 0 || j == len(p) || n > math.MaxInt64 {
 			return 0, 0, 0, false
 		}
-		n, err := strconv.ParseInt(string(p[:sp]), 10, 64)
-		if err != nil {
-			return 0, 0, 0, false
-		}
-		f[i], p = n, p[sp+1:]
+		f[i], p = int64(n), p[j+1:]
 	}
 	return int(f[0]), int(f[1]), f[2], true
 }
