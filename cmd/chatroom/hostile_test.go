@@ -170,10 +170,12 @@ func hostileClientsAtOnce(t *testing.T) {
 	pausedOK := make(chan error, 1)
 	go func() { pausedOK <- readWithPauses(paused, 2*time.Second, 2) }()
 	var rssPeak int
+	peaks := map[string]float64{}
 	for i := range probes {
 		fmt.Fprintf(prober, "probe %d %d\n", i, time.Now().UnixNano())
 		if i%10 == 0 {
 			rssPeak = max(rssPeak, procField(t, h.cmd.Process.Pid, "VmRSS"))
+			h.scrapePeaks(peaks)
 		}
 		time.Sleep(60 * time.Millisecond) // the probes' pace: a fast typist, within flood control
 	}
@@ -193,6 +195,9 @@ func hostileClientsAtOnce(t *testing.T) {
 	grew := max(0, rssPeak-rssBefore) * 1024
 	t.Logf("with every attack running: probe latency p50 %v, p99 %v, worst %v; RSS %d KiB before, %d KiB at the peak (+%.1f MiB)",
 		p50, p99, worst, rssBefore, rssPeak, float64(grew)/(1<<20))
+	t.Logf("the demo's peaks, as its metrics said: clients %.0f, goroutines %.0f, heap in use %.1f MiB, next GC at %.1f MiB, stacks %.1f MiB",
+		peaks["chatroom_clients"], peaks["go_goroutines"], peaks["go_memstats_heap_inuse_bytes"]/(1<<20),
+		peaks["go_memstats_next_gc_bytes"]/(1<<20), peaks["go_memstats_stack_inuse_bytes"]/(1<<20))
 	assert.LessOrEqual(t, p99, 200*time.Millisecond, "a reading member's line took longer than 200 ms (p99)")
 	assert.LessOrEqual(t, grew, 32<<20, "the demo's memory grew by more than 32 MiB")
 	assert.NoError(t, <-pausedOK, "the member that paused its reading was cut off")
@@ -426,6 +431,27 @@ func (h *hostile) saveProfile(path, name string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
+}
+
+// scrapePeaks reads the demo's metrics and keeps the highest value of each
+// of those the test reports in peaks. A scrape that fails is skipped: the
+// metrics are a view of the attack, not part of it.
+func (h *hostile) scrapePeaks(peaks map[string]float64) {
+	resp, err := http.Get("http://" + h.metrics + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		switch name {
+		case "chatroom_clients", "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_memstats_stack_inuse_bytes":
+			if v, err := strconv.ParseFloat(value, 64); ok && err == nil {
+				peaks[name] = max(peaks[name], v)
+			}
+		}
+	}
 }
 
 // count is n, or 0 if CHATROOM_ATTACKS (a comma-separated list of who,
