@@ -53,7 +53,9 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 // TestABatchIsOneWrite: a Write of many lines sends each as its own
 // message, all in one write to the socket, in both modes (coder/websocket
-// flushes every message; the corkConn under it gathers them).
+// flushes every message; the corkConn under it gathers them, and frames
+// the JSON face's lines itself), and a client reads every message whole,
+// whatever the form of its length.
 func TestABatchIsOneWrite(t *testing.T) {
 	t.Parallel()
 	for _, stream := range []bool{false, true} {
@@ -83,11 +85,16 @@ func TestABatchIsOneWrite(t *testing.T) {
 			client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 			require.NoError(t, err)
 			defer client.CloseNow()
+			client.SetReadLimit(1 << 20)
 			cc, c := <-counted, <-conns
 
 			var batch bytes.Buffer
 			for i := range 50 {
 				fmt.Fprintf(&batch, "line %d\n", i)
+			}
+			// Lines past each of the frame header's length forms.
+			for _, n := range []int{125, 126, 300, 65535, 65536, 70000} {
+				fmt.Fprintf(&batch, "%s\n", strings.Repeat("x", n))
 			}
 			n, err := c.Write(batch.Bytes())
 			require.NoError(t, err)

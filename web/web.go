@@ -193,7 +193,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	cw := &corkingWriter{ResponseWriter: w}
-	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: h.origins, Subprotocols: []string{Subprotocol}})
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
+		OriginPatterns:  h.origins,
+		Subprotocols:    []string{Subprotocol},
+		CompressionMode: websocket.CompressionDisabled, // messageConn frames lines itself
+	})
 	if err != nil {
 		h.log.Debug("websocket refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered the request
