@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -151,15 +152,55 @@ func (h *Hub) openBus(s *state) bool {
 	return true
 }
 
+// peerInbox is what the bus delivered and the hub goroutine has not taken
+// yet. The hub takes all of it with one request (askPeer), so that the
+// lines of a busy room reach its members in one write each, as a local
+// sender's batch does, not one write per line.
+type peerInbox struct {
+	mu    sync.Mutex
+	msgs  []BusMessage
+	asked bool // an askPeer is on its way to the hub goroutine, which will take msgs
+}
+
+// maxPeerInbox bounds the inbox: past it, deliver waits for the hub.
+const maxPeerInbox = 256
+
 // deliver hands the hub goroutine what happened on a peer; it is the
-// function a bus gets from Open.
+// function a bus gets from Open. It queues msg in the inbox, and asks the
+// hub to take it unless it was asked already; with the inbox full, it asks
+// again and waits until the hub takes the request, so that a bus faster
+// than the hub is held back.
 func (h *Hub) deliver(msg BusMessage) bool {
+	in := &h.inbox
+	in.mu.Lock()
+	in.msgs = append(in.msgs, msg)
+	ask := !in.asked || len(in.msgs) >= maxPeerInbox
+	in.asked = true
+	in.mu.Unlock()
+	if !ask {
+		return true
+	}
 	select {
-	case h.requests <- request{kind: askPeer, peer: &msg}:
+	case h.requests <- request{kind: askPeer}:
 		return true
 	case <-h.ctx.Done():
 		return false
 	}
+}
+
+// fromInbox carries out, in order, everything the bus delivered since the
+// last time.
+func (s *state) fromInbox() {
+	in := &s.hub.inbox
+	in.mu.Lock()
+	msgs := in.msgs
+	in.msgs, in.asked = s.inboxSpare[:0], false
+	in.mu.Unlock()
+	for i := range msgs {
+		s.fromPeer(msgs[i])
+		msgs[i] = BusMessage{}
+	}
+	s.inboxSpare = msgs
 }
 
 // closeBus closes the hub's bus, if it has one, once the hub goroutine

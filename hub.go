@@ -192,6 +192,7 @@ type Hub struct {
 	events            *eventSink // the observer's goroutine and backlog (events.go); nil without WithEvents
 
 	hosts        *hosts        // connections per address (hosts.go)
+	inbox        peerInbox     // what the bus delivered, for the hub goroutine to take at once (bus.go)
 	admitting    chan struct{} // a place for each connection waiting to be admitted; at most maxAdmitting
 	reserved     atomic.Int32  // places Serve holds for the connection it is waiting to accept
 	refusedEarly atomic.Uint64 // clients refused before they asked the hub: by their address, or by the auth hook

@@ -16,22 +16,23 @@ import (
 
 // state is what the hub goroutine owns.
 type state struct {
-	hub     *Hub
-	rooms   map[string]*Room    // open rooms, by roomKey of their name
-	clients []*Client           // everyone registered; a client's seat.index is its place here
-	byName  map[string]*Client  // everyone registered, by foldName of their name
-	looks   map[string]*Client  // everyone registered, by the skeleton of their name
-	held    map[string]heldName // names given up lately, by skeleton (see nameGrace)
-	expiry  []heldLook          // held's keys in the order their grace ends
-	stats   Stats               // the hub's, all but what completeStats adds
-	slow    []*Client           // clients whose outbox filled, to evict once the request is done
-	dirty   []*Client           // clients with lines queued since the last flushAll
-	used    []*sharedList       // the lists with lines since the last flushAll
-	out     *socketWriter       // the hub's non-blocking writes (see Client.flush)
-	mark    uint64              // counts deliveries, to know a list or a client already reached by one
-	scratch [][]byte            // a welcome and its history, on their way to an outbox
-	events  *eventSink          // nil without WithEvents
-	bus     Bus                 // nil without WithBus
+	hub        *Hub
+	rooms      map[string]*Room    // open rooms, by roomKey of their name
+	clients    []*Client           // everyone registered; a client's seat.index is its place here
+	byName     map[string]*Client  // everyone registered, by foldName of their name
+	looks      map[string]*Client  // everyone registered, by the skeleton of their name
+	held       map[string]heldName // names given up lately, by skeleton (see nameGrace)
+	expiry     []heldLook          // held's keys in the order their grace ends
+	stats      Stats               // the hub's, all but what completeStats adds
+	slow       []*Client           // clients whose outbox filled, to evict once the request is done
+	dirty      []*Client           // clients with lines queued since the last flushAll
+	used       []*sharedList       // the lists with lines since the last flushAll
+	out        *socketWriter       // the hub's non-blocking writes (see Client.flush)
+	mark       uint64              // counts deliveries, to know a list or a client already reached by one
+	scratch    [][]byte            // a welcome and its history, on their way to an outbox
+	inboxSpare []BusMessage        // the bus's inbox taken last time, for deliver to fill again (bus.go)
+	events     *eventSink          // nil without WithEvents
+	bus        Bus                 // nil without WithBus
 
 	remotes   map[string]*remoteClient // the peers' clients, by foldName of their name (bus.go); nil without a bus
 	elsewhere map[string]*Room         // rooms only peers have members in, by roomKey
@@ -130,7 +131,6 @@ type request struct {
 	reason LeaveReason   // askLeave
 	form   Form          // askForm
 	own    Form          // askForm
-	peer   *BusMessage   // askPeer: what happened on a peer (bus.go)
 	reply  chan<- answer // the answer, for the requests that get one
 }
 
@@ -263,7 +263,7 @@ func (s *state) handle(q request) {
 			a.err = ErrNoSuchRoom
 		}
 	case askPeer:
-		s.fromPeer(*q.peer)
+		s.fromInbox()
 	}
 	if q.reply != nil {
 		q.reply <- a
