@@ -41,8 +41,9 @@ import (
 type Bus interface {
 	// Open starts the bus for the hub. From then until Close, the bus hands
 	// the hub what its peers do with deliver, one message at a time, in the
-	// order each peer did it; deliver waits until the hub has taken the
-	// message, and reports false once the hub is closing. An error from
+	// order each peer did it; deliver queues the message for the hub
+	// goroutine, waits while the hub has 256 messages queued, and reports
+	// false once the hub is closing. An error from
 	// Open stops the hub: Serve, ServeConn and Broadcast return it,
 	// wrapped. ctx ends when the hub begins to close.
 	Open(ctx context.Context, deliver func(BusMessage) bool) error
