@@ -50,14 +50,24 @@ func TestMetricsMatchStats(t *testing.T) {
 
 	srv := httptest.NewServer(metricsHandler(room))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-
-	s := room.Stats()
+	scrape := func() map[string]*dto.MetricFamily {
+		resp, err := http.Get(srv.URL)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		require.NoError(t, err)
+		return families
+	}
+	// A delivery is counted once its write returns, which can be after the
+	// client has read it: scrape until the hub has counted its last ones.
+	var families map[string]*dto.MetricFamily
+	var s chatroom.Stats
+	chattest.Eventually(t, func() bool {
+		families, s = scrape(), room.Stats()
+		f := families["chatroom_delivered_lines_total"]
+		return f != nil && f.GetMetric()[0].GetCounter().GetValue() == float64(s.Delivered)
+	}, "the metrics catch up with the hub's deliveries")
 	for name, want := range map[string]struct {
 		kind  dto.MetricType
 		value float64
