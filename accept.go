@@ -40,7 +40,7 @@ func (c *Client) admit() error {
 	c.counted = true
 
 	if err := c.handshake(); err != nil {
-		c.doneAdmitting()
+		defer c.doneAdmitting() // once the connection is closed
 		if h.ctx.Err() != nil { // the hub is closing: that ended it
 			c.shut(ReasonClosed, nil)
 			return ErrRoomClosed
@@ -113,8 +113,8 @@ func (c *Client) hookTimeout() time.Duration {
 // would hold one of the places of those being admitted for the whole
 // write timeout.
 func (c *Client) refuse(words string) {
+	defer c.doneAdmitting() // once the connection is closed: a place counts a descriptor
 	if _, ok := c.conn.(handshaker); ok {
-		c.doneAdmitting()
 		c.shut(ReasonClosed, nil)
 		return
 	}
@@ -124,7 +124,6 @@ func (c *Client) refuse(words string) {
 		}
 		c.conn.Write(b)
 	}
-	c.doneAdmitting()
 	c.shut(ReasonClosed, nil)
 }
 
@@ -227,8 +226,8 @@ func (c *Client) leave(reason LeaveReason, err error) error {
 	default: // never in the hub: write what was queued for it, then close
 		c.end(reason, nil)
 	}
-	c.doneAdmitting()
 	c.closing.Wait()
+	c.doneAdmitting() // a client refused before it was in held its place until its connection closed, within the write timeout
 	c.releaseName()
 
 	if !c.reg && c.refusal != nil {
