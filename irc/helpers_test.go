@@ -1,10 +1,7 @@
 package irc_test
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -16,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 	"github.com/chatroom-go/chatroom/irc"
 )
 
@@ -23,16 +21,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// waitLimit bounds every wait in the tests: a condition that has not come
-// true by then has failed, however slow the machine.
-const waitLimit = 10 * time.Second
-
-// testTime is the hub's clock in the tests; ts is how the text protocol
-// prints it, and tag how server-time does.
-var testTime = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
-
+// ts is the tests' clock (chattest.Clock) as the text protocol prints
+// it, and tag as server-time does.
 const (
-	ts  = "2026-11-28 09:30:00"
+	ts  = chattest.TS
 	tag = "@time=2026-11-28T09:30:00.000Z"
 )
 
@@ -56,7 +48,7 @@ func startServer(t testing.TB, face *irc.Face, opts ...chatroom.Option) *server 
 	if face == nil {
 		face = &irc.Face{ServerName: serverName}
 	}
-	hub := chatroom.NewHub(append([]chatroom.Option{chatroom.WithClock(func() time.Time { return testTime })}, opts...)...)
+	hub := chatroom.NewHub(append([]chatroom.Option{chatroom.WithClock(chattest.Clock)}, opts...)...)
 	tln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	iln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,7 +62,7 @@ func startServer(t testing.TB, face *irc.Face, opts ...chatroom.Option) *server 
 			select {
 			case err := <-served:
 				assert.ErrorIs(t, err, chatroom.ErrRoomClosed)
-			case <-time.After(waitLimit):
+			case <-time.After(chattest.WaitLimit):
 				t.Error("Serve did not return after Close")
 			}
 		}
@@ -78,63 +70,43 @@ func startServer(t testing.TB, face *irc.Face, opts ...chatroom.Option) *server 
 	return &server{hub: hub, text: tln.Addr().String(), irc: iln.Addr().String()}
 }
 
-// conn is a test's end of one connection, IRC or text: lines are read
-// without their "\r\n" or "\n".
-type conn struct {
-	t    testing.TB
-	c    net.Conn
-	in   *bufio.Reader
-	name string // the name the hub knows it by, once it has one
-}
+// conn is a test's end of one connection, IRC or text: a chattest
+// client, which reads IRC's lines without their "\r\n" (CRLF) and the
+// text protocol's without their "\n".
+type conn struct{ *chattest.Client }
 
-func dial(t testing.TB, addr string) *conn {
+// dialIRC connects to s's IRC port.
+func dialIRC(t testing.TB, s *server) *conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitLimit)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return &conn{t: t, c: c, in: bufio.NewReader(c)}
+	c := chattest.Dial(t, s.irc)
+	c.CRLF = true
+	return &conn{c}
 }
 
 // send writes each line with IRC's "\r\n" (the text protocol takes it
 // too).
 func (c *conn) send(lines ...string) {
-	c.t.Helper()
-	c.c.SetWriteDeadline(time.Now().Add(waitLimit))
-	_, err := io.WriteString(c.c, strings.Join(lines, "\r\n")+"\r\n")
-	require.NoError(c.t, err)
+	c.T.Helper()
+	c.Send(strings.Join(lines, "\r\n") + "\r\n")
 }
 
-// line reads the next line.
-func (c *conn) line() string {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(waitLimit))
-	s, err := c.in.ReadString('\n')
-	require.NoError(c.t, err, "reading a line; got %q so far", s)
-	return strings.TrimSuffix(strings.TrimSuffix(s, "\n"), "\r")
-}
-
-// expect reads the next line and checks it is want (formatted with args,
-// if any).
-func (c *conn) expect(want string, args ...any) {
-	c.t.Helper()
-	if len(args) > 0 {
-		want = fmt.Sprintf(want, args...)
-	}
-	assert.Equal(c.t, want, c.line())
+// expect reads the next line and checks that it is line, as it is: the
+// tests build their lines with source and numeric, not as formats.
+func (c *conn) expect(line string) {
+	c.T.Helper()
+	c.Expect("%s", line)
 }
 
 // until reads lines up to the first for which stop holds, and returns
 // them all, that one included.
 func (c *conn) until(stop func(string) bool) []string {
-	c.t.Helper()
+	c.T.Helper()
 	var lines []string
-	for {
-		l := c.line()
+	c.WaitUntil(func(l string) bool {
 		lines = append(lines, l)
-		if stop(l) {
-			return lines
-		}
-	}
+		return stop(l)
+	})
+	return lines
 }
 
 // syncs numbers the tokens of sync.
@@ -144,7 +116,7 @@ var syncs atomic.Int64
 // what the hub owed the client, and what its earlier lines made others
 // send it (irctest's way).
 func (c *conn) sync() []string {
-	c.t.Helper()
+	c.T.Helper()
 	token := fmt.Sprintf("sync%d", syncs.Add(1))
 	c.send("PING " + token)
 	lines := c.until(func(l string) bool { return strings.HasSuffix(l, " PONG "+serverName+" :"+token) })
@@ -153,36 +125,19 @@ func (c *conn) sync() []string {
 
 // expectNothing checks that nothing came before a PING's answer.
 func (c *conn) expectNothing() {
-	c.t.Helper()
-	assert.Empty(c.t, c.sync())
-}
-
-// expectClosed checks that the hub closes the connection with nothing
-// more to read.
-func (c *conn) expectClosed() {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(waitLimit))
-	s, err := c.in.ReadString('\n')
-	assert.Empty(c.t, s)
-	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
-		c.t.Errorf("want the connection closed, got %v", err)
-	}
-}
-
-func isReset(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && !op.Timeout()
+	c.T.Helper()
+	assert.Empty(c.T, c.sync())
 }
 
 // ircClient connects an IRC client to s and registers it as nick, and
 // reads the welcome, up to its 422 (the tests' face has no MOTD).
 func ircClient(t testing.TB, s *server, nick string) *conn {
 	t.Helper()
-	c := dial(t, s.irc)
+	c := dialIRC(t, s)
 	c.send("NICK "+nick, "USER "+nick+" 0 * :Real "+nick)
 	welcome := c.until(func(l string) bool { return strings.Contains(l, " 422 ") })
 	require.Equal(t, ":"+serverName+" 001 "+nick+" :Welcome to the "+serverName+" IRC network, "+nick+"!~"+nick+"@127.0.0.1", welcome[0])
-	c.name = nick
+	c.Name = nick
 	return c
 }
 
@@ -190,11 +145,11 @@ func ircClient(t testing.TB, s *server, nick string) *conn {
 // lobby (where online clients are then), and names it with /nick.
 func textClient(t testing.TB, s *server, name string, online int) *conn {
 	t.Helper()
-	c := dial(t, s.text)
-	c.expect("* welcome %s, %d online", c.c.LocalAddr().String(), online)
+	c := &conn{chattest.Dial(t, s.text)}
+	c.Expect("* welcome %s, %d online", c, online)
 	c.send("/nick " + name)
-	c.expect("* you are now %s", name)
-	c.name = name
+	c.Expect("* you are now %s", name)
+	c.Name = name
 	return c
 }
 

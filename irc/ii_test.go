@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // TestRealClientII: ii, a real IRC client (suckless's, file based: it
@@ -72,7 +74,7 @@ func TestRealClientII(t *testing.T) {
 	select {
 	case <-exited:
 		assert.NoError(t, waited, "ii exits once the server closes the connection")
-	case <-time.After(waitLimit):
+	case <-time.After(chattest.WaitLimit):
 		t.Fatal("ii did not exit after /q")
 	}
 }
@@ -80,10 +82,10 @@ func TestRealClientII(t *testing.T) {
 // openFIFO opens ii's FIFO at path for writing, once ii has made it.
 func openFIFO(t *testing.T, path string) *os.File {
 	t.Helper()
-	eventually(t, func() bool {
+	chattest.Eventually(t, func() bool {
 		fi, err := os.Stat(path)
 		return err == nil && fi.Mode()&os.ModeNamedPipe != 0
-	}, "ii made "+path)
+	}, "ii made %s", path)
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
@@ -100,22 +102,8 @@ func write(t *testing.T, f *os.File, line string) {
 // waitForText waits until the file at path holds text.
 func waitForText(t *testing.T, path, text string) {
 	t.Helper()
-	eventually(t, func() bool {
+	chattest.Eventually(t, func() bool {
 		b, err := os.ReadFile(path)
 		return err == nil && strings.Contains(string(b), text)
-	}, path+" holds "+text)
-}
-
-// eventually waits until cond holds, polling, and fails the test if it
-// does not within waitLimit: for what a program tells through its files,
-// which give no notice.
-func eventually(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", waitLimit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	}, "%s holds %q", path, text)
 }

@@ -1,7 +1,6 @@
 package irc_test
 
 import (
-	"bufio"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
+	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // The hub's limits apply to IRC clients as to everyone.
@@ -63,7 +63,7 @@ func TestFloodIsReadSlowly(t *testing.T) {
 	}
 	alice.send(flood...)
 	for i := range lines {
-		bob.expect(":"+source("alice", true)+" PRIVMSG #one :line %d", i)
+		bob.Expect(":%s PRIVMSG #one :line %d", source("alice", true), i)
 	}
 	// A lower bound only: a slow machine takes longer, never less.
 	min := time.Duration(lines-burst-2) * time.Second / rate
@@ -87,13 +87,13 @@ func TestIdleTimeout(t *testing.T) {
 	idle.send("JOIN #one")
 	idle.sync()
 	idle.expect("ERROR :Closing link (Idle timeout)")
-	idle.expectClosed()
+	idle.ExpectClosed()
 	select {
 	case e := <-left:
 		assert.Equal(t, "idle", e.Name)
 		assert.Equal(t, "one", e.Room)
 		assert.Equal(t, chatroom.ReasonIdle, e.Reason)
-	case <-time.After(waitLimit):
+	case <-time.After(chattest.WaitLimit):
 		t.Fatal("no event of idle's leaving")
 	}
 }
@@ -109,16 +109,13 @@ func TestSlowClientIsEvicted(t *testing.T) {
 
 	raw, err := smallBufferDialer(t).Dial("tcp", s.irc)
 	require.NoError(t, err)
-	t.Cleanup(func() { raw.Close() })
-	slow := &conn{t: t, c: raw, in: bufio.NewReader(raw)}
+	slow := &conn{chattest.NewClient(t, raw, "slow")} // it never reads
 	slow.send("NICK slow", "USER slow 0 * :Slow", "JOIN #one")
-	for deadline := time.Now().Add(waitLimit); ; {
-		require.True(t, time.Now().Before(deadline), "slow never joined #one")
+	chattest.Eventually(t, func() bool {
 		watcher.send("WHOIS slow")
-		if lines := watcher.sync(); len(lines) > 1 && lines[1] == numeric("319", "watcher", "slow :@#one") {
-			break
-		}
-	}
+		lines := watcher.sync()
+		return len(lines) > 1 && lines[1] == numeric("319", "watcher", "slow :@#one")
+	}, "slow joined #one")
 	for _, c := range []*conn{flooder, watcher} {
 		c.send("JOIN #one")
 		c.sync()
@@ -140,25 +137,18 @@ func TestSlowClientIsEvicted(t *testing.T) {
 				return
 			default:
 			}
-			flooder.c.SetWriteDeadline(time.Now().Add(waitLimit))
-			if _, err := fmt.Fprintf(flooder.c, "PRIVMSG #one :%d %s\r\n", i, text); err != nil {
+			flooder.Conn.SetWriteDeadline(time.Now().Add(chattest.WaitLimit))
+			if _, err := fmt.Fprintf(flooder.Conn, "PRIVMSG #one :%d %s\r\n", i, text); err != nil {
 				return
 			}
 		}
 	}()
-	go func() { // the flooder reads what it is sent, so that it is never slow itself
-		for {
-			flooder.c.SetReadDeadline(time.Now().Add(waitLimit))
-			if _, err := flooder.in.ReadString('\n'); err != nil {
-				return
-			}
-		}
-	}()
+	flooder.Discard() // the flooder reads what it is sent, so that it is never slow itself
 	t0 := time.Now()
 	quit := ":" + source("slow", true) + " QUIT :Too slow (outbox full)"
 	next := 0
 	for {
-		line := watcher.line()
+		line := watcher.Line()
 		if line == quit {
 			break
 		}

@@ -22,7 +22,7 @@ func TestWelcome(t *testing.T) {
 	text.send("/join games")
 	text.expect("* you are in games, 1 online")
 
-	c := dial(t, s.irc)
+	c := dialIRC(t, s)
 	c.send("NICK alice", "USER alice 0 * :Alice Liddell")
 	lines := c.until(func(l string) bool { return strings.Contains(l, " 376 ") })
 	require.GreaterOrEqual(t, len(lines), 12)
@@ -79,7 +79,7 @@ func TestRegistrationErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, s.irc)
+			c := dialIRC(t, s)
 			c.send(tt.lines...)
 			assert.Equal(t, tt.want, c.sync())
 		})
@@ -92,7 +92,7 @@ func TestNickTakenThenAnother(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
 	ircClient(t, s, "alice")
-	c := dial(t, s.irc)
+	c := dialIRC(t, s)
 	c.send("NICK alice", "USER u 0 * :x")
 	c.expect(numeric("433", "*", "alice :Nickname is already in use"))
 	c.send("NICK alice2")
@@ -102,10 +102,10 @@ func TestNickTakenThenAnother(t *testing.T) {
 func TestQuitBeforeAndAfterRegistration(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	early := dial(t, s.irc)
+	early := dialIRC(t, s)
 	early.send("QUIT :not staying")
 	early.expect("ERROR :Closing link (Quit: not staying)")
-	early.expectClosed()
+	early.ExpectClosed()
 
 	bob := ircClient(t, s, "bob")
 	alice := ircClient(t, s, "alice")
@@ -115,7 +115,7 @@ func TestQuitBeforeAndAfterRegistration(t *testing.T) {
 	bob.sync()
 	alice.send("QUIT :see you")
 	alice.expect("ERROR :Closing link (Quit: see you)")
-	alice.expectClosed()
+	alice.ExpectClosed()
 	bob.expect(":" + source("alice", true) + " QUIT :Quit: see you")
 }
 
@@ -126,7 +126,7 @@ func TestCapNegotiation(t *testing.T) {
 	alice.send("JOIN #games")
 	alice.sync()
 
-	c := dial(t, s.irc)
+	c := dialIRC(t, s)
 	c.send("CAP LS 302", "NICK bob", "USER bob 0 * :Bob")
 	c.expect(":irc.test CAP * LS :echo-message message-tags multi-prefix server-time userhost-in-names")
 	assert.Empty(t, c.sync(), "no welcome before CAP END")
@@ -168,7 +168,7 @@ func TestCapNegotiation(t *testing.T) {
 		":" + source("bob", true) + " PRIVMSG #games :not echoed",
 	}, alice.sync())
 	alice.send("PRIVMSG #games :with an id")
-	line := c.line()
+	line := c.Line()
 	assert.Regexp(t, `^@msgid=[0-9]+ :`+source("alice", true)+` PRIVMSG #games :with an id$`, line)
 }
 
@@ -183,7 +183,7 @@ func TestPassword(t *testing.T) {
 		return chatroom.AuthReply{Name: e.Name}, nil
 	}))
 	for _, pass := range []string{"", "PASS guess"} {
-		c := dial(t, s.irc)
+		c := dialIRC(t, s)
 		if pass != "" {
 			c.send(pass)
 		}
@@ -192,9 +192,9 @@ func TestPassword(t *testing.T) {
 			c.expect(numeric("464", "*", ":Password incorrect"))
 		}
 		c.expect("ERROR :Closing link (wrong password)")
-		c.expectClosed()
+		c.ExpectClosed()
 	}
-	c := dial(t, s.irc)
+	c := dialIRC(t, s)
 	c.send("PASS sesame", "NICK alice", "USER alice 0 * :Alice")
 	c.expect(numeric("001", "alice", ":Welcome to the irc.test IRC network, alice!~alice@127.0.0.1"))
 	c.sync()
@@ -205,7 +205,7 @@ func TestPassword(t *testing.T) {
 func TestPingPong(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	early := dial(t, s.irc)
+	early := dialIRC(t, s)
 	early.send("PING :before registering")
 	early.expect(":irc.test PONG irc.test :before registering")
 	c := ircClient(t, s, "alice")

@@ -80,7 +80,7 @@ func TestIRCAndTextInOneRoom(t *testing.T) {
 	alice.send("QUIT :bye")
 	bob.expect(ts + " * alicia left")
 	alice.expect("ERROR :Closing link (Quit: bye)")
-	alice.expectClosed()
+	alice.ExpectClosed()
 }
 
 // TestTextClientQuitsAndIsKicked: what IRC sees of a text client that
@@ -91,7 +91,7 @@ func TestTextClientQuitsAndIsKicked(t *testing.T) {
 	s := startServer(t, nil)
 	bob := textClient(t, s, "bob", 1)
 	carol := textClient(t, s, "carol", 2)
-	bob.until(func(l string) bool { return strings.HasSuffix(l, " is now carol") })
+	bob.WaitUntil(func(l string) bool { return strings.HasSuffix(l, " is now carol") })
 
 	// alice opens #ops herself, so she is its operator; the text
 	// clients come to it.
@@ -157,13 +157,13 @@ func TestChannelsBetweenIRCClients(t *testing.T) {
 	bob.expect(numeric("482", "bob", "#one :You're not channel operator"))
 	bob.send("TOPIC #one")
 	bob.expect(numeric("332", "bob", "#one :bob's topic"))
-	assert.Regexp(t, `^:irc\.test 333 bob #one bob [0-9]+$`, bob.line())
+	assert.Regexp(t, `^:irc\.test 333 bob #one bob [0-9]+$`, bob.Line())
 	bob.send("TOPIC #two", "TOPIC #none")
 	bob.expect(numeric("331", "bob", "#two :No topic is set"))
 	bob.expect(numeric("403", "bob", "#none :No such channel"))
 	bob.send("MODE #one")
 	bob.expect(numeric("324", "bob", "#one +t"))
-	assert.Regexp(t, `^:irc\.test 329 bob #one [0-9]+$`, bob.line())
+	assert.Regexp(t, `^:irc\.test 329 bob #one [0-9]+$`, bob.Line())
 
 	// Voice and operator status; NAMES with and without multi-prefix.
 	alice.send("MODE #one +v bob", "MODE #one +o bob")

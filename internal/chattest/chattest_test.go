@@ -82,6 +82,37 @@ func TestClientReadsLines(t *testing.T) {
 	}
 }
 
+// TestClientCRLF: a client told that the room ends its lines in "\r\n"
+// takes off both, and fails on a line that ends in a bare "\n"; one not
+// told keeps the "\r".
+func TestClientCRLF(t *testing.T) {
+	t.Parallel()
+	for _, background := range []bool{false, true} {
+		t.Run(fmt.Sprintf("background=%v", background), func(t *testing.T) {
+			t.Parallel()
+			c, room := serverPipe(t)
+			c.CRLF = true
+			if background {
+				c.Background()
+			}
+			go io.WriteString(room, "one\r\n\r\nbare\nlast\r\n")
+			assert.Equal(t, "one", c.Line())
+			assert.Equal(t, "", c.Line(), "an empty line")
+			var bare string
+			got := failures(t, func(tb testing.TB) {
+				c.T = tb
+				bare = c.Line()
+			})
+			require.Len(t, got, 1, "a line without its \"\\r\"")
+			assert.Contains(t, got[0], `"bare"`)
+			assert.Equal(t, "bare", bare, "returned all the same")
+			c.T = t
+			c.CRLF = false
+			assert.Equal(t, "last\r", c.Line())
+		})
+	}
+}
+
 func TestClientFailsWhenItShould(t *testing.T) {
 	t.Parallel()
 	c, room := serverPipe(t)

@@ -30,6 +30,7 @@ type Client struct {
 	In       *bufio.Reader // what Line reads, unless in the background
 	Name     string        // what the room calls the client, as far as the test knows
 	Patience time.Duration // how long one read or write may wait; 0 means WaitLimit
+	CRLF     bool          // the room ends its lines in "\r\n" (IRC's), not "\n": Line checks that each does, and takes off both
 
 	lines   chan string  // in the background: the lines read, for Line
 	readErr error        // in the background: why reading stopped; set before lines is closed
@@ -83,15 +84,23 @@ func (c *Client) Sendf(format string, args ...any) {
 	c.Send(fmt.Sprintf(format, args...))
 }
 
-// Line returns the next line from the room, without its newline. It stops
-// the test if none comes within the client's patience, or the connection
-// ends first.
+// Line returns the next line from the room, without its "\n" (its "\r\n"
+// with CRLF). It stops the test if none comes within the client's
+// patience, or the connection ends first. With CRLF, a line that ends in
+// a bare "\n" fails the test, and is returned without it.
 func (c *Client) Line() string {
 	c.T.Helper()
-	return c.lineBy(time.Now().Add(c.wait()))
+	l := c.lineBy(time.Now().Add(c.wait()))
+	if c.CRLF {
+		if !strings.HasSuffix(l, "\r") {
+			assert.Fail(c.T, `want the line to end in "\r\n"`, "%s got %q", c.Name, l)
+		}
+		l = strings.TrimSuffix(l, "\r")
+	}
+	return l
 }
 
-// lineBy is Line, with a deadline instead of the client's patience.
+// lineBy reads the next line, without its "\n", by the deadline.
 func (c *Client) lineBy(deadline time.Time) string {
 	c.T.Helper()
 	if c.lines != nil {
