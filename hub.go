@@ -310,6 +310,9 @@ func (h *Hub) serveListener(ln net.Listener, face Face, landing *Room) error {
 		return ErrRoomClosed
 	}
 	defer h.untrackListener(l)
+	if h.opts.rate > 0 {
+		limitReadBuffer(ln)
+	}
 
 	var delay time.Duration // how long to wait after a temporary error
 	for {

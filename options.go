@@ -273,7 +273,10 @@ func WithHistory(n int) Option {
 // more slowly, like an IRC server's fake lag: it waits, the back-pressure
 // reaches it through its connection, nothing it sent is dropped, and
 // nobody else is slowed. Every line counts, commands and empty lines
-// included. The default is [DefaultRate] a second with a burst of
+// included. On Unix, Serve gives a *net.TCPListener's socket a 16 KiB
+// receive buffer for it, which the connections it accepts inherit, so
+// that what a client sends beyond its rate waits on the client's side.
+// The default is [DefaultRate] a second with a burst of
 // [DefaultRateBurst]; (0, 0) turns it off. NewRoom panics if either is
 // negative or not finite, or if only one of them is 0.
 func WithRateLimit(perSecond float64, burst int) Option {

@@ -30,7 +30,6 @@ func (c *Client) startReading(polled bool) {
 	h := c.hub
 	if h.opts.rate > 0 {
 		c.tokens, c.tokensAt = float64(h.opts.rateBurst), time.Now()
-		c.limitReadBuffer()
 	}
 	if polled {
 		return // the poller starts the idle clock as it registers the client
@@ -286,21 +285,6 @@ func (c *Client) readFailed(err error) (LeaveReason, error) {
 		return reason, nil
 	}
 	return reasonForReadError(err)
-}
-
-// rateLimitedReadBuffer is the kernel's receive buffer for a TCP client
-// under flood control: small (the kernel's own default grows to megabytes),
-// so that what a client sends beyond its rate waits on its side, and its
-// writes block, instead of piling up in the hub's socket to be read at
-// the rate long after it stopped. 16 KiB is over a thousand short lines.
-const rateLimitedReadBuffer = 16 << 10
-
-// limitReadBuffer caps the client's kernel receive buffer, for flood
-// control (see rateLimitedReadBuffer).
-func (c *Client) limitReadBuffer() {
-	if tc, ok := c.conn.(*net.TCPConn); ok {
-		tc.SetReadBuffer(rateLimitedReadBuffer)
-	}
 }
 
 // throttle takes one of the client's rate tokens for a line, and one of

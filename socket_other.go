@@ -14,6 +14,11 @@ import (
 
 func rawSocket(net.Conn) syscall.RawConn { return nil }
 
+// limitReadBuffer leaves the listener's receive buffer as it is: flood
+// control still reads a client at its rate, and what it sends beyond
+// that waits in the kernel's buffers as they are.
+func limitReadBuffer(net.Listener) {}
+
 type socketInput struct{ rc syscall.RawConn } // rc is never set: there is no socket to wait on
 
 func readiness(syscall.RawConn) *socketInput { return nil }

@@ -168,3 +168,33 @@ func (w *socketWriter) tryWrite(rc syscall.RawConn, p []byte) int {
 	}
 	return w.n
 }
+
+// rateLimitedReadBuffer is the kernel's receive buffer for the TCP
+// clients of a hub with flood control: small (the kernel's own default
+// grows to megabytes), so that what a client sends beyond its rate waits
+// on its side, and its writes block, instead of piling up in the hub's
+// socket to be read at the rate long after it stopped. 16 KiB is over a
+// thousand short lines.
+const rateLimitedReadBuffer = 16 << 10
+
+// limitReadBuffer sets the receive buffer of ln's socket to
+// rateLimitedReadBuffer, if ln is a TCP listener: the connections it
+// accepts inherit it, and the window each offers, from its first SYN-ACK,
+// fits it. It is set on the listener and not on each connection because
+// an accepted connection has already offered a window for the larger
+// buffer: its client may send more than the smaller one holds, the kernel
+// drops what overflows, and the client's retransmissions back off for
+// seconds at a time, long after the rate allowed its lines.
+func limitReadBuffer(ln net.Listener) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rateLimitedReadBuffer)
+	})
+}
