@@ -190,18 +190,76 @@ func (h *Hub) deliver(msg BusMessage) bool {
 }
 
 // fromInbox carries out, in order, everything the bus delivered since the
-// last time.
+// last time. Lines that follow each other in one room, from one sender
+// (or from peers' clients), are relayed together, as a local sender's
+// batch is: one pass over the room's members for all of them.
 func (s *state) fromInbox() {
 	in := &s.hub.inbox
 	in.mu.Lock()
 	msgs := in.msgs
 	in.msgs, in.asked = s.inboxSpare[:0], false
 	in.mu.Unlock()
+	var run lineRun
 	for i := range msgs {
-		s.fromPeer(msgs[i])
+		if msgs[i].Kind == BusLine && msgs[i].Err == nil {
+			s.peerLine(&run, &msgs[i])
+		} else {
+			s.relayRun(&run)
+			s.fromPeer(msgs[i])
+		}
 		msgs[i] = BusMessage{}
 	}
+	s.relayRun(&run)
 	s.inboxSpare = msgs
+}
+
+// lineRun is lines from the bus waiting to be relayed together: said in
+// room, one after the other, by actor (this hub's client, or nil).
+type lineRun struct {
+	room  *Room
+	actor *Client
+	lines []*Message
+	last  uint64 // the ID of the last of lines
+}
+
+// relayRun relays the lines of run, if it has any, and empties it.
+func (s *state) relayRun(run *lineRun) {
+	if len(run.lines) > 0 {
+		s.relay(run.room, run.lines, run.actor)
+	}
+	*run = lineRun{}
+}
+
+// peerLine takes msg, a line the bus ordered, into run: cleaned, if the
+// hub relays it (its room is ready here and it is newer than the room's
+// last line), after relaying what run held if msg is of another room or
+// sender.
+func (s *state) peerLine(run *lineRun, msg *BusMessage) {
+	name, ok := roomName(msg.Room)
+	if !ok {
+		return
+	}
+	r := s.rooms[roomKey(name)]
+	if r == nil || !r.ready || !cleanLine(msg.Line, name) {
+		return
+	}
+	last := r.lastID
+	if run.room == r {
+		last = max(last, run.last)
+	}
+	if msg.Line.ID <= last {
+		return
+	}
+	actor := s.byName[foldName(msg.Line.From)]
+	if actor != nil && !actor.in(r) {
+		actor = nil
+	}
+	if run.room != r || run.actor != actor {
+		s.relayRun(run)
+		run.room, run.actor = r, actor
+	}
+	run.lines = append(run.lines, msg.Line)
+	run.last = msg.Line.ID
 }
 
 // closeBus closes the hub's bus, if it has one, once the hub goroutine
@@ -363,13 +421,9 @@ func (s *state) fromPeer(msg BusMessage) {
 	switch msg.Kind {
 	case BusHistory:
 		s.history(r, msg)
-	case BusLine:
+	case BusLine: // not ordered: one ordered goes through peerLine
 		if msg.Err != nil {
 			s.lineLost(msg)
-			return
-		}
-		if r != nil && r.ready && cleanLine(msg.Line, msg.Room) && msg.Line.ID > r.lastID {
-			s.relay(r, []*Message{msg.Line}, s.byName[foldName(msg.Line.From)])
 		}
 	case BusJoin:
 		s.remoteJoin(msg, r)
