@@ -101,7 +101,6 @@ func (r *receiver) receive(m *nats.Msg) bool {
 	case m.Subject == b.subj.mine:
 		return r.direct(m)
 	case strings.HasPrefix(m.Subject, b.subj.live):
-		b.lines.Add(1)
 		return r.live(m)
 	}
 	return true
