@@ -281,11 +281,12 @@ type Bus struct {
 	log   *slog.Logger
 	subj  subjects
 
-	names   jetstream.KeyValue             // the names bucket, from Open
-	deliver func(chatroom.BusMessage) bool // the hub's, from Open
-	ctx     context.Context                // ends when Close begins: the stream's reads stop
-	cancel  context.CancelFunc
-	opened  time.Time // when Open subscribed; the receiver's clock for names of unknown processes
+	names  jetstream.KeyValue             // the names bucket, from Open
+	toHub  func(chatroom.BusMessage) bool // the hub's deliver, from Open
+	held   []chatroom.BusMessage          // the receiver's: for the hub, not handed over yet (see deliver)
+	ctx    context.Context                // ends when Close begins: the stream's reads stop
+	cancel context.CancelFunc
+	opened time.Time // when Open subscribed; the receiver's clock for names of unknown processes
 
 	in      chan *nats.Msg           // everything received on core NATS, for the receiver
 	subs    []*nats.Subscription     // the presence subject and this process's own
@@ -511,7 +512,7 @@ func (b *Bus) Open(ctx context.Context, deliver func(chatroom.BusMessage) bool) 
 func (b *Bus) open(ctx context.Context, deliver func(chatroom.BusMessage) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	b.deliver = deliver
+	b.toHub = deliver
 	names, err := b.openBucket(ctx)
 	if err != nil {
 		return err
