@@ -488,7 +488,20 @@ func cleanName(name string) string {
 	if len(name) > 64 {
 		name = name[:64]
 	}
-	return cleanString(name)
+	return cleanPeer(name)
+}
+
+// cleanPeer is cleanString, without a copy of s when s is clean already:
+// printable ASCII with single spaces between words, as almost every text
+// that crosses a bus is, having been cleaned by the hub where it was said.
+func cleanPeer(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c >= 0x7f || c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' ') {
+			return cleanString(s)
+		}
+	}
+	return s
 }
 
 // cleanLine cleans m, a line from a peer said in room (for a whisper,
@@ -498,7 +511,7 @@ func cleanLine(m *Message, room string) bool {
 		return false
 	}
 	m.Room, m.From, m.To = room, cleanName(m.From), cleanName(m.To)
-	m.Text = cleanString(m.Text)
+	m.Text = cleanPeer(m.Text)
 	m.forms = formCache{}
 	return m.From != "" && m.Text != ""
 }

@@ -19,13 +19,16 @@ import (
 // it sends as this process's state to whoever asks.
 
 // item is one thing the hub published, copied: the bus keeps nothing of
-// the hub's.
+// the hub's. A line (BusLine) is its kind (said), sender (name), text,
+// time and notice flag.
 type item struct {
 	kind                            chatroom.BusKind
 	room, name, old, by, addr, text string
 	time                            time.Time
 	reason                          chatroom.LeaveReason
-	line                            *chatroom.Message // BusLine, BusWhisper: the bus's own copy
+	said                            chatroom.MessageKind // BusLine: say or action
+	notice                          bool                 // BusLine: a notice
+	line                            *chatroom.Message    // BusWhisper: the bus's own copy
 }
 
 // newItem copies m, or returns nil for a line or whisper without one.
@@ -37,9 +40,18 @@ func newItem(m chatroom.BusMessage) *item {
 		if l == nil {
 			return nil
 		}
+		if m.Kind == chatroom.BusLine {
+			it.said, it.name, it.text, it.time, it.notice = l.Kind, l.From, l.Text, l.Time, l.Notice
+			return it
+		}
 		it.line = &chatroom.Message{Kind: l.Kind, Time: l.Time, Room: m.Room, From: l.From, To: l.To, Text: l.Text, Notice: l.Notice}
 	}
 	return it
+}
+
+// message returns it, a line, as the hub's Message.
+func (it *item) message() *chatroom.Message {
+	return &chatroom.Message{Kind: it.said, Time: it.time, Room: it.room, From: it.name, Text: it.text, Notice: it.notice}
 }
 
 // pendingAck is a message of lines published to the stream, waiting for
@@ -133,7 +145,7 @@ func (p *publisher) lineBatch(first *item) []*item {
 	b := p.b
 	batch := []*item{first}
 	budget := min(maxBatchBytes, int(b.nc.MaxPayload()/2))
-	size := len(first.line.From) + len(first.line.Text)
+	size := len(first.name) + len(first.text)
 	for len(batch) < maxBatchLines && size < budget {
 		select {
 		case it := <-b.out:
@@ -142,7 +154,7 @@ func (p *publisher) lineBatch(first *item) []*item {
 				return batch
 			}
 			batch = append(batch, it)
-			size += len(it.line.From) + len(it.line.Text)
+			size += len(it.name) + len(it.text)
 		default:
 			return batch
 		}
@@ -251,15 +263,7 @@ func (b *Bus) publishLines(lines []*item) {
 		b.fail(lines, errors.New("not a room's name"))
 		return
 	}
-	e := &envelope{kind: kindLine, from: b.id, msg: chatroom.BusMessage{Room: first.room, Line: first.line}}
-	if len(lines) > 1 {
-		e.kind, e.msg.Line = kindLines, nil
-		e.lines = make([]*chatroom.Message, len(lines))
-		for i, it := range lines {
-			e.lines[i] = it.line
-		}
-	}
-	msg := &nats.Msg{Subject: b.subj.line + token, Data: e.encode(nil)}
+	msg := &nats.Msg{Subject: b.subj.line + token, Data: appendLines(nil, b.id, first.room, lines)}
 	f, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.stream), jetstream.WithRetryAttempts(0))
 	if err != nil {
 		b.fail(lines, err)
@@ -297,7 +301,7 @@ func (b *Bus) acknowledged() {
 func (b *Bus) fail(lines []*item, err error) {
 	b.failures.note(err.Error())
 	for _, it := range lines {
-		msg := chatroom.BusMessage{Kind: chatroom.BusLine, Room: it.room, Name: it.line.From, Line: it.line, Err: ErrNotDelivered}
+		msg := chatroom.BusMessage{Kind: chatroom.BusLine, Room: it.room, Name: it.name, Line: it.message(), Err: ErrNotDelivered}
 		select {
 		case b.failed <- msg:
 		default: // 1 024 waiting already: its sender is not told

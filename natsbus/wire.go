@@ -3,6 +3,7 @@ package natsbus
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/chatroom-go/chatroom"
@@ -139,6 +140,38 @@ func (e *envelope) encode(buf []byte) []byte {
 		}
 	case kindState:
 		buf = encodeState(buf, e.part, e.parts, e.members)
+	}
+	return buf
+}
+
+// appendLines appends the envelope, from the bus from, of lines said in
+// room one after the other: kindLine for one, kindLines for more. It
+// writes what encode writes for them, into one allocation at most.
+func appendLines(buf []byte, from, room string, lines []*item) []byte {
+	size := 2 + 1 + len(from) + 1 + binary.MaxVarintLen64 + 2 + len(room) + 2
+	for _, it := range lines {
+		size += binary.MaxVarintLen64 + 1 + 3 + len(it.name) + 3 + len(it.text) + 1
+	}
+	buf = slices.Grow(buf, size)
+	k, t := kindLines, time.Time{}
+	if len(lines) == 1 {
+		k, t = kindLine, lines[0].time
+	}
+	buf = append(buf, wireVersion, byte(k))
+	buf = appendString(buf, from)
+	buf = binary.AppendUvarint(buf, 0)
+	buf = appendTime(buf, t)
+	buf = appendString(buf, room)
+	if k == kindLines {
+		buf = binary.AppendUvarint(buf, uint64(len(lines)))
+	}
+	for _, it := range lines {
+		if k == kindLines {
+			buf = appendTime(buf, it.time)
+		}
+		buf = append(buf, byte(it.said))
+		buf = appendStrings(buf, it.name, it.text)
+		buf = append(buf, boolByte(it.notice))
 	}
 	return buf
 }

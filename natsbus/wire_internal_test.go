@@ -91,6 +91,26 @@ func TestDecodeRefuses(t *testing.T) {
 	}
 }
 
+// TestAppendLines: the publisher's encoding of its lines is encode's.
+func TestAppendLines(t *testing.T) {
+	at := time.Date(2026, 12, 3, 9, 0, 0, 7, time.UTC)
+	items := []*item{
+		{kind: chatroom.BusLine, room: "Games.2", said: chatroom.KindSay, name: "alice", text: "hi", time: at},
+		{kind: chatroom.BusLine, room: "Games.2", said: chatroom.KindAction, name: "bob", text: "waves", time: at.Add(time.Second), notice: true},
+		{kind: chatroom.BusLine, room: "Games.2", said: chatroom.KindSay, name: "carol", time: at.Add(2 * time.Second)},
+	}
+	for n := 1; n <= len(items); n++ {
+		e := envelope{kind: kindLine, from: testID, msg: chatroom.BusMessage{Room: "Games.2", Line: items[0].message()}}
+		if n > 1 {
+			e.kind, e.msg.Line = kindLines, nil
+			for _, it := range items[:n] {
+				e.lines = append(e.lines, it.message())
+			}
+		}
+		assert.Equal(t, e.encode(nil), appendLines(nil, testID, "Games.2", items[:n]), "%d lines", n)
+	}
+}
+
 // manyLines returns n lines said in lobby.
 func manyLines(n int) []*chatroom.Message {
 	lines := make([]*chatroom.Message, n)
