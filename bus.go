@@ -190,9 +190,9 @@ func (h *Hub) deliver(msg BusMessage) bool {
 }
 
 // fromInbox carries out, in order, everything the bus delivered since the
-// last time. Lines that follow each other in one room, from one sender
-// (or from peers' clients), are relayed together, as a local sender's
-// batch is: one pass over the room's members for all of them.
+// last time. Lines that follow each other in one room are relayed
+// together, as a local sender's batch is: one pass over the room's
+// members for all of them.
 func (s *state) fromInbox() {
 	in := &s.hub.inbox
 	in.mu.Lock()
@@ -214,26 +214,74 @@ func (s *state) fromInbox() {
 }
 
 // lineRun is lines from the bus waiting to be relayed together: said in
-// room, one after the other, by actor (this hub's client, or nil).
+// room, one after the other.
 type lineRun struct {
-	room  *Room
-	actor *Client
-	lines []*Message
-	last  uint64 // the ID of the last of lines
+	room   *Room
+	lines  []*Message
+	actors []*Client // the client of this hub who said each line, or nil
+	mixed  bool      // actors are not all the same
+	last   uint64    // the ID of the last of lines
 }
 
 // relayRun relays the lines of run, if it has any, and empties it.
 func (s *state) relayRun(run *lineRun) {
-	if len(run.lines) > 0 {
-		s.relay(run.room, run.lines, run.actor)
+	switch {
+	case len(run.lines) == 0:
+	case !run.mixed:
+		s.relay(run.room, run.lines, run.actors[0])
+	default:
+		s.relayMixed(run)
 	}
 	*run = lineRun{}
 }
 
+// relayMixed is relay for lines said by more than one sender: the
+// members who said none of them share the lines, in one pass over the
+// room; each sender among this hub's clients gets them in order, its own
+// in its own form.
+func (s *state) relayMixed(run *lineRun) {
+	r := run.room
+	for _, m := range run.lines {
+		r.lastID = m.ID
+		r.history.add(m)
+	}
+	r.stats.Messages += uint64(len(run.lines))
+	mark := s.dedupe()
+	for _, c := range run.actors {
+		if c != nil {
+			c.seat.got = mark // broadcast skips it: it gets its own below
+		}
+	}
+	s.broadcast(r, run.lines, nil, mark)
+	for i, c := range run.actors {
+		if c == nil || slices.Contains(run.actors[:i], c) {
+			continue
+		}
+		var lines [][]byte
+		for j, m := range run.lines {
+			form := c.seat.form
+			if run.actors[j] == c {
+				form = c.seat.own
+			}
+			if b := m.bytesFor(form, s.hub.format); b != nil {
+				lines = append(lines, b)
+			}
+		}
+		s.post(c, lines)
+	}
+	if s.events != nil {
+		for i, m := range run.lines {
+			if c := run.actors[i]; c != nil {
+				s.emit(Event{Kind: EventMessage, Time: m.Time, Room: r.name, Name: m.From, Addr: c.addr,
+					Text: m.Text, Action: m.Kind == KindAction})
+			}
+		}
+	}
+}
+
 // peerLine takes msg, a line the bus ordered, into run: cleaned, if the
 // hub relays it (its room is ready here and it is newer than the room's
-// last line), after relaying what run held if msg is of another room or
-// sender.
+// last line), after relaying what run held if msg is of another room.
 func (s *state) peerLine(run *lineRun, msg *BusMessage) {
 	name, ok := roomName(msg.Room)
 	if !ok {
@@ -254,11 +302,15 @@ func (s *state) peerLine(run *lineRun, msg *BusMessage) {
 	if actor != nil && !actor.in(r) {
 		actor = nil
 	}
-	if run.room != r || run.actor != actor {
+	if run.room != r {
 		s.relayRun(run)
-		run.room, run.actor = r, actor
+		run.room = r
+	}
+	if len(run.actors) > 0 && run.actors[0] != actor {
+		run.mixed = true
 	}
 	run.lines = append(run.lines, msg.Line)
+	run.actors = append(run.actors, actor)
 	run.last = msg.Line.ID
 }
 
