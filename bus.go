@@ -253,11 +253,12 @@ func (s *state) relayMixed(run *lineRun) {
 		}
 	}
 	s.broadcast(r, run.lines, nil, mark)
+	var lines [][]byte // each sender's in turn: post copies them
 	for i, c := range run.actors {
 		if c == nil || slices.Contains(run.actors[:i], c) {
 			continue
 		}
-		var lines [][]byte
+		lines = lines[:0]
 		for j, m := range run.lines {
 			form := c.seat.form
 			if run.actors[j] == c {
