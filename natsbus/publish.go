@@ -133,14 +133,15 @@ func (p *publisher) take(it *item) {
 	}
 }
 
-// maxBatchBytes bounds the texts of the lines published in one message
-// (past it, the batch ends with the line that crossed it).
+// maxBatchBytes bounds the names and texts of the lines published in one
+// message: a batch ends before the line that would cross it.
 const maxBatchBytes = 64 << 10
 
 // lineBatch returns first, a line, and the lines queued behind it said in
 // the same room, without waiting for more: at most maxBatchLines, and
-// maxBatchBytes of text or half the server's largest message. The first
-// item of another kind or room it took is left in p.next.
+// maxBatchBytes of text or half the server's largest message, whichever
+// is less (a first line longer than that goes alone). The first item it
+// took that is not of the batch is left in p.next.
 func (p *publisher) lineBatch(first *item) []*item {
 	b := p.b
 	batch := []*item{first}
@@ -149,12 +150,13 @@ func (p *publisher) lineBatch(first *item) []*item {
 	for len(batch) < maxBatchLines && size < budget {
 		select {
 		case it := <-b.out:
-			if it.kind != chatroom.BusLine || it.room != first.room {
+			n := len(it.name) + len(it.text)
+			if it.kind != chatroom.BusLine || it.room != first.room || size+n > budget {
 				p.next = it
 				return batch
 			}
 			batch = append(batch, it)
-			size += len(it.name) + len(it.text)
+			size += n
 		default:
 			return batch
 		}
