@@ -190,18 +190,129 @@ func (h *Hub) deliver(msg BusMessage) bool {
 }
 
 // fromInbox carries out, in order, everything the bus delivered since the
-// last time.
+// last time. Lines that follow each other in one room are relayed
+// together, as a local sender's batch is: one pass over the room's
+// members for all of them.
 func (s *state) fromInbox() {
 	in := &s.hub.inbox
 	in.mu.Lock()
 	msgs := in.msgs
 	in.msgs, in.asked = s.inboxSpare[:0], false
 	in.mu.Unlock()
+	var run lineRun
 	for i := range msgs {
-		s.fromPeer(msgs[i])
+		if msgs[i].Kind == BusLine && msgs[i].Err == nil {
+			s.peerLine(&run, &msgs[i])
+		} else {
+			s.relayRun(&run)
+			s.fromPeer(msgs[i])
+		}
 		msgs[i] = BusMessage{}
 	}
+	s.relayRun(&run)
 	s.inboxSpare = msgs
+}
+
+// lineRun is lines from the bus waiting to be relayed together: said in
+// room, one after the other.
+type lineRun struct {
+	room   *Room
+	lines  []*Message
+	actors []*Client // the client of this hub who said each line, or nil
+	mixed  bool      // actors are not all the same
+	last   uint64    // the ID of the last of lines
+}
+
+// relayRun relays the lines of run, if it has any, and empties it.
+func (s *state) relayRun(run *lineRun) {
+	switch {
+	case len(run.lines) == 0:
+	case !run.mixed:
+		s.relay(run.room, run.lines, run.actors[0])
+	default:
+		s.relayMixed(run)
+	}
+	*run = lineRun{}
+}
+
+// relayMixed is relay for lines said by more than one sender: the
+// members who said none of them share the lines, in one pass over the
+// room; each sender among this hub's clients gets them in order, its own
+// in its own form.
+func (s *state) relayMixed(run *lineRun) {
+	r := run.room
+	for _, m := range run.lines {
+		r.lastID = m.ID
+		r.history.add(m)
+	}
+	r.stats.Messages += uint64(len(run.lines))
+	mark := s.dedupe()
+	for _, c := range run.actors {
+		if c != nil {
+			c.seat.got = mark // broadcast skips it: it gets its own below
+		}
+	}
+	s.broadcast(r, run.lines, nil, mark)
+	var lines [][]byte // each sender's in turn: post copies them
+	for i, c := range run.actors {
+		if c == nil || slices.Contains(run.actors[:i], c) {
+			continue
+		}
+		lines = lines[:0]
+		for j, m := range run.lines {
+			form := c.seat.form
+			if run.actors[j] == c {
+				form = c.seat.own
+			}
+			if b := m.bytesFor(form, s.hub.format); b != nil {
+				lines = append(lines, b)
+			}
+		}
+		s.post(c, lines)
+	}
+	if s.events != nil {
+		for i, m := range run.lines {
+			if c := run.actors[i]; c != nil {
+				s.emit(Event{Kind: EventMessage, Time: m.Time, Room: r.name, Name: m.From, Addr: c.addr,
+					Text: m.Text, Action: m.Kind == KindAction})
+			}
+		}
+	}
+}
+
+// peerLine takes msg, a line the bus ordered, into run: cleaned, if the
+// hub relays it (its room is ready here and it is newer than the room's
+// last line), after relaying what run held if msg is of another room.
+func (s *state) peerLine(run *lineRun, msg *BusMessage) {
+	name, ok := roomName(msg.Room)
+	if !ok {
+		return
+	}
+	r := s.rooms[roomKey(name)]
+	if r == nil || !r.ready || !cleanLine(msg.Line, name) {
+		return
+	}
+	last := r.lastID
+	if run.room == r {
+		last = max(last, run.last)
+	}
+	if msg.Line.ID <= last {
+		return
+	}
+	actor := s.byName[foldName(msg.Line.From)]
+	if actor != nil && !actor.in(r) {
+		actor = nil
+	}
+	if run.room != r {
+		s.relayRun(run)
+		run.room = r
+	}
+	if len(run.actors) > 0 && run.actors[0] != actor {
+		run.mixed = true
+	}
+	run.lines = append(run.lines, msg.Line)
+	run.actors = append(run.actors, actor)
+	run.last = msg.Line.ID
 }
 
 // closeBus closes the hub's bus, if it has one, once the hub goroutine
@@ -363,13 +474,9 @@ func (s *state) fromPeer(msg BusMessage) {
 	switch msg.Kind {
 	case BusHistory:
 		s.history(r, msg)
-	case BusLine:
+	case BusLine: // not ordered: one ordered goes through peerLine
 		if msg.Err != nil {
 			s.lineLost(msg)
-			return
-		}
-		if r != nil && r.ready && cleanLine(msg.Line, msg.Room) && msg.Line.ID > r.lastID {
-			s.relay(r, []*Message{msg.Line}, s.byName[foldName(msg.Line.From)])
 		}
 	case BusJoin:
 		s.remoteJoin(msg, r)
@@ -434,7 +541,20 @@ func cleanName(name string) string {
 	if len(name) > 64 {
 		name = name[:64]
 	}
-	return cleanString(name)
+	return cleanPeer(name)
+}
+
+// cleanPeer is cleanString, without a copy of s when s is clean already:
+// printable ASCII with single spaces between words, as almost every text
+// that crosses a bus is, having been cleaned by the hub where it was said.
+func cleanPeer(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c >= 0x7f || c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' ') {
+			return cleanString(s)
+		}
+	}
+	return s
 }
 
 // cleanLine cleans m, a line from a peer said in room (for a whisper,
@@ -444,7 +564,7 @@ func cleanLine(m *Message, room string) bool {
 		return false
 	}
 	m.Room, m.From, m.To = room, cleanName(m.From), cleanName(m.To)
-	m.Text = cleanString(m.Text)
+	m.Text = cleanPeer(m.Text)
 	m.forms = formCache{}
 	return m.From != "" && m.Text != ""
 }

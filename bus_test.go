@@ -32,6 +32,7 @@ type fakeBus struct {
 	done      chan struct{}         // closed by Close
 	stopped   chan struct{}         // closed by the delivering goroutine as it returns
 	closed    bool
+	holding   bool // todo waits for release
 }
 
 func newFakeBus(taken ...string) *fakeBus {
@@ -76,10 +77,45 @@ func (b *fakeBus) deliver(deliver func(chatroom.BusMessage) bool) {
 // queue adds m to what the bus is to deliver.
 func (b *fakeBus) queue(m chatroom.BusMessage) {
 	b.todo = append(b.todo, m)
+	if !b.holding {
+		b.poke()
+	}
+}
+
+// poke wakes the delivering goroutine.
+func (b *fakeBus) poke() {
 	select {
 	case b.wake <- struct{}{}:
 	default:
 	}
+}
+
+// hold has what is queued from now on wait for release, which hands it
+// all to the hub at once.
+func (b *fakeBus) hold() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = true
+}
+
+func (b *fakeBus) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = false
+	b.poke()
+}
+
+// lines is how many lines the hub published.
+func (b *fakeBus) lines() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, m := range b.published {
+		if m.Kind == chatroom.BusLine {
+			n++
+		}
+	}
+	return n
 }
 
 func (b *fakeBus) Publish(m chatroom.BusMessage) {
@@ -148,6 +184,45 @@ func (b *fakeBus) holds(name string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.names[strings.ToLower(name)]
+}
+
+// TestBusLinesOfSeveralSenders: lines of several senders that the bus
+// hands back together reach every member in the bus's order, each sender
+// the others' lines and not its own (a text client is not sent its own).
+func TestBusLinesOfSeveralSenders(t *testing.T) {
+	t.Parallel()
+	bus := newFakeBus()
+	room := pipeRoom(t, chatroom.WithBus(bus), chatroom.WithHistory(5))
+	alice, _ := pipeClient(t, room, "alice", 1)
+	alice.Expect(ts + " zed say: from the bus's history")
+	bob, _ := pipeClient(t, room, "bob", 2)
+	bob.Expect(ts + " zed say: from the bus's history")
+	alice.Expect(ts + " * bob joined")
+	carol, _ := pipeClient(t, room, "carol", 3)
+	carol.Expect(ts + " zed say: from the bus's history")
+	alice.Expect(ts + " * carol joined")
+	bob.Expect(ts + " * carol joined")
+
+	bus.hold()
+	said := []struct {
+		by   *client
+		text string
+	}{{alice, "a1"}, {bob, "b1"}, {bob, "b2"}, {alice, "a2"}, {carol, "c1"}, {alice, "a3"}}
+	for i, s := range said {
+		s.by.Send(s.text + "\n")
+		eventually(t, func() bool { return bus.lines() == i+1 }, "the line is published")
+	}
+	bus.release()
+	for _, c := range []*client{alice, bob, carol} {
+		for _, s := range said {
+			if s.by != c {
+				c.Expect("%s %s say: %s", ts, map[*client]string{alice: "alice", bob: "bob", carol: "carol"}[s.by], s.text)
+			}
+		}
+	}
+	alice.Send("after\n")
+	bob.Expect(ts + " alice say: after")
+	carol.Expect(ts + " alice say: after")
 }
 
 // TestBusOpenFailureStopsTheRoom: a bus that does not open is an error

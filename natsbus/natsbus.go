@@ -14,12 +14,15 @@
 // ignoring case, and '.' separates the tokens of a NATS subject):
 //
 //   - Lines said in a room are ordered by JetStream. A process publishes
-//     each line of its clients to the stream chatroom_NS_lines on the
-//     subject chatroom.NS.line.ROOM and relays it, to its own clients
-//     too, only when it comes back: the stream numbers it (the line's ID
-//     is its stream sequence, the same on every process) and re-publishes
-//     it (the stream's RePublish) on chatroom.NS.live.ROOM, with its
-//     sequence and the sequence of the room's line before it in headers.
+//     its clients' lines to the stream chatroom_NS_lines on the subject
+//     chatroom.NS.line.ROOM, the lines said one after the other in a room
+//     that are queued together in one message (up to 256 lines, 64 KiB of
+//     text), and relays them, to its own clients too, only when they come
+//     back: the stream numbers the message (a line's ID is its message's
+//     stream sequence times 256 plus its place in the message, the same on
+//     every process) and re-publishes it (the stream's RePublish) on
+//     chatroom.NS.live.ROOM, with its sequence and the sequence of the
+//     room's message before it in headers.
 //     A process subscribes with core NATS to the live subject of each room
 //     it has members in, and only those: a room's traffic reaches only the
 //     processes that want it. The stream keeps the last lines of each room
@@ -278,11 +281,12 @@ type Bus struct {
 	log   *slog.Logger
 	subj  subjects
 
-	names   jetstream.KeyValue             // the names bucket, from Open
-	deliver func(chatroom.BusMessage) bool // the hub's, from Open
-	ctx     context.Context                // ends when Close begins: the stream's reads stop
-	cancel  context.CancelFunc
-	opened  time.Time // when Open subscribed; the receiver's clock for names of unknown processes
+	names  jetstream.KeyValue             // the names bucket, from Open
+	toHub  func(chatroom.BusMessage) bool // the hub's deliver, from Open
+	held   []chatroom.BusMessage          // the receiver's: for the hub, not handed over yet (see deliver)
+	ctx    context.Context                // ends when Close begins: the stream's reads stop
+	cancel context.CancelFunc
+	opened time.Time // when Open subscribed; the receiver's clock for names of unknown processes
 
 	in      chan *nats.Msg           // everything received on core NATS, for the receiver
 	subs    []*nats.Subscription     // the presence subject and this process's own
@@ -352,7 +356,7 @@ type Stats struct {
 	Refused   uint64 // messages received that a limit refused
 	Recovered uint64 // lines read from the stream after a gap
 	Received  uint64 // messages received on core NATS, of every kind
-	Lines     uint64 // ... of which lines of rooms, on their live subjects
+	Lines     uint64 // lines of rooms received on their live subjects (one message of the stream may carry several)
 }
 
 // Connect connects to the NATS server at url (a comma-separated list is
@@ -508,7 +512,7 @@ func (b *Bus) Open(ctx context.Context, deliver func(chatroom.BusMessage) bool) 
 func (b *Bus) open(ctx context.Context, deliver func(chatroom.BusMessage) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	b.deliver = deliver
+	b.toHub = deliver
 	names, err := b.openBucket(ctx)
 	if err != nil {
 		return err
@@ -553,7 +557,7 @@ func (b *Bus) Publish(m chatroom.BusMessage) {
 	default:
 		b.dropped.Add(1)
 		if it.kind == chatroom.BusLine {
-			b.fail(it, errors.New("the publishing queue is full"))
+			b.fail([]*item{it}, errors.New("the publishing queue is full"))
 		}
 	}
 }

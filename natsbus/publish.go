@@ -19,13 +19,16 @@ import (
 // it sends as this process's state to whoever asks.
 
 // item is one thing the hub published, copied: the bus keeps nothing of
-// the hub's.
+// the hub's. A line (BusLine) is its kind (said), sender (name), text,
+// time and notice flag.
 type item struct {
 	kind                            chatroom.BusKind
 	room, name, old, by, addr, text string
 	time                            time.Time
 	reason                          chatroom.LeaveReason
-	line                            *chatroom.Message // BusLine, BusWhisper: the bus's own copy
+	said                            chatroom.MessageKind // BusLine: say or action
+	notice                          bool                 // BusLine: a notice
+	line                            *chatroom.Message    // BusWhisper: the bus's own copy
 }
 
 // newItem copies m, or returns nil for a line or whisper without one.
@@ -37,16 +40,25 @@ func newItem(m chatroom.BusMessage) *item {
 		if l == nil {
 			return nil
 		}
+		if m.Kind == chatroom.BusLine {
+			it.said, it.name, it.text, it.time, it.notice = l.Kind, l.From, l.Text, l.Time, l.Notice
+			return it
+		}
 		it.line = &chatroom.Message{Kind: l.Kind, Time: l.Time, Room: m.Room, From: l.From, To: l.To, Text: l.Text, Notice: l.Notice}
 	}
 	return it
 }
 
-// pendingAck is a line published to the stream, waiting for its
-// acknowledgement.
+// message returns it, a line, as the hub's Message.
+func (it *item) message() *chatroom.Message {
+	return &chatroom.Message{Kind: it.said, Time: it.time, Room: it.room, From: it.name, Text: it.text, Notice: it.notice}
+}
+
+// pendingAck is a message of lines published to the stream, waiting for
+// its acknowledgement.
 type pendingAck struct {
-	f  jetstream.PubAckFuture
-	it *item
+	f     jetstream.PubAckFuture
+	lines []*item
 }
 
 // publisher is the publisher goroutine's own.
@@ -57,6 +69,7 @@ type publisher struct {
 	members    map[string]*member // this process's clients in rooms, by nameKey
 	owesHello  bool               // a presence message was not published: everyone should ask for the state
 	reconnects uint64             // the connection's count of reconnections, as last seen
+	next       *item              // taken from the queue behind a batch of lines, not of it: the next to publish
 }
 
 // member is one of this process's clients, as its state lists it.
@@ -76,7 +89,7 @@ func (b *Bus) publisher() {
 	for {
 		select {
 		case it := <-b.out:
-			p.apply(it)
+			p.take(it)
 		case <-b.asked:
 			p.states()
 		case <-tick.C:
@@ -91,7 +104,7 @@ func (b *Bus) publisher() {
 			for {
 				select {
 				case it := <-b.out:
-					p.apply(it)
+					p.take(it)
 					continue
 				default:
 				}
@@ -106,13 +119,55 @@ func (b *Bus) publisher() {
 	}
 }
 
-// apply publishes it, and keeps this process's state up to date.
-func (p *publisher) apply(it *item) {
+// take publishes it and whatever it takes from the queue behind it, in
+// order: lines said in one room one after the other, already queued, go
+// to the stream together (see lineBatch).
+func (p *publisher) take(it *item) {
+	for it != nil {
+		if it.kind == chatroom.BusLine {
+			p.b.publishLines(p.lineBatch(it))
+		} else {
+			p.apply(it)
+		}
+		it, p.next = p.next, nil
+	}
+}
+
+// maxBatchBytes bounds the names and texts of the lines published in one
+// message: a batch ends before the line that would cross it.
+const maxBatchBytes = 64 << 10
+
+// lineBatch returns first, a line, and the lines queued behind it said in
+// the same room, without waiting for more: at most maxBatchLines, and
+// maxBatchBytes of text or half the server's largest message, whichever
+// is less (a first line longer than that goes alone). The first item it
+// took that is not of the batch is left in p.next.
+func (p *publisher) lineBatch(first *item) []*item {
 	b := p.b
+	batch := []*item{first}
+	budget := min(maxBatchBytes, int(b.nc.MaxPayload()/2))
+	size := len(first.name) + len(first.text)
+	for len(batch) < maxBatchLines && size < budget {
+		select {
+		case it := <-b.out:
+			n := len(it.name) + len(it.text)
+			if it.kind != chatroom.BusLine || it.room != first.room || size+n > budget {
+				p.next = it
+				return batch
+			}
+			batch = append(batch, it)
+			size += n
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// apply publishes it, anything but a line, and keeps this process's state
+// up to date.
+func (p *publisher) apply(it *item) {
 	switch it.kind {
-	case chatroom.BusLine:
-		b.publishLine(it)
-		return
 	case chatroom.BusWhisper, chatroom.BusKick:
 		p.direct(it)
 		return
@@ -199,25 +254,26 @@ func (p *publisher) direct(it *item) {
 	b.published.Add(1)
 }
 
-// publishLine publishes a line to the stream, and has the acknowledgement
-// watched: a line the stream does not take is handed back to the hub.
-// Retries are off: a line retried later could pass its sender's next.
-func (b *Bus) publishLine(it *item) {
-	token, ok := roomToken(it.room)
+// publishLines publishes lines said in one room, in order, to the stream
+// in one message, and has the acknowledgement watched: lines the stream
+// does not take are handed back to the hub. Retries are off: lines
+// retried later could pass their senders' next.
+func (b *Bus) publishLines(lines []*item) {
+	first := lines[0]
+	token, ok := roomToken(first.room)
 	if !ok {
-		b.fail(it, errors.New("not a room's name"))
+		b.fail(lines, errors.New("not a room's name"))
 		return
 	}
-	e := &envelope{kind: kindLine, from: b.id, msg: chatroom.BusMessage{Room: it.room, Line: it.line}}
-	msg := &nats.Msg{Subject: b.subj.line + token, Data: e.encode(nil)}
+	msg := &nats.Msg{Subject: b.subj.line + token, Data: appendLines(nil, b.id, first.room, lines)}
 	f, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.stream), jetstream.WithRetryAttempts(0))
 	if err != nil {
-		b.fail(it, err)
+		b.fail(lines, err)
 		return
 	}
-	b.published.Add(1)
+	b.published.Add(uint64(len(lines)))
 	select {
-	case b.acks <- pendingAck{f, it}:
+	case b.acks <- pendingAck{f, lines}:
 	case <-b.done:
 	}
 }
@@ -232,7 +288,7 @@ func (b *Bus) acknowledged() {
 			select {
 			case <-a.f.Ok():
 			case err := <-a.f.Err():
-				b.fail(a.it, err)
+				b.fail(a.lines, err)
 			case <-b.done:
 				return
 			}
@@ -242,14 +298,16 @@ func (b *Bus) acknowledged() {
 	}
 }
 
-// fail hands it, a line, back to the hub as not delivered, through the
+// fail hands lines back to the hub as not delivered, through the
 // receiver, and logs why (at most once a second).
-func (b *Bus) fail(it *item, err error) {
+func (b *Bus) fail(lines []*item, err error) {
 	b.failures.note(err.Error())
-	msg := chatroom.BusMessage{Kind: chatroom.BusLine, Room: it.room, Name: it.line.From, Line: it.line, Err: ErrNotDelivered}
-	select {
-	case b.failed <- msg:
-	default: // 1 024 waiting already: its sender is not told
+	for _, it := range lines {
+		msg := chatroom.BusMessage{Kind: chatroom.BusLine, Room: it.room, Name: it.name, Line: it.message(), Err: ErrNotDelivered}
+		select {
+		case b.failed <- msg:
+		default: // 1 024 waiting already: its sender is not told
+		}
 	}
 }
 

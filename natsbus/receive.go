@@ -11,7 +11,7 @@ import (
 )
 
 // This file is the receiver goroutine: the only caller of the hub's
-// deliver. It reads everything that arrives on core NATS (presence, this
+// deliver, with bursts of what it held (Bus.deliver, handOver). It reads everything that arrives on core NATS (presence, this
 // process's own subject, the live subjects of its rooms), the hub's
 // Subscribe and Unsubscribe, the stream's answers and the lines NATS did
 // not take, and hands the hub what happened, in order. Once a heartbeat it
@@ -77,10 +77,42 @@ func (b *Bus) receiver() {
 		case <-b.done:
 			return
 		}
+		if ok && (len(b.in) == 0 || len(b.held) >= maxHeld) {
+			ok = b.handOver()
+		}
 		if !ok { // the hub is closing
 			return
 		}
 	}
+}
+
+// maxHeld is the most messages the receiver holds for the hub before it
+// hands them over: the hub's inbox takes 256 before deliver waits.
+const maxHeld = 256
+
+// deliver holds msg for the hub, in order; the receiver hands over what
+// it holds before it waits for more (when nothing more has arrived from
+// NATS), or at maxHeld messages: the hub then takes a burst of lines at
+// once, and writes them to each member together. It reports false once
+// the hub is closing. The receiver's alone.
+func (b *Bus) deliver(msg chatroom.BusMessage) bool {
+	b.held = append(b.held, msg)
+	return true
+}
+
+// handOver hands the hub what the receiver holds. It reports false once
+// the hub is closing.
+func (b *Bus) handOver() bool {
+	for i := range b.held {
+		if !b.toHub(b.held[i]) {
+			clear(b.held)
+			b.held = b.held[:0]
+			return false
+		}
+		b.held[i] = chatroom.BusMessage{}
+	}
+	b.held = b.held[:0]
+	return true
 }
 
 // stop drops the rooms' subscriptions.
@@ -101,7 +133,6 @@ func (r *receiver) receive(m *nats.Msg) bool {
 	case m.Subject == b.subj.mine:
 		return r.direct(m)
 	case strings.HasPrefix(m.Subject, b.subj.live):
-		b.lines.Add(1)
 		return r.live(m)
 	}
 	return true

@@ -44,10 +44,11 @@ type roomSub struct {
 	dropped  int       // lines NATS dropped on its live subject (a slow consumer), as last seen
 }
 
-// liveLine is a line as it came on a room's live subject.
+// liveLine is a message of the stream as it came on a room's live
+// subject: one line, or several said one after the other.
 type liveLine struct {
-	seq, prev   uint64            // its sequence, and that of the room's line before it
-	line        *chatroom.Message // nil for one that could not be read: its place in the sequence counts
+	seq, prev   uint64              // its sequence, and that of the room's message before it
+	lines       []*chatroom.Message // nil for one that could not be read: its place in the sequence counts
 	peer        string
 	early       bool // received before the read of the stream that is running began
 	unconfirmed bool // a read after it did not find it: one more may, then it is dropped
@@ -143,11 +144,11 @@ type fetchResult struct {
 	err   error
 }
 
-// storedLine is a line read from the stream.
+// storedLine is a message read from the stream: one line, or several.
 type storedLine struct {
-	seq  uint64
-	line *chatroom.Message
-	peer string
+	seq   uint64
+	lines []*chatroom.Message // nil for one that could not be read
+	peer  string
 }
 
 // start starts a read of rs's lines on a goroutine of its own.
@@ -199,16 +200,15 @@ func (r *receiver) fetched(res fetchResult) bool {
 		b.log.Warn("natsbus: a room's missed lines could not be read; they are skipped", "room", rs.name, "err", res.err)
 		trust = true // no new read for what is missed: that one just failed
 	case job.initial:
-		lines := res.lines
-		if len(lines) > job.n {
-			lines = lines[len(lines)-job.n:]
-		}
-		history := make([]*chatroom.Message, 0, len(lines))
-		for _, l := range lines {
-			if l.line != nil {
-				l.line.ID = l.seq
-				history = append(history, l.line)
+		var history []*chatroom.Message
+		for _, l := range res.lines {
+			for i, line := range l.lines {
+				line.ID = lineID(l.seq, i)
+				history = append(history, line)
 			}
+		}
+		if len(history) > job.n {
+			history = history[len(history)-job.n:]
 		}
 		rs.last = max(rs.last, res.max)
 		if !b.deliver(chatroom.BusMessage{Kind: chatroom.BusHistory, Room: rs.name, Lines: history}) {
@@ -220,13 +220,8 @@ func (r *receiver) fetched(res fetchResult) bool {
 				continue
 			}
 			rs.last = l.seq
-			if l.line == nil {
-				continue
-			}
-			b.recovered.Add(1)
-			l.line.ID = l.seq
-			if !b.deliver(chatroom.BusMessage{Kind: chatroom.BusLine, Peer: l.peer, Room: l.line.Room, Name: l.line.From,
-				Line: l.line, Time: l.line.Time}) {
+			b.recovered.Add(uint64(len(l.lines)))
+			if !b.deliverLines(l.seq, l.lines, l.peer) {
 				return false
 			}
 		}
@@ -279,14 +274,15 @@ func (r *receiver) afterFetch(rs *roomSub) bool {
 func (r *receiver) live(m *nats.Msg) bool {
 	b := r.b
 	token := m.Subject[len(b.subj.live):]
-	rs := r.rooms[token]
-	if rs == nil {
-		return true // unsubscribed since
-	}
 	l, ok := b.liveLine(m, token)
+	b.lines.Add(uint64(max(len(l.lines), 1)))
 	if !ok {
 		b.malformed.note(m.Subject)
 		return true
+	}
+	rs := r.rooms[token]
+	if rs == nil {
+		return true // unsubscribed since
 	}
 	if rs.fetching {
 		if len(rs.pending) >= maxPendingLines {
@@ -312,12 +308,20 @@ func (r *receiver) line(rs *roomSub, l liveLine, trust bool) bool {
 		return true
 	}
 	rs.last = l.seq
-	if l.line == nil {
-		return true
+	return r.b.deliverLines(l.seq, l.lines, l.peer)
+}
+
+// deliverLines hands the hub lines, the stream's message seq, in order,
+// each with its ID. It reports false once the hub is closing.
+func (b *Bus) deliverLines(seq uint64, lines []*chatroom.Message, peer string) bool {
+	for i, line := range lines {
+		line.ID = lineID(seq, i)
+		if !b.deliver(chatroom.BusMessage{Kind: chatroom.BusLine, Peer: peer, Room: line.Room, Name: line.From,
+			Line: line, Time: line.Time}) {
+			return false
+		}
 	}
-	l.line.ID = l.seq
-	return r.b.deliver(chatroom.BusMessage{Kind: chatroom.BusLine, Peer: l.peer, Room: l.line.Room, Name: l.line.From,
-		Line: l.line, Time: l.line.Time})
+	return true
 }
 
 // liveLine reads a line re-published on the live subject of the room
@@ -336,24 +340,27 @@ func (b *Bus) liveLine(m *nats.Msg, token string) (liveLine, bool) {
 		return liveLine{}, false
 	}
 	l := liveLine{seq: seq, prev: prev}
-	l.line, l.peer = b.readLine(m.Data, token)
-	if l.line == nil {
+	l.lines, l.peer = b.readLines(m.Data, token)
+	if l.lines == nil {
 		b.malformed.note(m.Subject)
 	}
 	return l, true
 }
 
-// readLine decodes a line of the room whose token is token, or returns
-// nil.
-func (b *Bus) readLine(data []byte, token string) (*chatroom.Message, string) {
+// readLines decodes the lines of one message of the stream, said in the
+// room whose token is token, or returns nil.
+func (b *Bus) readLines(data []byte, token string) ([]*chatroom.Message, string) {
 	e, err := decode(data, b.cfg.maxLine)
-	if err != nil || e.kind != kindLine {
+	if err != nil || e.kind != kindLine && e.kind != kindLines {
 		return nil, ""
 	}
 	if t, ok := roomToken(e.msg.Room); !ok || t != token {
 		return nil, ""
 	}
-	return e.msg.Line, e.from
+	if e.kind == kindLine {
+		return []*chatroom.Message{e.msg.Line}, e.from
+	}
+	return e.lines, e.from
 }
 
 // readRoom reads a room's lines from the stream: every line it keeps of
@@ -378,11 +385,11 @@ func (b *Bus) readRoom(job fetchJob) fetchResult {
 	for _, m := range msgs {
 		seq, _ := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		res.max = max(res.max, seq)
-		line, peer := b.readLine(m.Data, job.token)
-		if line == nil {
+		lines, peer := b.readLines(m.Data, job.token)
+		if lines == nil {
 			b.malformed.note(m.Subject)
 		}
-		res.lines = append(res.lines, &storedLine{seq: seq, line: line, peer: peer})
+		res.lines = append(res.lines, &storedLine{seq: seq, lines: lines, peer: peer})
 	}
 	return res
 }

@@ -3,6 +3,7 @@ package natsbus
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/chatroom-go/chatroom"
@@ -39,11 +40,12 @@ const (
 	kindWhisper                   // to one process: Line, a whisper to one of its clients
 	kindKick                      // to one process: put its client Name out
 	kindLine                      // in the stream: Line, said in Room
+	kindLines                     // in the stream: lines, said in Room one after the other (2 to maxBatchLines)
 	kindLimit                     // not a kind: every kind is below it
 )
 
 var kindNames = [...]string{"", "join", "part", "quit", "nick", "topic", "announce", "heartbeat", "hello", "bye",
-	"sync", "state", "whisper", "kick", "line"}
+	"sync", "state", "whisper", "kick", "line", "lines"}
 
 func (k kind) String() string {
 	if k > 0 && k < kindLimit {
@@ -65,7 +67,15 @@ const (
 	maxStateParts = 4096
 	// idLen is the length of a bus's id: 16 lowercase hex digits.
 	idLen = 16
+	// maxBatchLines is the most lines one message of the stream carries;
+	// a line's ID is its message's sequence times maxBatchLines, plus its
+	// place in the message (lineID).
+	maxBatchLines = 256
 )
+
+// lineID is the ID of the line at index i of the stream's message seq:
+// IDs grow with the stream's order, and are the same on every process.
+func lineID(seq uint64, i int) uint64 { return seq*maxBatchLines + uint64(i) }
 
 // envelope is one message on the bus.
 type envelope struct {
@@ -77,6 +87,8 @@ type envelope struct {
 	// kindState: this is part part (from 0) of parts, with members.
 	part, parts int
 	members     []chatroom.ClientInfo
+
+	lines []*chatroom.Message // kindLines: said in msg.Room, in order
 }
 
 // encode appends e to buf. Line and whisper envelopes carry msg.Line's
@@ -117,8 +129,49 @@ func (e *envelope) encode(buf []byte) []byte {
 		buf = append(buf, byte(l.Kind))
 		buf = appendStrings(buf, l.From, l.Text)
 		buf = append(buf, boolByte(l.Notice))
+	case kindLines: // each with its own time
+		buf = appendString(buf, m.Room)
+		buf = binary.AppendUvarint(buf, uint64(len(e.lines)))
+		for _, l := range e.lines {
+			buf = appendTime(buf, l.Time)
+			buf = append(buf, byte(l.Kind))
+			buf = appendStrings(buf, l.From, l.Text)
+			buf = append(buf, boolByte(l.Notice))
+		}
 	case kindState:
 		buf = encodeState(buf, e.part, e.parts, e.members)
+	}
+	return buf
+}
+
+// appendLines appends the envelope, from the bus from, of lines said in
+// room one after the other: kindLine for one, kindLines for more. It
+// writes what encode writes for them, into one allocation at most.
+func appendLines(buf []byte, from, room string, lines []*item) []byte {
+	size := 2 + 1 + len(from) + 1 + binary.MaxVarintLen64 + 2 + len(room) + 2
+	for _, it := range lines {
+		size += binary.MaxVarintLen64 + 1 + 3 + len(it.name) + 3 + len(it.text) + 1
+	}
+	buf = slices.Grow(buf, size)
+	k, t := kindLines, time.Time{}
+	if len(lines) == 1 {
+		k, t = kindLine, lines[0].time
+	}
+	buf = append(buf, wireVersion, byte(k))
+	buf = appendString(buf, from)
+	buf = binary.AppendUvarint(buf, 0)
+	buf = appendTime(buf, t)
+	buf = appendString(buf, room)
+	if k == kindLines {
+		buf = binary.AppendUvarint(buf, uint64(len(lines)))
+	}
+	for _, it := range lines {
+		if k == kindLines {
+			buf = appendTime(buf, it.time)
+		}
+		buf = append(buf, byte(it.said))
+		buf = appendStrings(buf, it.name, it.text)
+		buf = append(buf, boolByte(it.notice))
 	}
 	return buf
 }
@@ -199,14 +252,17 @@ func decode(data []byte, maxText int) (*envelope, error) {
 		m.Line = l
 	case kindLine:
 		m.Room = d.ident()
-		l := &chatroom.Message{Kind: chatroom.MessageKind(d.byte()), Time: t}
-		if l.Kind != chatroom.KindSay && l.Kind != chatroom.KindAction {
+		m.Line = d.line(m.Room, t, maxText)
+	case kindLines:
+		m.Room = d.ident()
+		n := d.count(5) // a line is at least a time, a kind, two lengths and a flag
+		if n < 2 || n > maxBatchLines {
 			return nil, errBadEnvelope
 		}
-		l.Room = m.Room
-		l.From, l.Text = d.ident(), d.text(maxText)
-		l.Notice = d.bool()
-		m.Line = l
+		e.lines = make([]*chatroom.Message, n)
+		for i := range e.lines {
+			e.lines[i] = d.line(m.Room, d.time(), maxText)
+		}
 	case kindState:
 		e.part, e.parts, e.members = d.state()
 	}
@@ -214,6 +270,18 @@ func decode(data []byte, maxText int) (*envelope, error) {
 		return nil, errBadEnvelope
 	}
 	return e, nil
+}
+
+// line reads a line said in room at t (after its time, in kindLines):
+// its kind, sender, text and notice flag.
+func (d *decoder) line(room string, t time.Time, maxText int) *chatroom.Message {
+	l := &chatroom.Message{Kind: chatroom.MessageKind(d.byte()), Time: t, Room: room}
+	if l.Kind != chatroom.KindSay && l.Kind != chatroom.KindAction {
+		d.fail()
+	}
+	l.From, l.Text = d.ident(), d.text(maxText)
+	l.Notice = d.bool()
+	return l
 }
 
 // validID reports whether id is a bus's id.

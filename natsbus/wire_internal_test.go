@@ -34,6 +34,9 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		{kind: kindKick, msg: chatroom.BusMessage{Room: "lobby", Name: "bob", By: "ann", Text: "flooding"}},
 		{kind: kindLine, msg: chatroom.BusMessage{Room: "Games.2", Line: say, Time: at}},
 		{kind: kindLine, msg: chatroom.BusMessage{Room: "lobby", Line: me, Time: at}},
+		{kind: kindLines, msg: chatroom.BusMessage{Room: "lobby"}, lines: []*chatroom.Message{
+			me, {Kind: chatroom.KindSay, Time: at.Add(time.Second), Room: "lobby", From: "carol", Text: "and me"},
+		}},
 		{kind: kindState, seq: 7, part: 1, parts: 3, members: []chatroom.ClientInfo{
 			{Name: "alice", Addr: "a", Joined: at, Rooms: []string{"lobby", "games"}},
 			{Name: "bob", Addr: "b", Joined: at, Rooms: []string{"games"}},
@@ -76,12 +79,45 @@ func TestDecodeRefuses(t *testing.T) {
 		"a join as a line":      good(envelope{kind: kindLine, msg: chatroom.BusMessage{Room: "lobby", Line: &chatroom.Message{Kind: chatroom.KindJoin, From: "a", Text: "x"}}}),
 		"a state that lies":     lying,
 		"a part past the parts": good(envelope{kind: kindState, part: 2, parts: 2, members: []chatroom.ClientInfo{}}),
+		"one line as lines":     good(envelope{kind: kindLines, msg: chatroom.BusMessage{Room: "lobby"}, lines: manyLines(1)}),
+		"too many lines":        good(envelope{kind: kindLines, msg: chatroom.BusMessage{Room: "lobby"}, lines: manyLines(maxBatchLines + 1)}),
+		"a join among lines": good(envelope{kind: kindLines, msg: chatroom.BusMessage{Room: "lobby"},
+			lines: append(manyLines(2), &chatroom.Message{Kind: chatroom.KindJoin, From: "a", Text: "x"})}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := decode(data, DefaultMaxLine)
 			assert.ErrorIs(t, err, errBadEnvelope)
 		})
 	}
+}
+
+// TestAppendLines: the publisher's encoding of its lines is encode's.
+func TestAppendLines(t *testing.T) {
+	at := time.Date(2026, 12, 3, 9, 0, 0, 7, time.UTC)
+	items := []*item{
+		{kind: chatroom.BusLine, room: "Games.2", said: chatroom.KindSay, name: "alice", text: "hi", time: at},
+		{kind: chatroom.BusLine, room: "Games.2", said: chatroom.KindAction, name: "bob", text: "waves", time: at.Add(time.Second), notice: true},
+		{kind: chatroom.BusLine, room: "Games.2", said: chatroom.KindSay, name: "carol", time: at.Add(2 * time.Second)},
+	}
+	for n := 1; n <= len(items); n++ {
+		e := envelope{kind: kindLine, from: testID, msg: chatroom.BusMessage{Room: "Games.2", Line: items[0].message()}}
+		if n > 1 {
+			e.kind, e.msg.Line = kindLines, nil
+			for _, it := range items[:n] {
+				e.lines = append(e.lines, it.message())
+			}
+		}
+		assert.Equal(t, e.encode(nil), appendLines(nil, testID, "Games.2", items[:n]), "%d lines", n)
+	}
+}
+
+// manyLines returns n lines said in lobby.
+func manyLines(n int) []*chatroom.Message {
+	lines := make([]*chatroom.Message, n)
+	for i := range lines {
+		lines[i] = &chatroom.Message{Kind: chatroom.KindSay, Room: "lobby", From: "a", Text: "x"}
+	}
+	return lines
 }
 
 func TestRoomToken(t *testing.T) {
@@ -105,6 +141,7 @@ func FuzzDecode(f *testing.F) {
 	at := time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
 	f.Add((&envelope{kind: kindLine, from: testID, msg: chatroom.BusMessage{Room: "lobby",
 		Line: &chatroom.Message{Kind: chatroom.KindSay, From: "a", Text: "hi", Time: at}}}).encode(nil))
+	f.Add((&envelope{kind: kindLines, from: testID, msg: chatroom.BusMessage{Room: "lobby"}, lines: manyLines(3)}).encode(nil))
 	f.Add((&envelope{kind: kindState, from: testID, seq: 1, parts: 1,
 		members: []chatroom.ClientInfo{{Name: "a", Rooms: []string{"lobby"}}}}).encode(nil))
 	f.Add((&envelope{kind: kindQuit, from: testID, seq: 2, msg: chatroom.BusMessage{Name: "a", Reason: chatroom.ReasonExit}}).encode(nil))
