@@ -474,7 +474,10 @@ func (c *Client) Rooms() []RoomInfo {
 // has that name.
 func (c *Client) Lookup(name string) (ClientInfo, error) {
 	a, err := c.ask(request{kind: askLookup, name: name})
-	return a.info, err
+	if err != nil {
+		return ClientInfo{}, err
+	}
+	return *a.info, nil
 }
 
 // Clients describes everyone in the room called room, or in the hub for
@@ -508,7 +511,10 @@ func (c *Client) Room(name string) (RoomInfo, error) {
 		return RoomInfo{}, err
 	}
 	a, err := c.ask(request{kind: askRoomInfo, room: r})
-	return a.roomInfo, err
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	return *a.roomInfo, nil
 }
 
 // SetTopic sets the topic of a room the client is in; its members are

@@ -568,7 +568,7 @@ func (h *Hub) stats(room *Room) Stats {
 	var a answer
 	if h.query(request{kind: askStats, room: room, reply: h.answers(&a)}) {
 		a.await()
-		return a.stats
+		return *a.stats
 	}
 	h.mu.Lock()
 	s := h.final

@@ -166,17 +166,20 @@ const (
 
 // answer is the hub's answer to a request.
 type answer struct {
-	err      error
-	name     string       // askRegister: the name given
-	room     *Room        // askOpen, askFind
-	members  []Member     // askMembers: sorted, at most the limit
-	count    int          // askMembers: how many there are
-	rooms    []RoomInfo   // askRooms
-	infos    []ClientInfo // askClients
-	info     ClientInfo   // askLookup
-	roomInfo RoomInfo     // askRoomInfo
-	stats    Stats        // askStats
-	wait     chan answer  // where the answer comes (Hub.answers)
+	err     error
+	name    string       // askRegister: the name given
+	room    *Room        // askOpen, askFind
+	members []Member     // askMembers: sorted, at most the limit
+	count   int          // askMembers: how many there are
+	rooms   []RoomInfo   // askRooms
+	infos   []ClientInfo // askClients
+	// The rarer answers are pointed to, so that an answer stays small: a
+	// reader waiting for one holds it on its stack and in the channel it
+	// comes on.
+	info     *ClientInfo // askLookup; nil with err
+	roomInfo *RoomInfo   // askRoomInfo; nil with err
+	stats    *Stats      // askStats
+	wait     chan answer // where the answer comes (Hub.answers)
 }
 
 // await takes the answer from where it comes.
@@ -213,9 +216,17 @@ func (s *state) handle(q request) {
 	case askRooms:
 		a.rooms = s.roomList(q.client)
 	case askLookup:
-		a.info, a.err = s.lookup(q.name)
+		if info, err := s.lookup(q.name); err != nil {
+			a.err = err
+		} else {
+			a.info = &info
+		}
 	case askRoomInfo:
-		a.roomInfo, a.err = s.roomInfo(q.client, q.room)
+		if info, err := s.roomInfo(q.client, q.room); err != nil {
+			a.err = err
+		} else {
+			a.roomInfo = &info
+		}
 	case askSetTopic:
 		a.err = s.setTopic(q.client, q.room, q.text)
 	case askMode:
@@ -246,7 +257,8 @@ func (s *state) handle(q request) {
 	case askAnnounce:
 		s.announce(q.room, q.msg)
 	case askStats:
-		a.stats = s.statsOf(q.room)
+		stats := s.statsOf(q.room)
+		a.stats = &stats
 	case askClients:
 		if r := q.room; q.client != nil && r != nil && (r.closed || r.secret && !q.client.in(r)) {
 			a.err = ErrNoSuchRoom
