@@ -68,8 +68,10 @@ func (c *Client) borrowReader() {
 	limit := c.lineLimit()
 	lr.src, lr.pool, lr.max = lr.in, c.hub.buffers.pool(limit), limit // reads without waiting
 	lr.in.rc = c.raw
-	lr.part, lr.skipping = c.part, c.skipping
-	c.part = nil
+	if r := c.rare; r != nil {
+		lr.part, lr.skipping = r.part, r.skipping
+		r.part = nil
+	}
 	c.lr = lr
 }
 
@@ -78,7 +80,10 @@ func (c *Client) borrowReader() {
 // it holds, if any, stays with the client.
 func (c *Client) returnReader() {
 	lr := c.lr
-	c.part, c.skipping = lr.part, lr.skipping
+	if lr.part != nil || lr.skipping || c.rare != nil {
+		r := c.rarely()
+		r.part, r.skipping = lr.part, lr.skipping
+	}
 	in := lr.in
 	in.rc = nil
 	*lr = lineReader{in: in, nonblocking: true}
