@@ -66,6 +66,7 @@ type Client struct {
 	named       bool        // name came from the auth hook: refused if taken, not made unique
 	claimed     bool        // name is claimed through the hub's bus: leave releases it
 	admitting   bool        // holds a place in Hub.admitting
+	firstTurn   bool        // read by the poller, and its first turn is not over: it keeps its place in Hub.admitting (see serve)
 	counted     bool        // counted in Hub.hosts: untrackConn closes its account
 	unconfirmed bool        // lines were handed to the hub that it may not have relayed yet (see Reply)
 	onRunner    bool        // the running turn holds a turn runner's place (poller_linux.go); mayWait gives it up
@@ -262,7 +263,9 @@ func (c *Client) Register(r Registration) error {
 		return c.refused(err)
 	}
 	c.reg, c.name = true, a.name
-	c.doneAdmitting() // in: it no longer waits
+	if !c.firstTurn {
+		c.doneAdmitting() // in: it no longer waits
+	}
 	c.restartIdleClock()
 	return nil
 }

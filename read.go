@@ -201,6 +201,12 @@ func (c *Client) turn() (held bool) {
 			return false
 		}
 		c.returnReader()
+		if c.firstTurn {
+			c.firstTurn = false
+			if c.reg {
+				c.doneAdmitting() // in, and idle (see Hub.serve)
+			}
+		}
 		held, c.onRunner = c.onRunner, false // the next turn may be another runner's
 		c.polled.Store(pollIdle)             // before arming: the next event must find it idle
 		err = c.hub.poll.arm(c)
