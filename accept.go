@@ -28,7 +28,7 @@ func (c *Client) admit() error {
 		return ErrRoomClosed
 	}
 	c.admitting = true
-	c.form = c.face.Form()
+	c.seat.form = c.face.Form()
 
 	c.host = hostOf(c.conn)
 	if refusal := h.hosts.open(c.host, time.Now()); refusal != "" {
@@ -118,7 +118,7 @@ func (c *Client) refuse(words string) {
 		c.shut(ReasonClosed, nil)
 		return
 	}
-	if b := c.hub.format(c.form, &Message{Kind: KindBye, Reason: ReasonRefused, Text: words}); b != nil {
+	if b := c.hub.format(c.seat.form, &Message{Kind: KindBye, Reason: ReasonRefused, Text: words}); b != nil {
 		if d := c.hub.opts.writeTimeout; d > 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(d))
 		}
@@ -222,7 +222,11 @@ func (c *Client) leave(reason LeaveReason, err error) error {
 	switch {
 	case reason == ReasonNone:
 	case c.reg:
-		c.hub.ask(request{kind: askLeave, client: c, reason: reason, text: c.quitText})
+		q := request{kind: askLeave, client: c, reason: reason}
+		if c.rare != nil {
+			q.text = c.rare.quitText
+		}
+		c.hub.ask(q)
 	default: // never in the hub: write what was queued for it, then close
 		c.end(reason, nil)
 	}
@@ -230,9 +234,9 @@ func (c *Client) leave(reason LeaveReason, err error) error {
 	c.doneAdmitting() // a client refused before it was in held its place until its connection closed, within the write timeout
 	c.releaseName()
 
-	if !c.reg && c.refusal != nil {
+	if !c.reg && c.rare != nil && c.rare.refusal != nil {
 		c.hub.refusedEarly.Add(1)
-		return c.refusal
+		return c.rare.refusal
 	}
 	c.mu.Lock()
 	reason, err = c.reason, c.err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -119,4 +120,66 @@ func benchmarkFanout(b *testing.B, clients int, opts ...chatroom.Option) {
 	b.ReportMetric(deliveries/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/deliveries, "ns/delivery")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
+}
+
+// BenchmarkArrival measures a brief connection's way through the hub over
+// loopback, as each of a storm of connections takes it: it connects, reads
+// its welcome and hangs up. One op is one connection, from the dial until
+// the hub has seen it leave (its leave event). The busy rows have 100
+// quiet members in the room and 100 lines of history, which a newcomer is
+// sent, as in the demo.
+//
+// allocs/op and B/op count every allocation in the process during the
+// run: the test's dial, its read and the events observer's included.
+func BenchmarkArrival(b *testing.B) {
+	for _, busy := range []bool{false, true} {
+		b.Run(fmt.Sprintf("busy=%v", busy), func(b *testing.B) { benchmarkArrival(b, busy) })
+	}
+}
+
+func benchmarkArrival(b *testing.B, busy bool) {
+	left := make(chan struct{}, 1)
+	room, addr := startRoom(b, chatroom.WithHistory(100), chatroom.WithEvents(func(e chatroom.Event) {
+		if e.Kind == chatroom.EventLeave {
+			select {
+			case left <- struct{}{}:
+			default: // the members, as the room closes
+			}
+		}
+	}))
+	if busy {
+		var members []net.Conn
+		for range 100 {
+			c, err := net.Dial("tcp", addr)
+			require.NoError(b, err)
+			b.Cleanup(func() { c.Close() })
+			go io.Copy(io.Discard, c)
+			members = append(members, c)
+		}
+		for i := range 100 {
+			_, err := fmt.Fprintf(members[i%len(members)], "line %d of the history\n", i)
+			require.NoError(b, err)
+		}
+		require.Eventually(b, func() bool { return room.Stats().Messages == 100 }, waitLimit, time.Millisecond)
+	}
+	in := bufio.NewReader(nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(waitLimit))
+		in.Reset(c)
+		if _, err := in.ReadSlice('\n'); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+		select {
+		case <-left:
+		case <-time.After(waitLimit):
+			b.Fatal("the hub did not see the connection leave")
+		}
+	}
 }

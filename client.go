@@ -46,34 +46,32 @@ type Client struct {
 	landing *Room // where the text protocol lands it (the room it was served into)
 
 	// The reader's own.
-	session     Session
-	name        string      // the client's name: its address until it registers; the hub keeps its own copy in seat
-	form, own   Form        // how it is written to (see SetForm), until it registers: then the hub's, in seat
+	session Session
+	name    string // the client's name: its address until it registers; the hub keeps its own copy in seat
+	// user and hostName are set by Register before it asks the hub, and
+	// never change once the client is registered: the hub reads them then.
+	user     string      // its user name (Registration.User)
+	hostName string      // its host, as messages carry it (see hostOf)
+	host     netip.Addr  // the remote IP address, if any
+	tokens   float64     // WithRateLimit's tokens, as of tokensAt
+	tokensAt time.Time   // ...
+	said     batch       // lines said and not yet handed to the hub
+	lr       *lineReader // frames the client's input; a polled client has one only during a turn
+	rare     *rarely     // what few clients need; nil until one of them does (see rarely)
+
 	reg         bool        // registered: the hub knows it
 	op          bool        // the auth hook made it an operator
 	roster      bool        // it is told who is in each room it enters (Registration.Roster)
 	single      bool        // it is always in one room: the text protocol's
-	user        string      // its user name (Registration.User), once registered
-	hostName    string      // its host, as messages carry it (see hostName)
-	realName    string      // its real name (Registration.RealName)
 	named       bool        // name came from the auth hook: refused if taken, not made unique
 	claimed     bool        // name is claimed through the hub's bus: leave releases it
 	admitting   bool        // holds a place in Hub.admitting
-	host        netip.Addr  // the remote IP address, if any
+	firstTurn   bool        // read by the poller, and its first turn is not over: it keeps its place in Hub.admitting (see serve)
 	counted     bool        // counted in Hub.hosts: untrackConn closes its account
-	quitting    LeaveReason // Quit was called: why it leaves
-	quitText    string      // Quit's words
-	refusal     error       // why Register refused it, for ServeConn to return once it quits
-	tokens      float64     // WithRateLimit's tokens, as of tokensAt
-	tokensAt    time.Time
-	said        batch       // lines said and not yet handed to the hub
 	unconfirmed bool        // lines were handed to the hub that it may not have relayed yet (see Reply)
-	renames     bucket      // the renames it may make (Nick)
-	lr          *lineReader // frames the client's input; a polled client has one only during a turn
-	part        []byte      // a polled client's part of a line, kept between turns (see lineReader.park)
-	skipping    bool        // ... and whether it is discarding the rest of a line too long
 	onRunner    bool        // the running turn holds a turn runner's place (poller_linux.go); mayWait gives it up
 	deadlineSet bool        // a read deadline is set on conn (restartIdleClock)
+	quitting    LeaveReason // Quit was called: why it leaves
 
 	// rooms is the rooms the client is in, as the hub last set them: the
 	// reader resolves room names against it. A room it has just been put
@@ -90,7 +88,10 @@ type Client struct {
 	timer  int32 // the client's place in the poller's heap of idle deadlines, plus 1; 0: none (guarded by the poller's mu)
 	idleAt atomic.Int64
 
-	seat seat // the hub goroutine's record of this client (state.go)
+	// seat is the hub goroutine's record of this client (state.go); but
+	// its form and own, how the client is written to, are the reader's
+	// until the client registers (SetForm).
+	seat seat
 
 	// mu guards the outbox and the end of the connection. The hub
 	// goroutine queues under it and makes its non-blocking writes under
@@ -103,15 +104,36 @@ type Client struct {
 	viewOf  *sharedList // ... the list view is part of
 	skip    int         // bytes of the outbox's first line already written; 0 when none wait
 	waiting int         // bytes waiting to be written: the view or the outbox, and the writer's batch
+	err     error       // the I/O error that ended the connection, if any; set with reason
 	writing bool        // a writer goroutine runs; set by startWriter, cleared by the writer as it exits
 	final   bool        // the last line is queued: nothing more is taken, and conn closes once the outbox is written
 	closed  bool        // conn is closed: nothing more is queued or written
 	reason  LeaveReason // why the client leaves; set once, by enqueueFinal or shut
-	err     error       // the I/O error that ended the connection, if any; set with reason
 
 	writers   sync.WaitGroup // counts the writer goroutine while one runs
 	runWriter func()         // c.writer, bound once so that starting a writer does not allocate
 	closing   sync.WaitGroup // 1 until conn is closed (shut): leave waits on it
+}
+
+// rarely is what few of the reader's clients need, kept apart so that
+// the others do not carry it: allocated the first time a client needs it
+// (Client.rarely), and the reader's own, as the fields of Client it stands
+// for.
+type rarely struct {
+	quitText string // Quit's words
+	refusal  error  // why Register refused it, for ServeConn to return once it quits
+	renames  bucket // the renames it may make (Nick); zero until its first
+	part     []byte // a polled client's part of a line, kept between turns (see lineReader.park)
+	skipping bool   // ... and whether it is discarding the rest of a line too long
+}
+
+// rarely returns the client's rarely used fields, allocating them the
+// first time.
+func (c *Client) rarely() *rarely {
+	if c.rare == nil {
+		c.rare = &rarely{renames: bucket{rate: renameRate, burst: renameBurst, tokens: renameBurst}}
+	}
+	return c.rare
 }
 
 func newClient(h *Hub, conn net.Conn, face Face, landing *Room) *Client {
@@ -125,7 +147,6 @@ func newClient(h *Hub, conn net.Conn, face Face, landing *Room) *Client {
 		face:    face,
 		landing: landing,
 		seat:    seat{index: -1},
-		renames: bucket{rate: renameRate, burst: renameBurst, tokens: renameBurst},
 	}
 	c.closing.Add(1)
 	c.runWriter = c.writer
@@ -162,8 +183,8 @@ func (c *Client) Limit() int { return c.hub.opts.bufferSize }
 // room it entered, its new name), nil for nothing. A client starts with
 // the form its face's Start set, or none.
 func (c *Client) SetForm(form, own Form) error {
-	c.form, c.own = form, own
 	if !c.reg {
+		c.seat.form, c.seat.own = form, own // the reader's until the client registers
 		return nil
 	}
 	_, err := c.ask(request{kind: askForm, form: form, own: own})
@@ -231,18 +252,20 @@ func (c *Client) Register(r Registration) error {
 		name = claimed
 	}
 	c.name, c.roster = name, r.Roster
-	c.user, c.hostName, c.realName = c.userName(r.User), c.hostOf(), c.clip(r.RealName)
+	c.user, c.hostName = c.userName(r.User), c.hostOf()
 	var land *Room
 	if r.Land {
 		land = c.landing
 	}
-	a, err := c.ask(request{kind: askRegister, room: land, name: name, named: c.named})
+	a, err := c.ask(request{kind: askRegister, room: land, name: name, named: c.named, text: c.clip(r.RealName)})
 	if err != nil {
 		c.releaseName()
 		return c.refused(err)
 	}
 	c.reg, c.name = true, a.name
-	c.doneAdmitting() // in: it no longer waits
+	if !c.firstTurn {
+		c.doneAdmitting() // in: it no longer waits
+	}
 	c.restartIdleClock()
 	return nil
 }
@@ -272,7 +295,7 @@ func (c *Client) hostOf() string {
 // refused records err as why the client was turned away, counts the
 // refusal, and returns err.
 func (c *Client) refused(err error) error {
-	c.refusal = err
+	c.rarely().refusal = err
 	return err
 }
 
@@ -425,7 +448,7 @@ func (c *Client) Nick(name string) error {
 		return ErrNotAllowed
 	case !validNick(name):
 		return ErrInvalidName
-	case !c.renames.has(time.Now()):
+	case !c.rarely().renames.has(time.Now()):
 		return ErrSlowDown
 	}
 	c.flushSaid()
@@ -447,7 +470,7 @@ func (c *Client) Nick(name string) error {
 	case claimed:
 		bus.Release(c.name)
 	}
-	c.renames.take()
+	c.rare.renames.take()
 	c.name = name
 	return nil
 }
@@ -474,7 +497,10 @@ func (c *Client) Rooms() []RoomInfo {
 // has that name.
 func (c *Client) Lookup(name string) (ClientInfo, error) {
 	a, err := c.ask(request{kind: askLookup, name: name})
-	return a.info, err
+	if err != nil {
+		return ClientInfo{}, err
+	}
+	return *a.info, nil
 }
 
 // Clients describes everyone in the room called room, or in the hub for
@@ -508,7 +534,10 @@ func (c *Client) Room(name string) (RoomInfo, error) {
 		return RoomInfo{}, err
 	}
 	a, err := c.ask(request{kind: askRoomInfo, room: r})
-	return a.roomInfo, err
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	return *a.roomInfo, nil
 }
 
 // SetTopic sets the topic of a room the client is in; its members are
@@ -607,7 +636,10 @@ func (c *Client) Reply(b []byte) {
 // hub (the others in its rooms see it go, with text as its parting words)
 // and is sent its last line, in its form, before its connection closes.
 func (c *Client) Quit(text string) {
-	c.quitting, c.quitText = ReasonExit, cleanString(text)
+	c.quitting = ReasonExit
+	if text = cleanString(text); text != "" || c.rare != nil {
+		c.rarely().quitText = text
+	}
 }
 
 // Touch counts as activity for the idle timeout ([WithIdleTimeout]):

@@ -133,10 +133,13 @@ var (
 // maxAdmitting is how many connections may wait to be admitted or refused
 // at once: accepted by Serve (or handed to ServeConn), and not yet in the
 // hub or turned away, TLS handshakes, auth hooks and a face's
-// registration included (each bounded by the write timeout). Serve accepts
-// no more while that many wait, leaving the rest in the kernel's backlog,
-// and ServeConn waits for a place; so a flood of connections holds a
-// bounded number of descriptors and goroutines in front of the hub.
+// registration included (each bounded by the write timeout); a connection
+// from Serve that the poller reads keeps its place until its first turn is
+// over too, so that one that hangs up at once leaves the hub in its place
+// (see Hub.serve). Serve accepts no more while that many wait, leaving the
+// rest in the kernel's backlog, and ServeConn waits for a place; so a
+// flood of connections holds a bounded number of descriptors and
+// goroutines in front of the hub.
 const maxAdmitting = 256
 
 // Stats is a snapshot of a hub's or a room's counters, taken by
@@ -413,9 +416,15 @@ func (h *Hub) ServeConnFace(conn net.Conn, face Face) error {
 // socket in turns and serve returns at once: an idle client then costs no
 // goroutine. ServeConn's contract is to block until the client leaves, so
 // its clients are read here, by their own goroutine.
+//
+// A connection the poller reads keeps its place in h.admitting until it is
+// registered and its first turn, run here, is over: so Serve's goroutines
+// are at most maxAdmitting, a connection that hangs up at once (a storm of
+// them) included, which leaves the hub on this goroutine.
 func (h *Hub) serve(conn net.Conn, face Face, landing *Room, accepted bool) error {
 	c := newClient(h, conn, face, landing)
 	c.admitting = accepted
+	c.firstTurn = accepted && c.raw != nil && h.startPoller()
 	if err := h.trackConn(c); err != nil {
 		c.doneAdmitting()
 		conn.Close()
@@ -425,8 +434,14 @@ func (h *Hub) serve(conn net.Conn, face Face, landing *Room, accepted bool) erro
 		h.untrackConn(c)
 		return err
 	}
-	if accepted && c.raw != nil && h.startPoller() && c.readPolled() {
+	if c.firstTurn && c.readPolled() {
 		return nil // the poller's now; its last turn logs how it ended and untracks it
+	}
+	if c.firstTurn {
+		c.firstTurn = false
+		if c.reg {
+			c.doneAdmitting()
+		}
 	}
 	reason, err := c.read()
 	err = c.leave(reason, err)
@@ -571,7 +586,7 @@ func (h *Hub) stats(room *Room) Stats {
 	var a answer
 	if h.query(request{kind: askStats, room: room, reply: h.answers(&a)}) {
 		a.await()
-		return a.stats
+		return *a.stats
 	}
 	h.mu.Lock()
 	s := h.final

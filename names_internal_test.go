@@ -21,7 +21,7 @@ func TestHeldNames(t *testing.T) {
 		s := &state{byName: map[string]*Client{}, looks: map[string]*Client{}, held: map[string]heldName{}}
 		leave := func(name, host string) {
 			c := &Client{host: netip.MustParseAddr(host)}
-			c.seat.name, c.seat.key = name, foldName(name)
+			c.seat.name = name
 			s.claim(c)
 			s.unclaim(c)
 		}

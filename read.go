@@ -67,8 +67,10 @@ func (c *Client) borrowReader() {
 	limit := c.lineLimit()
 	lr.src, lr.pool, lr.max = lr.in, c.hub.buffers.pool(limit), limit // reads without waiting
 	lr.in.rc = c.raw
-	lr.part, lr.skipping = c.part, c.skipping
-	c.part = nil
+	if r := c.rare; r != nil {
+		lr.part, lr.skipping = r.part, r.skipping
+		r.part = nil
+	}
 	c.lr = lr
 }
 
@@ -77,7 +79,10 @@ func (c *Client) borrowReader() {
 // it holds, if any, stays with the client.
 func (c *Client) returnReader() {
 	lr := c.lr
-	c.part, c.skipping = lr.part, lr.skipping
+	if lr.part != nil || lr.skipping || c.rare != nil {
+		r := c.rarely()
+		r.part, r.skipping = lr.part, lr.skipping
+	}
 	in := lr.in
 	in.rc = nil
 	*lr = lineReader{in: in, nonblocking: true}
@@ -195,6 +200,12 @@ func (c *Client) turn() (held bool) {
 			return false
 		}
 		c.returnReader()
+		if c.firstTurn {
+			c.firstTurn = false
+			if c.reg {
+				c.doneAdmitting() // in, and idle (see Hub.serve)
+			}
+		}
 		held, c.onRunner = c.onRunner, false // the next turn may be another runner's
 		c.polled.Store(pollIdle)             // before arming: the next event must find it idle
 		err = c.hub.poll.arm(c)

@@ -46,22 +46,18 @@ type state struct {
 type seat struct {
 	index     int         // place in state.clients; -1 while not registered
 	name      string      // the client's name, as the hub knows it
-	key       string      // foldName(name)
 	joined    time.Time   // when it registered, by the hub's clock
 	places    []place     // the rooms it is in, in the order it entered them
-	dirty     bool        // in state.dirty
 	got       uint64      // the last hub-wide delivery that reached it (state.mark)
-	form      Form        // how it is written to
-	own       Form        // how what it does itself is written to it
+	form      Form        // how it is written to (the reader's until the client registers: see Client.seat)
+	own       Form        // how what it does itself is written to it (likewise)
+	away      string      // its away message, "" for none
+	realName  string      // its real name (Registration.RealName)
+	dirty     bool        // in state.dirty
 	roster    bool        // it is told who is in each room it enters (Registration.Roster)
 	single    bool        // it is always in one room: the text protocol
 	op        bool        // an operator of the hub (AuthReply.Operator, Client.SetOperator)
 	invisible bool        // IRC's user mode +i (Client.SetInvisible)
-	away      string      // its away message, "" for none
-	face      string      // its face's name
-	user      string      // its user name (Registration.User)
-	host      string      // its host (Client.hostOf)
-	realName  string      // its real name (Registration.RealName)
 	reason    LeaveReason // why it left, once it has
 }
 
@@ -120,7 +116,7 @@ type request struct {
 	room   *Room         // the room concerned, if any
 	name   string        // a client's or a room's name
 	named  bool          // askRegister: name was asked for (or the auth hook's): refused if taken, not made unique
-	text   string        // a reason, a topic, parting words
+	text   string        // a reason, a topic, parting words; askRegister: the real name
 	msg    *Message      // askWhisper, askAnnounce
 	bytes  []byte        // askPost
 	on     bool          // askOperator, askInvisible
@@ -166,17 +162,20 @@ const (
 
 // answer is the hub's answer to a request.
 type answer struct {
-	err      error
-	name     string       // askRegister: the name given
-	room     *Room        // askOpen, askFind
-	members  []Member     // askMembers: sorted, at most the limit
-	count    int          // askMembers: how many there are
-	rooms    []RoomInfo   // askRooms
-	infos    []ClientInfo // askClients
-	info     ClientInfo   // askLookup
-	roomInfo RoomInfo     // askRoomInfo
-	stats    Stats        // askStats
-	wait     chan answer  // where the answer comes (Hub.answers)
+	err     error
+	name    string       // askRegister: the name given
+	room    *Room        // askOpen, askFind
+	members []Member     // askMembers: sorted, at most the limit
+	count   int          // askMembers: how many there are
+	rooms   []RoomInfo   // askRooms
+	infos   []ClientInfo // askClients
+	// The rarer answers are pointed to, so that an answer stays small: a
+	// reader waiting for one holds it on its stack and in the channel it
+	// comes on.
+	info     *ClientInfo // askLookup; nil with err
+	roomInfo *RoomInfo   // askRoomInfo; nil with err
+	stats    *Stats      // askStats
+	wait     chan answer // where the answer comes (Hub.answers)
 }
 
 // await takes the answer from where it comes.
@@ -191,7 +190,7 @@ func (s *state) handle(q request) {
 		if s.park(q, q.room) {
 			return
 		}
-		a.name, a.err = s.register(q.client, q.name, q.named, q.room)
+		a.name, a.err = s.register(q.client, q.name, q.named, q.text, q.room)
 	case askJoin:
 		r, opened, err := s.roomToJoin(q.client, q.name)
 		if err == nil && s.park(q, r) {
@@ -213,9 +212,17 @@ func (s *state) handle(q request) {
 	case askRooms:
 		a.rooms = s.roomList(q.client)
 	case askLookup:
-		a.info, a.err = s.lookup(q.name)
+		if info, err := s.lookup(q.name); err != nil {
+			a.err = err
+		} else {
+			a.info = &info
+		}
 	case askRoomInfo:
-		a.roomInfo, a.err = s.roomInfo(q.client, q.room)
+		if info, err := s.roomInfo(q.client, q.room); err != nil {
+			a.err = err
+		} else {
+			a.roomInfo = &info
+		}
 	case askSetTopic:
 		a.err = s.setTopic(q.client, q.room, q.text)
 	case askMode:
@@ -246,7 +253,8 @@ func (s *state) handle(q request) {
 	case askAnnounce:
 		s.announce(q.room, q.msg)
 	case askStats:
-		a.stats = s.statsOf(q.room)
+		stats := s.statsOf(q.room)
+		a.stats = &stats
 	case askClients:
 		if r := q.room; q.client != nil && r != nil && (r.closed || r.secret && !q.client.in(r)) {
 			a.err = ErrNoSuchRoom
@@ -295,7 +303,7 @@ func (s *state) now() time.Time { return s.hub.opts.now() }
 
 // register lets c into the hub under name, or refuses it, and lands it in
 // room if room is not nil. It returns the name c has.
-func (s *state) register(c *Client, name string, named bool, room *Room) (string, error) {
+func (s *state) register(c *Client, name string, named bool, realName string, room *Room) (string, error) {
 	h := s.hub
 	if max := h.opts.maxClients; max > 0 && len(s.clients) >= max {
 		h.log.Info("refused: the hub is full", "addr", c.addr, "max_clients", max)
@@ -308,9 +316,8 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 		}
 		name = s.freeName(name)
 	}
-	c.seat = seat{index: len(s.clients), name: name, key: foldName(name), joined: s.now(),
-		form: c.form, own: c.own, roster: c.roster, single: c.single, op: c.op, face: c.face.Name(),
-		user: c.user, host: c.hostName, realName: c.realName}
+	c.seat = seat{index: len(s.clients), name: name, joined: s.now(), form: c.seat.form, own: c.seat.own,
+		realName: realName, roster: c.roster, single: c.single, op: c.op}
 	s.clients = append(s.clients, c)
 	s.claim(c)
 	s.stats.Joined++
@@ -319,7 +326,7 @@ func (s *state) register(c *Client, name string, named bool, room *Room) (string
 	if room != nil && !room.closed {
 		s.enter(c, room, 0, true, false)
 	} else {
-		h.log.Info("joined", "client", name, "addr", c.addr, "face", c.seat.face)
+		h.log.Info("joined", "client", name, "addr", c.addr, "face", c.face.Name())
 	}
 	return name, nil
 }
@@ -372,7 +379,7 @@ func (s *state) taken(name string, c *Client) bool {
 
 // claim records c's name as its.
 func (s *state) claim(c *Client) {
-	s.byName[c.seat.key] = c
+	s.byName[foldName(c.seat.name)] = c
 	s.looks[skeleton(c.seat.name)] = c
 }
 
@@ -381,7 +388,7 @@ func (s *state) claim(c *Client) {
 // unique with a suffix, cannot be taken by anyone, and a storm of brief
 // connections holds nothing.
 func (s *state) unclaim(c *Client) {
-	delete(s.byName, c.seat.key)
+	delete(s.byName, foldName(c.seat.name))
 	look := skeleton(c.seat.name)
 	if s.looks[look] == c {
 		delete(s.looks, look)
@@ -502,7 +509,7 @@ func (s *state) roomToJoin(c *Client, name string) (r *Room, opened bool, err er
 func (s *state) join(c *Client, r *Room, since uint64, move, opened bool) {
 	if move {
 		for len(c.seat.places) > 0 {
-			s.leaveRoom(c, c.seat.places[0].room, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name, User: c.seat.user, Host: c.seat.host}, ReasonPart)
+			s.leaveRoom(c, c.seat.places[0].room, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name, User: c.user, Host: c.hostName}, ReasonPart)
 		}
 	}
 	s.enter(c, r, since, false, opened)
@@ -528,7 +535,7 @@ func (c *Client) placeIn(r *Room) int {
 // history (see Client.Join for since).
 func (s *state) enter(c *Client, r *Room, since uint64, arrival, op bool) {
 	now := s.now()
-	joined := &Message{Kind: KindJoin, Time: now, Room: r.name, From: c.seat.name, User: c.seat.user, Host: c.seat.host, Addr: c.addr}
+	joined := &Message{Kind: KindJoin, Time: now, Room: r.name, From: c.seat.name, User: c.user, Host: c.hostName, Addr: c.addr}
 	told := s.tellJoin(r, joined) // before c is a member: c is told in its own form
 
 	c.seat.places = append(c.seat.places, place{room: r, at: len(r.members), op: op, told: told, since: time.Now()})
@@ -597,7 +604,7 @@ func (s *state) part(c *Client, r *Room, text string) error {
 	if !s.registered(c) || !c.in(r) {
 		return ErrNotInRoom
 	}
-	s.leaveRoom(c, r, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name, User: c.seat.user, Host: c.seat.host, Text: text}, ReasonPart)
+	s.leaveRoom(c, r, &Message{Kind: KindPart, Time: s.now(), From: c.seat.name, User: c.user, Host: c.hostName, Text: text}, ReasonPart)
 	return nil
 }
 
@@ -738,10 +745,10 @@ func (s *state) rename(c *Client, name string) error {
 	}
 	old := c.seat.name
 	s.unclaim(c)
-	c.seat.name, c.seat.key = name, foldName(name)
+	c.seat.name = name
 	s.claim(c)
 	now := s.now()
-	m := &Message{Kind: KindNick, Time: now, From: name, User: c.seat.user, Host: c.seat.host, Old: old, Rooms: c.roomNames()}
+	m := &Message{Kind: KindNick, Time: now, From: name, User: c.user, Host: c.hostName, Old: old, Rooms: c.roomNames()}
 	for _, p := range c.seat.places {
 		p.room.sorted = nil
 	}
@@ -852,8 +859,8 @@ func (s *state) lookup(name string) (ClientInfo, error) {
 // info describes c.
 func (c *Client) info() ClientInfo {
 	return ClientInfo{Name: c.seat.name, Addr: c.addr, Joined: c.seat.joined, Rooms: c.roomNames(),
-		Away: c.seat.away, Face: c.seat.face, Operator: c.seat.op, Invisible: c.seat.invisible,
-		User: c.seat.user, Host: c.seat.host, RealName: c.seat.realName}
+		Away: c.seat.away, Face: c.face.Name(), Operator: c.seat.op, Invisible: c.seat.invisible,
+		User: c.user, Host: c.hostName, RealName: c.seat.realName}
 }
 
 // roomInfo describes r for c.
@@ -883,7 +890,7 @@ func (s *state) setTopic(c *Client, r *Room, text string) error {
 	}
 	now := s.now()
 	r.topicText, r.topicBy, r.topicAt = text, c.seat.name, now
-	m := &Message{Kind: KindTopic, Time: now, Room: r.name, By: c.seat.name, User: c.seat.user, Host: c.seat.host, Text: text}
+	m := &Message{Kind: KindTopic, Time: now, Room: r.name, By: c.seat.name, User: c.user, Host: c.hostName, Text: text}
 	s.broadcast(r, []*Message{m}, c, 0)
 	s.publish(BusMessage{Kind: BusTopic, Room: r.name, Name: c.seat.name, Text: text, Time: now})
 	return nil
@@ -898,7 +905,7 @@ func (s *state) setMode(c *Client, r *Room, mode, name string) error {
 	case !c.operates(r):
 		return ErrNotAllowed
 	}
-	m := &Message{Kind: KindMode, Time: s.now(), Room: r.name, By: c.seat.name, User: c.seat.user, Host: c.seat.host, Text: mode}
+	m := &Message{Kind: KindMode, Time: s.now(), Room: r.name, By: c.seat.name, User: c.user, Host: c.hostName, Text: mode}
 	on := mode[0] == '+'
 	switch mode[1] {
 	case 't':
@@ -947,7 +954,7 @@ func (s *state) kick(by *Client, r *Room, name, reason string) error {
 		s.depart(c, ReasonKicked, reason)
 		return nil
 	}
-	s.leaveRoom(c, r, &Message{Kind: KindKick, Time: s.now(), From: c.seat.name, By: by.seat.name, User: by.seat.user, Host: by.seat.host, Text: reason}, ReasonKicked)
+	s.leaveRoom(c, r, &Message{Kind: KindKick, Time: s.now(), From: c.seat.name, By: by.seat.name, User: by.user, Host: by.hostName, Text: reason}, ReasonKicked)
 	return nil
 }
 
@@ -968,7 +975,7 @@ func (s *state) depart(c *Client, reason LeaveReason, text string) {
 	}
 	now := s.now()
 	e := reason.effect()
-	m := &Message{Kind: KindQuit, Time: now, From: c.seat.name, User: c.seat.user, Host: c.seat.host, Reason: reason, Text: text, Rooms: c.roomNames()}
+	m := &Message{Kind: KindQuit, Time: now, From: c.seat.name, User: c.user, Host: c.hostName, Reason: reason, Text: text, Rooms: c.roomNames()}
 	rooms := make([]*Room, 0, len(c.seat.places))
 	told := make([]bool, 0, len(c.seat.places))
 	for len(c.seat.places) > 0 {

@@ -1,21 +1,24 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/chatroom-go/chatroom"
 )
 
-// What a flood of scrapes may cost: one scrape's result is served again
-// for metricsTTL, and at most metricsInFlight requests are answered at
-// once; the others get 503 Service Unavailable at once.
+// What a flood of scrapes may cost: one scrape's answer, gathered and
+// encoded once, is served again for metricsTTL, and at most
+// metricsInFlight requests are answered at once; the others get 503
+// Service Unavailable at once.
 const (
 	metricsTTL      = time.Second
 	metricsInFlight = 4
@@ -32,39 +35,91 @@ func metricsHandler(room interface{ Stats() chatroom.Stats }) http.Handler {
 	return newMetricsHandler(reg, metricsTTL, metricsInFlight, time.Now)
 }
 
-// newMetricsHandler serves what g gathers, each gathering's result for
-// ttl (0: gather for every request), to at most inFlight requests at once.
+// newMetricsHandler serves what g gathers, in the format each request
+// negotiates (Prometheus's text format, or its protobuf one), to at most
+// inFlight requests at once. Each format's answer is gathered and encoded
+// at most once per ttl and served again meanwhile (0: for every request);
+// requests that come while it is made wait for it. Answers are not
+// compressed: about 10 KB, and compressing each would cost more than
+// sending it, and a compressor's memory per request in flight.
 func newMetricsHandler(g prometheus.Gatherer, ttl time.Duration, inFlight int, now func() time.Time) http.Handler {
-	if ttl > 0 {
-		g = &cachedGatherer{g: g, ttl: ttl, now: now}
-	}
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{MaxRequestsInFlight: inFlight})
+	return &metricsCache{g: g, ttl: ttl, now: now, slots: make(chan struct{}, inFlight), answers: make(map[expfmt.Format]*metricsAnswer)}
 }
 
-// cachedGatherer gathers from g at most once per ttl, and returns the same
-// result to every caller meanwhile; callers that come during a gathering
-// wait for it. The families it returns are shared: callers only read them
-// (promhttp encodes them).
-type cachedGatherer struct {
-	g   prometheus.Gatherer
-	ttl time.Duration
-	now func() time.Time
+// metricsCache is newMetricsHandler's handler.
+type metricsCache struct {
+	g     prometheus.Gatherer
+	ttl   time.Duration
+	now   func() time.Time
+	slots chan struct{} // a place for each request being answered
 
-	mu     sync.Mutex
-	filled bool
-	at     time.Time
-	mfs    []*dto.MetricFamily
-	err    error
+	mu      sync.Mutex                       // held while an answer is made, with ttl > 0
+	answers map[expfmt.Format]*metricsAnswer // by format: as few as expfmt.Negotiate gives
 }
 
-func (c *cachedGatherer) Gather() ([]*dto.MetricFamily, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := c.now(); !c.filled || now.Sub(c.at) >= c.ttl || now.Before(c.at) {
-		c.mfs, c.err = c.g.Gather()
-		c.filled, c.at = true, now
+// metricsAnswer is one format's answer, as it was made at a moment.
+type metricsAnswer struct {
+	at   time.Time
+	body []byte // never modified once made
+	err  error
+}
+
+func (m *metricsCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case m.slots <- struct{}{}:
+		defer func() { <-m.slots }()
+	default:
+		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", cap(m.slots)), http.StatusServiceUnavailable)
+		return
 	}
-	return c.mfs, c.err
+	format := expfmt.Negotiate(r.Header)
+	a := m.answer(format)
+	if a.err != nil {
+		http.Error(w, "An error has occurred while serving metrics:\n\n"+a.err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", string(format))
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
+	w.Write(a.body)
+}
+
+// answer returns the answer in format: the one made within ttl, or a new
+// one.
+func (m *metricsCache) answer(format expfmt.Format) *metricsAnswer {
+	if m.ttl <= 0 {
+		return m.make(format)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if a := m.answers[format]; a != nil && now.Sub(a.at) < m.ttl && !now.Before(a.at) {
+		return a
+	}
+	a := m.make(format)
+	a.at = now
+	m.answers[format] = a
+	return a
+}
+
+// make gathers and encodes a new answer in format.
+func (m *metricsCache) make(format expfmt.Format) *metricsAnswer {
+	mfs, err := m.g.Gather()
+	if err != nil {
+		return &metricsAnswer{err: err}
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, format)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return &metricsAnswer{err: err}
+		}
+	}
+	if closer, ok := enc.(expfmt.Closer); ok {
+		if err := closer.Close(); err != nil {
+			return &metricsAnswer{err: err}
+		}
+	}
+	return &metricsAnswer{body: buf.Bytes()}
 }
 
 // statsCollector exports a room's Stats as Prometheus metrics: one

@@ -172,6 +172,48 @@ func TestMetricsCached(t *testing.T) {
 	assert.EqualValues(t, 2, g.n.Load(), "gatherings once a second has passed")
 }
 
+// TestMetricsFormats: a scrape gets the format it asks for, Prometheus's
+// text format or its protobuf one, each cached on its own, and never
+// compressed, even when asked to.
+func TestMetricsFormats(t *testing.T) {
+	t.Parallel()
+	room := chatroom.NewRoom()
+	defer room.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(statsCollector{room})
+	g := &countingGatherer{g: reg}
+	srv := httptest.NewServer(newMetricsHandler(g, time.Hour, 4, time.Now))
+	defer srv.Close()
+
+	get := func(accept string) (*http.Response, []byte) {
+		req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", accept)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Empty(t, resp.Header.Get("Content-Encoding"), "compressed")
+		return resp, body
+	}
+	for range 2 {
+		resp, body := get("text/plain")
+		assert.Equal(t, expfmt.TypeTextPlain, expfmt.ResponseFormat(resp.Header).FormatType())
+		assert.Contains(t, string(body), "chatroom_clients 0")
+
+		resp, body = get("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
+		require.Equal(t, expfmt.TypeProtoDelim, expfmt.ResponseFormat(resp.Header).FormatType())
+		dec := expfmt.NewDecoder(strings.NewReader(string(body)), expfmt.ResponseFormat(resp.Header))
+		var mf dto.MetricFamily
+		require.NoError(t, dec.Decode(&mf))
+		assert.NotEmpty(t, mf.GetName())
+	}
+	assert.EqualValues(t, 2, g.n.Load(), "gatherings: one for each format")
+}
+
 // TestMetricsInFlightBounded: with 2 scrapes being answered, a third gets
 // 503 at once, without gathering; once they are done, scrapes are
 // answered again.
