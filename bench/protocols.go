@@ -83,8 +83,18 @@ func dial(addr string) (net.Conn, *bufio.Reader, *bufio.Writer, error) {
 // size that only bulk traffic needs. A line longer than it still passes.
 const memberBuffer = 4 << 10
 
+// dialer opens the load tool's TCP connections. It sends no TCP
+// keep-alive probes: the clients it stands in for (nc, a chat client)
+// send none unless their user asks, and Go's default, a probe every 15 s
+// from every connection, makes 10 000 idle clients that arrived together
+// probe together: on loopback, whose queue of packets in flight holds
+// net.core.netdev_max_backlog (1 000 here), most of such a burst is
+// dropped, and a connection whose probes are all dropped (9, 150 s) is
+// aborted by the kernel. Whether to probe is the server's to decide.
+var dialer = net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
+
 func dialSized(addr string, rsize, wsize int) (net.Conn, *bufio.Reader, *bufio.Writer, error) {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	c, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		return nil, nil, nil, err
 	}

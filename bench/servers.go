@@ -436,6 +436,20 @@ func (s *server) rss() (int64, error) {
 	})
 }
 
+// descriptors returns how many file descriptors the server's processes
+// hold open, from /proc/PID/fd: each connected client holds at least one.
+func (s *server) descriptors() (int, error) {
+	total := 0
+	for i, cmd := range s.cmds {
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+		if err != nil {
+			return 0, s.exited(i, err)
+		}
+		total += len(fds)
+	}
+	return total, nil
+}
+
 // sum adds up, over the server's processes, the value of the line that
 // starts with name in /proc/PID/file, as parse reads it.
 func (s *server) sum(file, name string, parse func(string) (int64, error)) (int64, error) {

@@ -386,19 +386,34 @@ func runIdle(p protocol, srv *server, spec idleSpec, first, late time.Duration, 
 	if err != nil {
 		return res, err
 	}
+	baseFDs, err := srv.descriptors()
+	if err != nil {
+		return res, err
+	}
 	progress.start(fmt.Sprintf("%s: connecting %d idle clients", p.name(), n), int64(n))
-	// Each client keeps reading, as a live one does, and counts if the
-	// server cuts it off: a figure over clients that are gone means nothing.
-	var cutOff atomic.Int64
+	// Each client keeps reading, as a live one does, and counts if its
+	// connection ends before the load tool closes it: the server cut it
+	// off (EOF), or it failed (reset, or timed out). A figure over
+	// clients that are gone means nothing: a client that leaves costs the
+	// server the notices to everyone left, and the figure still divides
+	// by n.
+	var cutOff, failed atomic.Int64
+	var firstFailure atomic.Pointer[error]
 	drain := func(_ int, c client) {
 		go func() {
 			for {
-				if _, err := c.next(); err != nil {
-					if errors.Is(err, io.EOF) {
-						cutOff.Add(1)
-					}
-					return
+				_, err := c.next()
+				switch {
+				case err == nil:
+					continue
+				case errors.Is(err, net.ErrClosed): // the load tool's own close, after the readings
+				case errors.Is(err, io.EOF):
+					cutOff.Add(1)
+				default:
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, &err)
 				}
+				return
 			}
 		}()
 	}
@@ -429,7 +444,21 @@ func runIdle(p protocol, srv *server, spec idleSpec, first, late time.Duration, 
 			time.Sleep(wait)
 		}
 		rss, err := srv.rss()
-		return float64(rss-base) / float64(n), err
+		if err != nil {
+			return 0, err
+		}
+		// A connection the server dropped, and whose end its client has
+		// not heard of (the kernel's reset lost, as the keep-alive probes
+		// before it were), shows in its descriptors. (A server without a
+		// process of its own, the tests' fake, has none to count.)
+		fds, err := srv.descriptors()
+		if err != nil {
+			return 0, err
+		}
+		if held := fds - baseFDs; len(srv.cmds) > 0 && held < n {
+			return 0, fmt.Errorf("%v after the last join the server holds %d descriptors more than before the joins, for %d idle clients: it lost some", at, held, n)
+		}
+		return float64(rss-base) / float64(n), nil
 	}
 	if res.rssPerConn, err = read(first); err != nil {
 		return res, err
@@ -441,6 +470,9 @@ func runIdle(p protocol, srv *server, spec idleSpec, first, late time.Duration, 
 	}
 	if k := cutOff.Load(); k > 0 {
 		return res, fmt.Errorf("the server cut off %d of %d idle clients", k, n)
+	}
+	if k := failed.Load(); k > 0 {
+		return res, fmt.Errorf("%d of %d idle clients lost their connection (the first: %w)", k, n, *firstFailure.Load())
 	}
 	return res, nil
 }

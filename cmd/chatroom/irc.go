@@ -88,13 +88,13 @@ func validName(name string) bool {
 	return true
 }
 
-// listen opens the IRC listener, if -irc asks for one, with TLS if
-// config is not nil.
-func (s *ircServer) listen(config *tls.Config) error {
+// listen opens the IRC listener with lc, if -irc asks for one, with TLS
+// if config is not nil.
+func (s *ircServer) listen(lc *net.ListenConfig, config *tls.Config) error {
 	if *s.addr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", *s.addr)
+	ln, err := lc.Listen(context.Background(), "tcp", *s.addr)
 	if err != nil {
 		return fmt.Errorf("irc: %w", err)
 	}

@@ -278,6 +278,8 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"negative buffer", func() error { return serve([]string{"-buffer", "-1"}) }, "-buffer"},
 		{"zero outbox", func() error { return serve([]string{"-outbox", "0"}) }, "-outbox"},
 		{"negative idle", func() error { return serve([]string{"-idle", "-1s"}) }, "-idle"},
+		{"negative keepalive", func() error { return serve([]string{"-keepalive", "-1s"}) }, "-keepalive"},
+		{"keepalive under a second", func() error { return serve([]string{"-keepalive", "500ms"}) }, "-keepalive"},
 		{"negative history", func() error { return serve([]string{"-history", "-1"}) }, "-history"},
 		{"negative rate", func() error { return serve([]string{"-rate", "-1"}) }, "-rate"},
 		{"NaN rate", func() error { return serve([]string{"-rate", "NaN"}) }, "-rate"},

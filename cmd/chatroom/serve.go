@@ -37,6 +37,23 @@ Flags:
 // lively room (the engine's default is none).
 const demoHistory = 100
 
+// demoKeepAlive is -keepalive's default, Redis's: Go's own (a probe after
+// 15 s without traffic, then every 15 s) has every idle client cost a
+// probe and its answer every 15 s, and 10 000 clients that arrived
+// together are probed together.
+const demoKeepAlive = 5 * time.Minute
+
+// listenConfig returns how the demo listens for clients: with TCP
+// keep-alive probes after period without traffic, then every period/3,
+// the connection dropped after 3 unanswered (as Redis's tcp-keepalive
+// does); with none for period 0.
+func listenConfig(period time.Duration) *net.ListenConfig {
+	if period == 0 {
+		return &net.ListenConfig{KeepAlive: -1}
+	}
+	return &net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: period, Interval: period / 3, Count: 3}}
+}
+
 // serveConfig is what serve's flags say.
 type serveConfig struct {
 	addr           string
@@ -52,6 +69,7 @@ type serveConfig struct {
 	tlsCert        string
 	tlsKey         string
 	grace          time.Duration
+	keepAlive      time.Duration
 	httpAddr       string
 	httpHosts      listFlag
 	trustedProxies prefixFlag
@@ -85,6 +103,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS with this certificate `file` (PEM), on -addr and on -http (HTTPS and WSS); needs -tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key `file` (PEM) for -tls-cert")
 	fs.DurationVar(&c.grace, "grace", 10*time.Second, "on SIGINT or SIGTERM, how long to let clients take their last lines")
+	fs.DurationVar(&c.keepAlive, "keepalive", demoKeepAlive, "send a client's connection a TCP keep-alive probe after this long without traffic, then every third of it, and drop it after 3 unanswered (Redis's tcp-keepalive), on -addr, -irc and -http; 0 means no probes")
 	fs.StringVar(&c.httpAddr, "http", "", "also serve the web page at / and its WebSocket at /ws on this `address`, in the same room (HTTPS with -tls-cert)")
 	fs.Var(&c.httpHosts, "http-host", "with -http, also accept WebSockets for this host `name` (the name users type; a pattern like *.example.com works; repeat, or separate with commas); localhost and the address a request arrives on are always accepted, any other name is refused (421) to defeat DNS rebinding")
 	fs.Var(&c.trustedProxies, "trusted-proxy", "with -http, trust X-Forwarded-For from this `network` (a reverse proxy in front: CIDR, or one address; repeat, or separate with commas): the client is then the address the proxy forwarded, for its name and the per-address limits")
@@ -164,6 +183,8 @@ func parseServe(args []string) (serveConfig, error) {
 		return c, usageError{"-buffer must be positive"}
 	case c.idle < 0:
 		return c, usageError{"-idle must not be negative"}
+	case c.keepAlive != 0 && c.keepAlive < time.Second:
+		return c, usageError{"-keepalive must be 0 or at least 1s"}
 	case c.writeTimeout < 0:
 		return c, usageError{"-write-timeout must not be negative"}
 	case c.outbox <= 0:
@@ -212,14 +233,15 @@ func serve(args []string) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	ln, err := net.Listen("tcp", c.addr)
+	lc := listenConfig(c.keepAlive)
+	ln, err := lc.Listen(context.Background(), "tcp", c.addr)
 	if err != nil {
 		return err
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	if err := c.irc.listen(tlsConfig); err != nil {
+	if err := c.irc.listen(lc, tlsConfig); err != nil {
 		ln.Close()
 		return err
 	}
@@ -296,7 +318,9 @@ func serve(args []string) error {
 			// HTTP/2 has no way to hand over.
 			siteTLS = &tls.Config{Certificates: tlsConfig.Certificates, NextProtos: []string{"http/1.1"}}
 		}
-		s, err := startSite("web page", c.httpAddr, "/", mux, siteTLS, siteLimits, logger, siteFailed)
+		limits := siteLimits
+		limits.keepAlive = c.keepAlive // its WebSockets are clients as those on -addr are
+		s, err := startSite("web page", c.httpAddr, "/", mux, siteTLS, limits, logger, siteFailed)
 		if err != nil {
 			room.Close()
 			ln.Close()

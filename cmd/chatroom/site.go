@@ -1,11 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 )
@@ -22,6 +22,7 @@ type httpLimits struct {
 	write          time.Duration // from the end of the request's headers to the end of the response
 	idle           time.Duration // between two requests of one keep-alive connection
 	maxHeaderBytes int
+	keepAlive      time.Duration // the connections' TCP keep-alive period (listenConfig); 0: no probes
 }
 
 // siteLimits are the demo's: enough for a page, its two files and a
@@ -32,6 +33,7 @@ var siteLimits = httpLimits{
 	write:          30 * time.Second,
 	idle:           30 * time.Second,
 	maxHeaderBytes: 16 << 10,
+	keepAlive:      demoKeepAlive,
 }
 
 // site is one of the demo's HTTP servers, serving.
@@ -60,7 +62,7 @@ func newHTTPServer(h http.Handler, limits httpLimits, logger *slog.Logger) *http
 // not nil) until close. If the server fails before that, its error goes to
 // failed.
 func startSite(name, addr, path string, h http.Handler, tlsConfig *tls.Config, limits httpLimits, logger *slog.Logger, failed chan<- error) (*site, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenConfig(limits.keepAlive).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
