@@ -54,7 +54,16 @@ type metricsCache struct {
 	slots chan struct{} // a place for each request being answered
 
 	mu      sync.Mutex                       // held while an answer is made, with ttl > 0
-	answers map[expfmt.Format]*metricsAnswer // by format: as few as expfmt.Negotiate gives
+	answers map[expfmt.Format]*metricsAnswer // by format: one for each of metricsFormats at most
+}
+
+// metricsFormats are the formats /metrics answers in, in order of
+// preference; a request that accepts none of them gets the text format.
+var metricsFormats = []expfmt.Format{
+	expfmt.NewFormat(expfmt.TypeProtoDelim),
+	expfmt.NewFormat(expfmt.TypeProtoText),
+	expfmt.NewFormat(expfmt.TypeProtoCompact),
+	expfmt.NewFormat(expfmt.TypeTextPlain),
 }
 
 // metricsAnswer is one format's answer, as it was made at a moment.
@@ -72,7 +81,7 @@ func (m *metricsCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", cap(m.slots)), http.StatusServiceUnavailable)
 		return
 	}
-	format := expfmt.Negotiate(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, metricsFormats...)
 	a := m.answer(format)
 	if a.err != nil {
 		http.Error(w, "An error has occurred while serving metrics:\n\n"+a.err.Error(), http.StatusInternalServerError)
