@@ -304,3 +304,33 @@ func churnAgainstTheRoom(t *testing.T, hosts int, length time.Duration) {
 	require.NoError(t, room.Close())
 	eventually(t, func() bool { return openFDs(t) <= fds+2 }, "descriptors back (a and b's ends aside)")
 }
+
+// TestFloodersDoNotHoldAdmission: a client that floods from its first
+// moment waits out its rate in its first turn, and it is in by then: it
+// gives its place among those being admitted to the next connection, so
+// that more such clients than there are places (256) cannot keep everyone
+// else out for as long as their rate makes them wait.
+func TestFloodersDoNotHoldAdmission(t *testing.T) {
+	t.Parallel()
+	const flooders = 400
+	room, addr := startRoom(t, chatroom.WithRateLimit(0.01, 1)) // the second line waits 100 s
+	var wg sync.WaitGroup
+	for i := range flooders {
+		wg.Go(func() {
+			conn, err := net.DialTimeout("tcp", addr, waitLimit)
+			if !assert.NoError(t, err, "flooder %d", i) {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+			conn.SetDeadline(time.Now().Add(waitLimit))
+			_, err = conn.Write([]byte("one\ntwo\nthree\n")) // before its welcome: its first turn has them
+			assert.NoError(t, err, "flooder %d", i)
+			welcome, err := bufio.NewReader(conn).ReadString('\n')
+			assert.NoError(t, err, "flooder %d", i)
+			assert.True(t, strings.HasPrefix(welcome, "* welcome "), "flooder %d got %q", i, welcome)
+		})
+	}
+	wg.Wait()
+	dial(t, addr, flooders+1) // and the room is not stuck either
+	assert.Equal(t, flooders+1, room.Stats().Clients)
+}

@@ -418,9 +418,10 @@ func (h *Hub) ServeConnFace(conn net.Conn, face Face) error {
 // its clients are read here, by their own goroutine.
 //
 // A connection the poller reads keeps its place in h.admitting until it is
-// registered and its first turn, run here, is over: so Serve's goroutines
-// are at most maxAdmitting, a connection that hangs up at once (a storm of
-// them) included, which leaves the hub on this goroutine.
+// registered and its first turn, run here, is over, or waits out its rate
+// in it (Client.throttle): so Serve's goroutines are at most maxAdmitting,
+// a connection that hangs up at once (a storm of them) included, which
+// leaves the hub on this goroutine.
 func (h *Hub) serve(conn net.Conn, face Face, landing *Room, accepted bool) error {
 	c := newClient(h, conn, face, landing)
 	c.admitting = accepted

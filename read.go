@@ -327,6 +327,10 @@ func (c *Client) throttle() bool {
 	if !c.flushSaid() {
 		return false
 	}
+	if c.firstTurn && c.reg {
+		c.firstTurn = false
+		c.doneAdmitting() // in, and waiting on its own rate: the place is the next connection's
+	}
 	c.mayWait()
 	t := time.NewTimer(wait)
 	defer t.Stop()
