@@ -175,6 +175,9 @@ func TestRoomsAcrossProcesses(t *testing.T) {
 	alice.Send("/join games\n")
 	alice.Expect("* you are in games, 1 online")
 	bob.WaitUntil(endsWith(" * alice left"))
+	// Bob's process hears alice leave the lobby and enter games as two
+	// messages: it must know games before bob asks for it.
+	allList(t, "games (1), lobby (2)", ps...)
 	bob.Send("/join GAMES\n")
 	bob.Expect("* you are in games, 2 online") // the room is one, named as it was first opened
 	alice.Expect(ts + " * bob joined")
