@@ -1,17 +1,14 @@
 package natsbus
 
 import (
-	"net"
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatroom-go/chatroom"
-	"github.com/chatroom-go/chatroom/internal/chattest"
 )
 
 // TestLineBatch: the publisher takes into one message the lines queued
@@ -20,15 +17,7 @@ import (
 // would pass the bytes a batch may hold.
 func TestLineBatch(t *testing.T) {
 	t.Parallel()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	require.NoError(t, err)
-	srv.Start()
-	defer func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}()
-	require.True(t, srv.ReadyForConnections(chattest.WaitLimit))
-	nc, err := nats.Connect("nats://" + srv.Addr().(*net.TCPAddr).String())
+	nc, err := nats.Connect(runNATS(t))
 	require.NoError(t, err)
 	defer nc.Close()
 	b, err := New(nc, "lobby")

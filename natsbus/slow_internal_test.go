@@ -23,17 +23,7 @@ import (
 // every line once, in the stream's order, those that came several in one
 // message too.
 func TestSlowConsumerRecovers(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true})
-	require.NoError(t, err)
-	srv.Start()
-	defer func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}()
-	require.True(t, srv.ReadyForConnections(chattest.WaitLimit))
-	url := "nats://" + srv.Addr().(*net.TCPAddr).String()
-	nc, err := nats.Connect(url, nats.NoEcho())
+	nc, err := nats.Connect(runNATS(t), nats.NoEcho())
 	require.NoError(t, err)
 	defer nc.Close()
 
@@ -96,4 +86,21 @@ func TestSlowConsumerRecovers(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, want, ids, "every line once, in order")
 	assert.Positive(t, b.recovered.Load(), "no line was read from the stream: NATS dropped none, and the test did not test")
+}
+
+// runNATS runs a NATS server with JetStream on a free port of 127.0.0.1
+// until the test ends, and returns its URL: the package's own tests
+// cannot use the external tests' startNATS.
+func runNATS(t *testing.T) string {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	require.True(t, srv.ReadyForConnections(chattest.WaitLimit))
+	return "nats://" + srv.Addr().(*net.TCPAddr).String()
 }
